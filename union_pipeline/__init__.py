@@ -1,0 +1,1 @@
+"""union-pipeline: the data pipeline and KPI warehouse of a district federation of trade unions."""

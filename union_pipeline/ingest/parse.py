@@ -1,0 +1,137 @@
+"""The contract's parsing rules as DuckDB SQL: dates, amounts, booleans, ID numbers, PII.
+
+One set-based pass types every row; a value that is present but unparseable becomes NULL
+with a flag, so the row rules can quarantine it with the column named.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from union_pipeline.ingest.specs import Column, SourceSpec
+
+# GB 11643 / ISO 7064 MOD 11-2 weights and check characters.
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK_CHARS = "10X98765432"
+
+DATE_PATTERN = (
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+)
+TRUE_WORDS = ("是", "y", "yes", "true", "t", "1")
+FALSE_WORDS = ("否", "n", "no", "false", "f", "0")
+
+
+def _quote_list(words) -> str:
+    return ", ".join("'" + w.replace("'", "''") + "'" for w in words)
+
+
+def macros_sql(pii_key: bytes) -> list[str]:
+    """Temporary macros for one connection; the key never leaves the process."""
+    block = 64
+    key = hashlib.sha256(pii_key).digest() if len(pii_key) > block else pii_key
+    key = key.ljust(block, b"\0")
+    inner = bytes(b ^ 0x36 for b in key).hex()
+    outer = bytes(b ^ 0x5C for b in key).hex()
+    check_sum = " + ".join(
+        f"(ord(substr(s, {i + 1}, 1)) - 48) * {w}" for i, w in enumerate(ID_WEIGHTS)
+    )
+    return [
+        "CREATE OR REPLACE TEMP MACRO up_text(s) AS NULLIF(trim(s), '')",
+        f"""CREATE OR REPLACE TEMP MACRO up_date(s) AS try(make_date(
+            TRY_CAST(regexp_extract(trim(s), '{DATE_PATTERN}', 1) AS INTEGER),
+            TRY_CAST(regexp_extract(trim(s), '{DATE_PATTERN}', 2) AS INTEGER),
+            TRY_CAST(regexp_extract(trim(s), '{DATE_PATTERN}', 3) AS INTEGER)))""",
+        """CREATE OR REPLACE TEMP MACRO up_number(s) AS
+            TRY_CAST(NULLIF(replace(replace(trim(s), ',', ''), '，', ''), '') AS DOUBLE)""",
+        """CREATE OR REPLACE TEMP MACRO up_int(s) AS
+            CASE WHEN up_number(s) = floor(up_number(s)) AND abs(up_number(s)) < 1e15
+                 THEN up_number(s)::BIGINT END""",
+        f"""CREATE OR REPLACE TEMP MACRO up_bool(s) AS
+            CASE WHEN lower(trim(s)) IN ({_quote_list(TRUE_WORDS)}) THEN true
+                 WHEN lower(trim(s)) IN ({_quote_list(FALSE_WORDS)}) THEN false END""",
+        "CREATE OR REPLACE TEMP MACRO up_id_norm(s) AS upper(replace(trim(s), ' ', ''))",
+        """CREATE OR REPLACE TEMP MACRO up_id_birth(s) AS
+            try(make_date(TRY_CAST(substr(s, 7, 4) AS INTEGER),
+                          TRY_CAST(substr(s, 11, 2) AS INTEGER),
+                          TRY_CAST(substr(s, 13, 2) AS INTEGER)))""",
+        f"""CREATE OR REPLACE TEMP MACRO up_id_valid(s, today) AS
+            COALESCE(regexp_full_match(s, '\\d{{17}}[0-9X]')
+            AND substr('{ID_CHECK_CHARS}', (({check_sum}) % 11) + 1, 1) = substr(s, 18, 1)
+            AND up_id_birth(s) BETWEEN DATE '1900-01-01' AND today, false)""",
+        f"""CREATE OR REPLACE TEMP MACRO up_person_key(s) AS
+            sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode(s))))""",
+        """CREATE OR REPLACE TEMP MACRO up_phone_valid(s) AS
+            regexp_full_match(regexp_replace(trim(s), '[\\s-]', '', 'g'), '1\\d{10}')""",
+        # Masks keep enough to find the record at the source, never enough to identify.
+        """CREATE OR REPLACE TEMP MACRO up_mask_id(s) AS CASE WHEN s IS NULL THEN NULL
+            WHEN length(s) >= 10 THEN left(s, 6) || repeat('*', length(s) - 10) || right(s, 4)
+            ELSE repeat('*', length(s)) END""",
+        """CREATE OR REPLACE TEMP MACRO up_mask_name(s) AS CASE WHEN s IS NULL THEN NULL
+            ELSE left(s, 1) || repeat('*', greatest(length(s) - 1, 1)) END""",
+        """CREATE OR REPLACE TEMP MACRO up_mask_phone(s) AS CASE WHEN s IS NULL THEN NULL
+            WHEN length(s) >= 7 THEN left(s, 3) || repeat('*', length(s) - 7) || right(s, 4)
+            ELSE repeat('*', length(s)) END""",
+    ]
+
+
+def typed_expressions(col: Column, today: dt.date) -> list[tuple[str, str]]:
+    """(sql expression, output name) pairs for one raw text column named `col.name`."""
+    raw = f'"{col.name}"'
+    text = f"up_text({raw})"
+    if col.type == "text":
+        return [(text, col.name)]
+    if col.type in ("int", "decimal", "date", "bool"):
+        parsed = {
+            "int": f"up_int({raw})",
+            "decimal": f"TRY_CAST(up_number({raw}) AS DECIMAL(18, {col.scale}))",
+            "date": f"up_date({raw})",
+            "bool": f"up_bool({raw})",
+        }[col.type]
+        return [
+            (parsed, col.name),
+            (f"({text} IS NULL OR {parsed} IS NOT NULL)", f"{col.name}__parsed"),
+        ]
+    if col.type == "id_number":
+        norm = f"up_id_norm({raw})"
+        valid = f"up_id_valid({norm}, DATE '{today.isoformat()}')"
+        return [
+            (f"CASE WHEN {text} IS NOT NULL THEN {valid} END", f"{col.name}__ok"),
+            (f"CASE WHEN {valid} THEN up_person_key({norm}) END", "person_key"),
+            (
+                f"CASE WHEN {valid} THEN "
+                f"CASE WHEN TRY_CAST(substr({norm}, 17, 1) AS INTEGER) % 2 = 1 "
+                f"THEN '男' ELSE '女' END END",
+                "gender",
+            ),
+            (f"CASE WHEN {valid} THEN year(up_id_birth({norm})) END", "birth_year"),
+        ]
+    if col.type == "phone":
+        return [
+            (f"CASE WHEN {text} IS NOT NULL THEN up_phone_valid({raw}) END", f"{col.name}__ok"),
+            (f"{text} IS NOT NULL", "has_phone"),
+        ]
+    if col.type == "name":
+        return [(f"CASE WHEN {text} IS NOT NULL THEN true END", f"{col.name}__ok")]
+    raise AssertionError(col.type)
+
+
+def masked_values_sql(spec: SourceSpec) -> str:
+    """A JSON text of the row's raw values, PII masked, for the quarantine table."""
+    parts = []
+    for col in spec.columns:
+        raw = f'up_text("{col.name}")'
+        value = {
+            "id_number": f"up_mask_id(up_id_norm({raw}))",
+            "name": f"up_mask_name({raw})",
+            "phone": f"up_mask_phone({raw})",
+        }.get(col.type, raw)
+        parts.append(f'"{col.name}" := {value}')
+    return f"to_json(struct_pack({', '.join(parts)}))::VARCHAR"
+
+
+def content_hash_sql(spec: SourceSpec) -> str:
+    """Hash of every value, to tell identical repeats from conflicting duplicates."""
+    values = ", ".join(f'COALESCE(up_text("{c.name}"), \'\\0\')' for c in spec.columns)
+    return f"md5(concat_ws('\\x1f', {values}))"

@@ -1,0 +1,128 @@
+"""Source specs: `assets/sources/*.yaml` loaded into typed objects, validated once."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from union_pipeline.settings import ASSETS_DIR
+
+COLUMN_TYPES = {"text", "int", "decimal", "date", "bool", "id_number", "name", "phone"}
+PII_TYPES = {"id_number", "name", "phone"}
+
+
+class SpecError(ValueError):
+    """A source spec in assets/sources is malformed."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    header: str
+    type: str
+    required: bool = False
+    allowed: tuple[str, ...] | None = None
+    min: float | str | None = None
+    max: float | str | None = None
+    min_exclusive: float | None = None
+    not_before: str | None = None
+    scale: int = 2
+
+    @property
+    def is_pii(self) -> bool:
+        return self.type in PII_TYPES
+
+
+@dataclass(frozen=True)
+class Reference:
+    column: str
+    source: str
+    key: str
+    rule: str
+    not_before: dict | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    folder: str
+    title_zh: str
+    title_en: str
+    group: str
+    required: bool
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    references: tuple[Reference, ...] = field(default_factory=tuple)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def has_person(self) -> bool:
+        return any(c.type == "id_number" for c in self.columns)
+
+    @property
+    def header_map(self) -> dict[str, str]:
+        """Accepted header (Chinese or canonical) -> canonical column name."""
+        mapping = {c.header: c.name for c in self.columns}
+        mapping.update({c.name: c.name for c in self.columns})
+        return mapping
+
+
+def reference_list(name: str) -> tuple[str, ...]:
+    """A named reference list from assets/ (streets, kpi_codes)."""
+    if name == "streets":
+        with open(ASSETS_DIR / "streets.csv", encoding="utf-8") as f:
+            return tuple(row["street"] for row in csv.DictReader(f))
+    if name == "kpi_codes":
+        from union_pipeline.kpis import load_catalogue
+
+        return tuple(k.code for k in load_catalogue())
+    raise SpecError(f"unknown reference list {name!r}")
+
+
+def _column(source: str, raw: dict) -> Column:
+    try:
+        col = Column(**raw)
+    except TypeError as err:
+        raise SpecError(f"assets/sources/{source}.yaml: column {raw}: {err}") from err
+    if col.type not in COLUMN_TYPES:
+        raise SpecError(
+            f"assets/sources/{source}.yaml: column {col.name}: type {col.type!r} "
+            f"is not one of {sorted(COLUMN_TYPES)}"
+        )
+    allowed = raw.get("allowed")
+    if isinstance(allowed, dict):
+        allowed = reference_list(allowed["ref"])
+    return Column(**{**raw, "allowed": tuple(allowed) if allowed else None})
+
+
+def load_spec(path: Path) -> SourceSpec:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    name = raw["name"]
+    columns = tuple(_column(name, c) for c in raw["columns"])
+    names = {c.name for c in columns}
+    for key in raw["key"]:
+        if key not in names:
+            raise SpecError(f"{path.name}: key column {key!r} is not a column")
+    return SourceSpec(
+        name=name,
+        folder=raw["folder"],
+        title_zh=raw["title_zh"],
+        title_en=raw["title_en"],
+        group=raw["group"],
+        required=bool(raw["required"]),
+        key=tuple(raw["key"]),
+        columns=columns,
+        references=tuple(Reference(**r) for r in raw.get("references", [])),
+    )
+
+
+@cache
+def load_specs(directory: Path = ASSETS_DIR / "sources") -> dict[str, SourceSpec]:
+    specs = [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+    return {s.name: s for s in specs}
