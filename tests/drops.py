@@ -1,0 +1,46 @@
+"""Raw drops written to disk in the formats users send."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def id_number(region: str = "330211", birth: str = "19900307", seq: str = "123") -> str:
+    """A valid 18-character ID number (GB 11643 check digit) — test data, not a person."""
+    body = region + birth + seq
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, ID_WEIGHTS)) % 11]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding=encoding, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_xlsx(path: Path, header: list[str], rows: list[list]) -> Path:
+    from openpyxl import Workbook
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+UNION_HEADER = ["工会编码", "工会名称", "所属镇街", "单位类型", "职工人数", "成立日期",
+                "授权日期", "星级", "撤销日期"]
+MEMBER_HEADER = ["会员编号", "姓名", "身份证号", "手机号", "工会编码", "入会日期", "离会日期",
+                 "采集日期", "APP认证日期", "一线职工"]
+TARGET_HEADER = ["指标代码", "年度", "目标值", "比较", "依据"]
+
+

@@ -1,0 +1,104 @@
+"""The whole graph, materialized for real into a temporary DuckDB file."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from union_pipeline.definitions import defs
+from tests.drops import MEMBER_HEADER, write_csv
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    warehouse = tmp_path / "warehouse" / "union.duckdb"
+    monkeypatch.setenv("UNION_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
+    monkeypatch.setenv("UNION_PII_KEY", "test-key")
+    return warehouse
+
+
+def refresh(raw: Path, monkeypatch) -> dg.ExecuteInProcessResult:
+    monkeypatch.setenv("UNION_RAW_DIR", str(raw))
+    job = defs().resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_full_refresh_builds_and_publishes(demo_drop, env, monkeypatch):
+    result = refresh(demo_drop, monkeypatch)
+    assert result.success
+    with duckdb.connect(str(env), read_only=True) as con:
+        tables = {r[0] for r in con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+        assert {"staging.members", "staging.quarantine", "marts.kpi_yearly",
+                "marts.kpi_by_street", "marts.report_reconciliation"} <= tables
+        assert con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0] > 1000
+    assert not list(env.parent.glob(".union.build-*")), "the build file was swapped in"
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks if c.check_name == "rows_accounted_for")
+
+
+def test_file_error_fails_the_refresh_and_keeps_the_warehouse(demo_drop, env, monkeypatch):
+    assert refresh(demo_drop, monkeypatch).success
+    before = file_digest(env)
+    broken = demo_drop / "members" / "zz-broken.csv"
+    write_csv(broken, [h for h in MEMBER_HEADER if h != "入会日期"], [["M1"] * 9])
+    result = refresh(demo_drop, monkeypatch)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert "members/zz-broken.csv" in message and "入会日期 (join_date)" in message
+    assert file_digest(env) == before
+
+
+def test_no_clear_pii_in_any_table(demo_drop, env, monkeypatch):
+    assert refresh(demo_drop, monkeypatch).success
+    id_like = re.compile(r"\d{17}[\dXx]")
+    phone_like = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+    names = _names_in_drop(demo_drop)
+    with duckdb.connect(str(env), read_only=True) as con:
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+            "WHERE data_type = 'VARCHAR'"
+        ).fetchall()
+        for schema, table, column in columns:
+            values = [v for (v,) in con.execute(
+                f'SELECT DISTINCT "{column}" FROM {schema}.{table} WHERE "{column}" IS NOT NULL'
+            ).fetchall()]
+            for value in values:
+                where = f"{schema}.{table}.{column}"
+                assert not id_like.search(value), f"ID number in {where}"
+                assert not phone_like.search(value), f"phone number in {where}"
+                assert value not in names, f"a name in {where}"
+
+
+def _names_in_drop(raw: Path) -> set[str]:
+    import pyarrow.csv as pacsv
+
+    names = set()
+    for path in (raw / "members").glob("*.csv"):
+        encoding = "gb18030"
+        head = path.read_bytes()[:3]
+        if head == b"\xef\xbb\xbf":
+            encoding = "utf-8-sig"
+        else:
+            try:
+                path.read_bytes().decode("utf-8")
+                encoding = "utf-8"
+            except UnicodeDecodeError:
+                pass
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+            encoding="utf8" if encoding.startswith("utf") else encoding))
+        names |= {n.strip() for n in table.column("姓名").to_pylist() if n and n.strip()}
+    assert names
+    return names

@@ -1,0 +1,1 @@
+"""Shared Dagster machinery: the warehouse resource and the metadata every asset reports."""

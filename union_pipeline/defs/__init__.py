@@ -1,0 +1,1 @@
+"""Everything Dagster loads, one folder per domain (group)."""

@@ -1,0 +1,6 @@
+"""Mutual aid (职工医疗互助): enrolments and benefit claims."""
+
+from union_pipeline.assetkit.staging import staging_asset
+
+enrollments = staging_asset("mutual_aid_enrollments")
+claims = staging_asset("mutual_aid_claims")
