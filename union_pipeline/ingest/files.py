@@ -144,7 +144,7 @@ def _read_xlsx(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     raw_file.encoding = "xlsx"
     try:
         sheet = fastexcel.read_excel(str(raw_file.path)).load_sheet(0, dtypes="string")
-        table = sheet.to_arrow()
+        table = pa.Table.from_batches([sheet.to_arrow()])
     except Exception as err:  # fastexcel raises its own error types per problem
         raise FileError(f"{raw_file.relative}: not a readable xlsx workbook: {err}") from err
     names = _canonical_names(spec, raw_file, list(table.column_names))

@@ -103,7 +103,7 @@ def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date) -> None:
         '"column" VARCHAR)'
     )
     wanted = ", ".join(f'"{c}"' for c in [rules.ROW_ID, *rules.validation_columns(spec)])
-    reader = con.sql(f"SELECT {wanted} FROM typed").fetch_arrow_reader(rules.BATCH_ROWS)
+    reader = con.sql(f"SELECT {wanted} FROM typed").to_arrow_reader(rules.BATCH_ROWS)
     # failures are few (the threshold is 5%): hold them until the reader is done
     found = list(rules.find_failures(spec, reader, as_of))
     for table in found:
