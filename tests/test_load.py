@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.drops import MEMBER_HEADER, UNION_HEADER, id_number, write_csv, write_xlsx
 from union_pipeline.ingest.files import FileError
 from union_pipeline.ingest.load import load_source
 from union_pipeline.ingest.specs import load_specs
-from tests.drops import MEMBER_HEADER, UNION_HEADER, id_number, write_csv, write_xlsx
 
 AS_OF = dt.date(2020, 9, 30)
 KEY = b"test-key"

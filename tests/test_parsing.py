@@ -9,10 +9,9 @@ import hmac
 import duckdb
 import pytest
 
+from tests.drops import id_number
 from union_pipeline.ingest import parse
 from union_pipeline.ingest.specs import Column
-
-from tests.drops import id_number
 
 TODAY = dt.date(2020, 9, 30)
 

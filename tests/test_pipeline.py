@@ -10,8 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from union_pipeline.definitions import defs
 from tests.drops import MEMBER_HEADER, write_csv
+from union_pipeline.definitions import defs
 
 
 @pytest.fixture

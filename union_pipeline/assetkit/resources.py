@@ -36,3 +36,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def publish(self, context):
         return self.warehouse.publish(context.run.run_id)
+
+    @contextlib.contextmanager
+    def current(self, context) -> Iterator[duckdb.DuckDBPyConnection]:
+        """What this run sees: its build file when it has written one, else the live file.
+
+        For checks: run with their asset they read the run's build; run alone (from the UI)
+        they read the live warehouse, read-only, and build nothing.
+        """
+        build = self.warehouse.build_path(context.run.run_id)
+        if build.exists():
+            with self.warehouse.building(context.run.run_id) as con:
+                yield con
+        else:
+            with self.warehouse.reading() as con:
+                yield con

@@ -1,7 +1,5 @@
 """One factory turns a source spec into its staging asset and its load checks."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from union_pipeline.assetkit.metadata import table_metadata

@@ -1,7 +1,5 @@
 """KPI marts: every KPI by year and by street, against targets, reconciled with the report."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from union_pipeline import kpis

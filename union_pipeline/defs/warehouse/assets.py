@@ -1,7 +1,5 @@
 """Publishing: the run's build file becomes the live warehouse analysts read."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from union_pipeline.assetkit.resources import WRITER_POOL, WarehouseResource

@@ -1,0 +1,78 @@
+"""The schedule, the raw-files sensor and the shape of the definitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+from dagster._utils.schedules import cron_string_iterator
+
+from tests.drops import TARGET_HEADER, write_csv
+from union_pipeline.definitions import defs
+from union_pipeline.defs.automation.jobs import nightly_refresh
+from union_pipeline.defs.automation.sensors import raw_files_sensor
+
+
+def test_schedule_fires_at_two_in_shanghai():
+    assert nightly_refresh.cron_schedule == "0 2 * * *"
+    assert nightly_refresh.execution_timezone == "Asia/Shanghai"
+    start = dt.datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    # the daemon's own tick arithmetic
+    first = next(cron_string_iterator(start.timestamp(), nightly_refresh.cron_schedule,
+                                      nightly_refresh.execution_timezone))
+    assert first.astimezone(ZoneInfo("Asia/Shanghai")) == dt.datetime(
+        2026, 11, 24, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert first.astimezone(dt.UTC).hour == 18  # the night before, in UTC
+    with dg.build_schedule_context(scheduled_execution_time=first) as context:
+        request = nightly_refresh.evaluate_tick(context).run_requests[0]
+    assert request.job_name in (None, "refresh_all")
+    assert nightly_refresh.job.tags["union/refresh"] == "true"  # one refresh at a time
+
+
+@pytest.fixture
+def sensor_env(minimal_drop, monkeypatch):
+    monkeypatch.setenv("UNION_RAW_DIR", str(minimal_drop))
+    return minimal_drop
+
+
+def evaluate(cursor=None):
+    repo = defs().get_repository_def()
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            cursor=cursor, repository_def=repo, instance=instance)
+        result = raw_files_sensor.evaluate_tick(context)
+    return result
+
+
+def selected(result) -> set[str]:
+    return {k.to_user_string() for k in result.run_requests[0].asset_selection}
+
+
+def test_sensor_refreshes_touched_sources_and_downstream(sensor_env):
+    first = evaluate()
+    assert {"staging/unions", "staging/members", "staging/targets", "marts/kpi_yearly",
+            "warehouse/union_duckdb"} <= selected(first)
+
+    unchanged = evaluate(first.cursor)
+    assert not unchanged.run_requests
+
+    # touched but identical content: still no run
+    path = sensor_env / "targets" / "targets.csv"
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    touched = evaluate(unchanged.cursor)
+    assert not touched.run_requests
+
+    write_csv(path, TARGET_HEADER, [["members_total", "2019", "3", ">=", "changed"]])
+    changed = evaluate(touched.cursor)
+    assert "staging/targets" in selected(changed)
+    assert "staging/members" not in selected(changed)
+    assert {"marts/kpi_yearly", "warehouse/union_duckdb"} <= selected(changed)
+
+    write_csv(sensor_env / "training" / "t.csv", ["记录编号"], [["R1"]])
+    added = evaluate(changed.cursor)
+    assert "staging/training" in selected(added)
+    assert "staging/unions" not in selected(added)

@@ -1,0 +1,103 @@
+"""Checks on the marts: shape, ranges, consistency, and the published report."""
+
+import dagster as dg
+
+from union_pipeline.assetkit.checks import rows_check_result
+from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.kpis import load_catalogue
+
+KPI_YEARLY = dg.AssetKey(["marts", "kpi_yearly"])
+KPI_BY_STREET = dg.AssetKey(["marts", "kpi_by_street"])
+RECONCILIATION = dg.AssetKey(["marts", "report_reconciliation"])
+
+
+def _codes(kpis) -> str:
+    return ", ".join(f"'{k.code}'" for k in kpis) or "NULL"
+
+
+def _additive(kpi) -> bool:
+    # a count or sum splits across streets; a distinct count or ratio does not
+    value = (kpi.value or "").lower().replace(" ", "")
+    return not kpi.is_ratio and "distinct" not in value and kpi.has_street
+
+
+@dg.asset_check(asset=KPI_YEARLY, blocking=True,
+                description="Exactly one row per (kpi_code, year): every KPI, every year.")
+def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
+    reported = [k for k in load_catalogue() if k.reported]
+    with warehouse.current(context) as con:
+        return rows_check_result(
+            con,
+            f"""WITH expected AS (
+                  SELECT code AS kpi_code, y.year::INTEGER AS year
+                  FROM unnest([{_codes(reported)}]) AS c(code),
+                       marts.refresh_context r, range(r.first_year, year(r.as_of) + 1) y(year)),
+                counted AS (SELECT kpi_code, year, count(*) AS n FROM marts.kpi_yearly
+                            GROUP BY ALL)
+                SELECT coalesce(e.kpi_code, c.kpi_code) AS kpi_code,
+                       coalesce(e.year, c.year) AS year, coalesce(c.n, 0) AS rows_found
+                FROM expected e FULL JOIN counted c USING (kpi_code, year)
+                WHERE c.n IS DISTINCT FROM 1 OR e.kpi_code IS NULL""",
+        )
+
+
+@dg.asset_check(asset=KPI_YEARLY, blocking=True,
+                description="Ratios (and their projections) lie in [0, 1].")
+def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
+    ratios = [k for k in load_catalogue() if k.is_ratio]
+    with warehouse.current(context) as con:
+        return rows_check_result(
+            con,
+            f"""SELECT kpi_code, year, actual, projected_year_end FROM marts.kpi_yearly
+                WHERE kpi_code IN ({_codes(ratios)})
+                  AND (actual NOT BETWEEN 0 AND 1 OR projected_year_end NOT BETWEEN 0 AND 1)""",
+        )
+
+
+@dg.asset_check(asset=KPI_YEARLY, blocking=True,
+                description="No nulls where the marts contract allows none.")
+def required_values_present(context, warehouse: WarehouseResource):
+    with warehouse.current(context) as con:
+        return rows_check_result(
+            con,
+            """SELECT * FROM marts.kpi_yearly, marts.refresh_context r
+               WHERE kpi_code IS NULL OR year IS NULL OR actual IS NULL
+                  OR is_complete_year IS NULL
+                  OR (prior_actual IS NULL AND year > r.first_year)
+                  OR (target IS NOT NULL AND comparator IS NULL)
+                  OR (target IS NOT NULL AND is_complete_year AND target_met IS NULL)
+                  OR (NOT is_complete_year AND projected_year_end IS NULL)""",
+        )
+
+
+@dg.asset_check(asset=KPI_BY_STREET, blocking=True,
+                description="For additive KPIs (counts, sums) the streets add up to the "
+                "district figure.")
+def streets_sum_to_district(context, warehouse: WarehouseResource):
+    additive = [k for k in load_catalogue() if k.reported and _additive(k)]
+    with warehouse.current(context) as con:
+        return rows_check_result(
+            con,
+            f"""SELECT y.kpi_code, y.year, y.actual AS district, s.streets_total
+                FROM marts.kpi_yearly y
+                LEFT JOIN (SELECT kpi_code, year, sum(actual) AS streets_total
+                           FROM marts.kpi_by_street GROUP BY ALL) s USING (kpi_code, year)
+                WHERE y.kpi_code IN ({_codes(additive)})
+                  AND abs(y.actual - coalesce(s.streets_total, 0)) > 1e-6 * greatest(1, y.actual)""",
+            extra={"additive_kpis": dg.MetadataValue.json([k.code for k in additive])},
+        )
+
+
+@dg.asset_check(asset=RECONCILIATION,
+                description="Every published figure lies within its bounds. A mismatch warns: "
+                "it is a question for the analyst, not a reason to publish nothing.")
+def published_figures_matched(context, warehouse: WarehouseResource):
+    with warehouse.current(context) as con:
+        total = con.execute("SELECT count(*) FROM marts.report_reconciliation").fetchall()[0][0]
+        result = rows_check_result(
+            con,
+            "SELECT * FROM marts.report_reconciliation WHERE NOT match",
+            severity=dg.AssetCheckSeverity.WARN,
+            extra={"published_rows": dg.MetadataValue.int(int(total))},
+        )
+    return result
