@@ -11,7 +11,8 @@ ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 def id_number(region: str = "330211", birth: str = "19900307", seq: str = "123") -> str:
     """A valid 18-character ID number (GB 11643 check digit) — test data, not a person."""
     body = region + birth + seq
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, ID_WEIGHTS)) % 11]
+    total = sum(int(c) * w for c, w in zip(body, ID_WEIGHTS, strict=True))
+    return body + "10X98765432"[total % 11]
 
 
 def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "utf-8") -> Path:

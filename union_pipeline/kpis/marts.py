@@ -98,7 +98,7 @@ def build_kpi_yearly(
         SELECT base.*,
                CASE WHEN is_complete_year THEN NULL
                     WHEN kind <> 'flow' THEN actual
-                    WHEN s IS NULL OR s = 0 THEN actual * days_in_year / days_elapsed
+                    WHEN s IS NULL THEN actual * days_in_year / days_elapsed
                     ELSE actual / s END AS projected_year_end,
                t.target,
                CASE WHEN t.target IS NOT NULL

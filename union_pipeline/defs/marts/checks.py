@@ -83,7 +83,8 @@ def streets_sum_to_district(context, warehouse: WarehouseResource):
                 LEFT JOIN (SELECT kpi_code, year, sum(actual) AS streets_total
                            FROM marts.kpi_by_street GROUP BY ALL) s USING (kpi_code, year)
                 WHERE y.kpi_code IN ({_codes(additive)})
-                  AND abs(y.actual - coalesce(s.streets_total, 0)) > 1e-6 * greatest(1, y.actual)""",
+                  AND abs(y.actual - coalesce(s.streets_total, 0))
+                      > 1e-6 * greatest(1, y.actual)""",
             extra={"additive_kpis": dg.MetadataValue.json([k.code for k in additive])},
         )
 
