@@ -1,0 +1,47 @@
+"""Someone must hear when the nightly refresh fails: log it, and mail it when configured."""
+
+import os
+
+import dagster as dg
+
+from union_pipeline.reports.mail import recipients_from_env, send_mail
+
+
+def failure_report(context: dg.RunFailureSensorContext) -> tuple[str, str]:
+    """(subject, body) naming the run, the failed assets and their errors."""
+    run = context.dagster_run
+    failures = []
+    for event in context.get_step_failure_events():
+        error = event.event_specific_data.error if event.event_specific_data else None
+        while error is not None and error.cause is not None:  # the user's error, not the wrapper
+            error = error.cause
+        # an asset's step is named after its key: staging__members is staging/members
+        asset = (event.step_key or "?").replace("__", "/")
+        message = error.message.strip() if error else event.message
+        failures.append(f"- {asset}: {message}")
+    subject = f"【数据刷新失败】union-pipeline {run.job_name} run {run.run_id[:8]}"
+    body = "\n".join(
+        [
+            f"Run {run.run_id} of job {run.job_name} failed. 数据刷新失败，仓库保持上一次完整状态。",
+            f"Tags: {dict(run.tags)}",
+            "",
+            "Failed assets and errors / 失败的资产及原因:",
+            *(failures or [f"- {context.failure_event.message}"]),
+        ]
+    )
+    return subject, body
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A failed run is logged and, with UNION_SMTP_* and UNION_ALERT_TO set, mailed. "
+    "运行失败时记录日志并发送邮件告警。",
+)
+def refresh_failure_alert(context: dg.RunFailureSensorContext):
+    subject, body = failure_report(context)
+    context.log.error(f"{subject}\n{body}")
+    if not os.environ.get("UNION_SMTP_HOST"):
+        return
+    result = send_mail(subject, body, recipients_from_env("UNION_ALERT_TO"), logger=context.log)
+    if not result.sent:
+        context.log.error(f"failure alert not mailed: {result.summary}")
