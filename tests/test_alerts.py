@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from union_pipeline.defs.automation.alerts import refresh_failure_alert
 from union_pipeline.definitions import defs
+from union_pipeline.defs.automation.alerts import refresh_failure_alert
 
 
 class Inbox:

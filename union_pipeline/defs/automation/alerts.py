@@ -22,7 +22,8 @@ def failure_report(context: dg.RunFailureSensorContext) -> tuple[str, str]:
     subject = f"【数据刷新失败】union-pipeline {run.job_name} run {run.run_id[:8]}"
     body = "\n".join(
         [
-            f"Run {run.run_id} of job {run.job_name} failed. 数据刷新失败，仓库保持上一次完整状态。",
+            f"Run {run.run_id} of job {run.job_name} failed.",
+            "数据刷新失败，仓库保持上一次完整状态。The warehouse keeps its last complete state.",
             f"Tags: {dict(run.tags)}",
             "",
             "Failed assets and errors / 失败的资产及原因:",
