@@ -179,6 +179,10 @@ def test_no_pii_in_staging_or_quarantine(tmp_path, con):
          or (raw / "members" / "m.csv").write_bytes(
              ",".join(MEMBER_HEADER).encode("gb18030") + b"\n\xff\xfe\xfd,\x81\n"),
          "members/m.csv: cannot be decoded as UTF-8 or GBK/GB18030"),
+        (lambda raw: (raw / "members").mkdir(parents=True)
+         or (raw / "members" / "m.csv").write_text(
+             ",".join(MEMBER_HEADER) + "\n" + ",".join(member_row("M1", "101")) + ",extra\n"),
+         "members/m.csv: a row has 11 fields where the header has 10"),
         (lambda raw: None, "members/ (会员实名制名册) is missing"),
         (lambda raw: (raw / "members").mkdir(parents=True),
          "members/ (会员实名制名册) holds no .csv or .xlsx file"),
@@ -189,5 +193,6 @@ def test_file_level_errors_name_the_file_and_problem(tmp_path, con, setup, messa
     write_csv(raw / "unions" / "u.csv", UNION_HEADER, [union_row("U1")])
     setup(raw)
     load(con, raw, "unions")
-    with pytest.raises(FileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(FileError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         load(con, raw, "members")
+    assert id_number(seq="101") not in str(err.value)  # the row's content stays out

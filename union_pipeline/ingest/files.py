@@ -94,8 +94,10 @@ def _canonical_names(spec: SourceSpec, raw_file: RawFile, headers: list[str]) ->
     if missing:
         wanted = ", ".join(f"{c.header} ({c.name})" for c in missing)
         found = ", ".join(h.strip() for h in headers)
+        what = "column" if len(missing) == 1 else "columns"
+        verb = "is" if len(missing) == 1 else "are"
         raise FileError(
-            f"{raw_file.relative}: required column {wanted} is missing; "
+            f"{raw_file.relative}: required {what} {wanted} {verb} missing; "
             f"the file has the columns: {found}"
         )
     return names
@@ -116,6 +118,13 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
         raise FileError(f"{raw_file.relative}: the file is empty (no header row)")
     headers = next(csv.reader([header_line]))
     names = _canonical_names(spec, raw_file, headers)
+    bad_rows = []
+
+    def on_invalid_row(row) -> str:
+        # remember where, never what: the row's text may hold names and ID numbers
+        bad_rows.append((row.number, row.expected_columns, row.actual_columns))
+        return "error"
+
     try:
         reader = pacsv.open_csv(
             raw_file.path,
@@ -125,7 +134,9 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
                 skip_rows=1,
                 block_size=BATCH_BYTES,
             ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=False, invalid_row_handler=on_invalid_row
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=True,
@@ -135,7 +146,15 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
         for batch in reader:
             yield _keep(spec, batch, names)
     except pa.ArrowInvalid as err:
-        raise FileError(f"{raw_file.relative}: not a readable CSV file: {err}") from err
+        if bad_rows:
+            number, expected, actual = bad_rows[0]
+            where = f"line {number + 1}" if number is not None else "a row"
+            raise FileError(
+                f"{raw_file.relative}: {where} has {actual} fields where the header has "
+                f"{expected}; fix or re-export the file"
+            ) from None
+        problem = str(err).split(":", 1)[0]  # pyarrow quotes the row after the colon
+        raise FileError(f"{raw_file.relative}: not a readable CSV file ({problem})") from None
 
 
 def _read_xlsx(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
