@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from union_pipeline.ingest import parse, rules
 from union_pipeline.ingest.files import discover, read_batches
@@ -49,27 +50,33 @@ class LoadResult:
 
 
 def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> list[dict]:
-    """All files' rows as text in temp table `landing`, with file order and line number."""
+    """All files' rows as text in temp table `landing`, numbered in reading order.
+
+    Landing stays until the load ends: quarantined rows take their masked values from it,
+    so the typed rows carry no copy of them.
+    """
     columns = ", ".join(f'"{c.name}" VARCHAR' for c in spec.columns)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE landing "
-        f"(_file VARCHAR, _file_order INTEGER, _line INTEGER, {columns})"
+        f"CREATE OR REPLACE TEMP TABLE landing ({rules.ROW_ID} BIGINT, _file_order INTEGER, "
+        f"_line INTEGER, {columns})"
     )
-    files = []
+    con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_file_order INTEGER, _file VARCHAR)")
+    files, row_id = [], 0
     for order, raw_file in enumerate(discover(spec, raw_dir)):
+        con.execute("INSERT INTO landing_files VALUES (?, ?)", [order, raw_file.relative])
         line = 2  # line 1 is the header
         for batch in read_batches(spec, raw_file):
             n = batch.num_rows
-            names = ", ".join(f'"{c}"' for c in batch.schema.names)
-            con.register("landing_batch", batch)
+            numbered = pa.Table.from_batches([batch]).append_column(
+                rules.ROW_ID, pa.array(range(row_id, row_id + n), pa.int64())
+            ).append_column("_line", pa.array(range(line, line + n), pa.int32()))
+            con.register("landing_batch", numbered)
             con.execute(
-                f"INSERT INTO landing BY NAME SELECT ? AS _file, ? AS _file_order, "
-                f"(? + row_number() OVER () - 1)::INTEGER AS _line, {names} "
-                "FROM landing_batch",
-                [raw_file.relative, order, line],
+                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM landing_batch",
+                [order],
             )
             con.unregister("landing_batch")
-            line += n
+            line, row_id = line + n, row_id + n
         files.append(
             {
                 "file": raw_file.relative,
@@ -86,14 +93,10 @@ def _type(con, spec: SourceSpec, today: dt.date) -> None:
              for sql, name in parse.typed_expressions(c, today)]
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE typed AS
-        SELECT row_number() OVER (ORDER BY _file_order, _line) AS {rules.ROW_ID},
-               _file, _file_order, _line,
-               {", ".join(exprs)},
-               {parse.masked_values_sql(spec)} AS _values_masked,
+        SELECT {rules.ROW_ID}, _file_order, _line, {", ".join(exprs)},
                {parse.content_hash_sql(spec)} AS _content_hash
         FROM landing"""
     )
-    con.execute("DROP TABLE landing")
 
 
 def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date) -> None:
@@ -131,9 +134,10 @@ def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
                    string_agg(rule || CASE WHEN "column" IS NULL THEN '' ELSE
                        '(' || "column" || ')' END, '; ' ORDER BY rule, "column") AS rules
             FROM f GROUP BY _row_id)
-        SELECT '{spec.name}', t._file, t._line, r.rule, r."column", r.rules, t._values_masked
-        FROM ranked r JOIN typed t USING (_row_id)
-        ORDER BY t._row_id"""
+        SELECT '{spec.name}', lf._file, l._line, r.rule, r."column", r.rules,
+               {parse.masked_values_sql(spec)}
+        FROM ranked r JOIN landing l USING (_row_id) JOIN landing_files lf USING (_file_order)
+        ORDER BY l._row_id"""
     )
     con.execute(f"DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM ({failures_sql}))")
 
@@ -217,11 +221,12 @@ def load_source(
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
     con.execute(
         f"""CREATE OR REPLACE TABLE staging.{spec.name} AS
-        SELECT {columns}, _file AS _source_file, _line AS _source_line
-        FROM typed ORDER BY _row_id"""
+        SELECT {columns}, lf._file AS _source_file, _line AS _source_line
+        FROM typed JOIN landing_files lf USING (_file_order) ORDER BY _row_id"""
     )
     con.execute("COMMIT")
-    con.execute("DROP TABLE typed")
+    for temp in ("typed", "landing", "landing_files", "failures"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
     loaded = con.execute(f"SELECT count(*) FROM staging.{spec.name}").fetchall()[0][0]
     by_rule = dict(
         con.execute(
