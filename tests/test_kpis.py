@@ -21,8 +21,10 @@ enrolments (plan year, enrolled, premium): E1 P1 U1 2018 01-10 100; E2 P2 U1 201
 claims   C1 E1 2018-06-01 500 paid; C2 E2 2018-07-01 300 rejected; C3 E2 2018-09-01 200 paid;
          C8 E1 2019-01-15 40 paid; C4 E3 2019-02-01 100 paid; C5 E4 2019-03-01 50 paid;
          C6 E5 2019-05-01 80 pending; C7 E6 2020-01-05 60 paid
-loans    L1 P1 2018-04-01 10000; L2 P2 2019-01-20 20000; L3 P2 2019-08-01 15000; L4 P3 2020-02-10 5000
-training 吾意乐学 S1 2018-03-01 (P1, P2), S2 2019-01-10 (P3), S3 2019-06-01 (P1), S7 2020-02-15 (P4);
+loans    L1 P1 2018-04-01 10000; L2 P2 2019-01-20 20000; L3 P2 2019-08-01 15000;
+         L4 P3 2020-02-10 5000
+training 吾意乐学 S1 2018-03-01 (P1, P2), S2 2019-01-10 (P3), S3 2019-06-01 (P1),
+         S7 2020-02-15 (P4);
          学历提升 P10 S4 2019-09-01 and S5 2019-10-01; 雄镇杯 S6 2019-11-01 (P2, P3);
          技能培训 S8 2018-01-05 (P5, counts for no KPI)
 
@@ -163,6 +165,7 @@ def _insert(con, table: str, columns: str, rows: list[tuple]) -> None:
 
 def make_staging(path, published: bool = True) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
+    con.execute("BEGIN TRANSACTION")
     con.execute("CREATE SCHEMA staging")
     for table, cols in STAGING_DDL.items():
         con.execute(
@@ -200,6 +203,7 @@ def make_staging(path, published: bool = True) -> duckdb.DuckDBPyConnection:
     _insert(con, "targets", "kpi_code, year, target_value, comparator", TARGETS)
     if published:
         _insert(con, "published", "kpi_code, year, published, lower, upper", PUBLISHED)
+    con.execute("COMMIT")
     return con
 
 
@@ -575,6 +579,18 @@ def test_kpi_by_street(con):
             assert total == pytest.approx(district[(code, year)]), (code, year)
 
 
+def test_kpi_by_street_without_persons(con):
+    resolve_refresh_context(con)
+    with_p = build_kpi_by_street(con)
+    cells = con.execute("SELECT kpi_code, year, street, actual FROM marts.kpi_by_street")
+    cells = sorted(cells.fetchall())
+    assert build_kpi_by_street(con, with_persons=False) == with_p
+    again = con.execute("SELECT kpi_code, year, street, actual, persons FROM marts.kpi_by_street")
+    again = sorted(again.fetchall())
+    assert [r[:4] for r in again] == cells
+    assert {r[4] for r in again} == {None}
+
+
 # ---------------------------------------------------- report_reconciliation
 
 
@@ -583,8 +599,11 @@ def test_report_reconciliation(con):
     result = build_report_reconciliation(con)
     assert result == {"rows": 6, "matched": 4, "unmatched": 2}
     types = [(r[0], r[1]) for r in con.execute("DESCRIBE marts.report_reconciliation").fetchall()]
-    assert [t[0] for t in types[:9]] == [
-        "kpi_code", "year", "published", "lower", "upper", "quote", "note", "computed", "match"
+    assert types == [
+        ("kpi_code", "VARCHAR"), ("year", "INTEGER"), ("published", "DOUBLE"),
+        ("lower", "DOUBLE"), ("upper", "DOUBLE"), ("quote", "VARCHAR"), ("note", "VARCHAR"),
+        ("computed", "DOUBLE"), ("match", "BOOLEAN"), ("name_zh", "VARCHAR"),
+        ("difference", "DOUBLE"),
     ]  # fmt: skip
     rows = con.execute(
         'SELECT kpi_code, year, computed, "match", difference FROM marts.report_reconciliation'
@@ -603,8 +622,11 @@ def test_report_reconciliation_empty_without_published(tmp_path):
     con = make_staging(tmp_path / "w.duckdb", published=False)
     resolve_refresh_context(con)
     assert build_report_reconciliation(con) == {"rows": 0, "matched": 0, "unmatched": 0}
+    empty = [r[:2] for r in con.execute("DESCRIBE marts.report_reconciliation").fetchall()]
     con.execute("DROP TABLE staging.published")
     assert build_report_reconciliation(con)["rows"] == 0
+    missing = [r[:2] for r in con.execute("DESCRIBE marts.report_reconciliation").fetchall()]
+    assert empty == missing and len(empty) == 11
     con.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -15,10 +16,11 @@ DEFAULT_CATALOGUE = ASSETS_DIR / "kpis.yaml"
 KINDS = ("flow", "stock", "cumulative", "ratio")
 COMPARATORS = (">=", "<=")
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELDS = {
-    "code", "name_zh", "name_en", "unit", "kind", "definition", "street", "rows", "value",
-    "persons", "numerator", "denominator", "reported", "target_comparator",
+    "code", "name_zh", "name_en", "unit", "kind", "definition", "street", "rows", "where",
+    "value", "person", "numerator", "denominator", "reported", "target_comparator",
 }  # fmt: skip
 
 
@@ -37,8 +39,9 @@ class Kpi:
     definition_zh: str
     has_street: bool
     rows: str | None = None
+    where: str | None = None
     value: str | None = None
-    persons: str | None = None
+    person: str | None = None
     numerator: str | None = None
     denominator: str | None = None
     reported: bool = True
@@ -53,13 +56,22 @@ def load_catalogue(path: str | Path | None = None) -> list[Kpi]:
     """All KPIs of the catalogue, in file order (helper parts included: see `Kpi.reported`)."""
     path = Path(path) if path is not None else DEFAULT_CATALOGUE
     try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as err:
+        raise CatalogueError(f"{path}: cannot read the KPI catalogue: {err}") from err
+    return list(_load(str(path), mtime))
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int) -> tuple[Kpi, ...]:
+    try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            doc = yaml.load(f, Loader=_YAML_LOADER)
     except OSError as err:
         raise CatalogueError(f"{path}: cannot read the KPI catalogue: {err}") from err
     except yaml.YAMLError as err:
         raise CatalogueError(f"{path}: not valid YAML: {err}") from err
-    return parse_catalogue(doc, source=str(path))
+    return tuple(parse_catalogue(doc, source=path))
 
 
 def parse_catalogue(doc: object, source: str = "kpis.yaml") -> list[Kpi]:
@@ -135,18 +147,18 @@ def _parse_entry(raw: object, index: int, source: str) -> Kpi:
         raise _err(source, who, "target_comparator", f"{comparator!r} is not '>=' or '<='")
 
     if kind == "ratio":
-        for field in ("rows", "value", "persons"):
+        for field in ("rows", "where", "value", "person"):
             if field in raw:
                 raise _err(source, who, field, "a ratio is computed from its parts: not allowed")
         numerator, denominator = text("numerator"), text("denominator")
-        rows = value = persons = None
+        rows = where = value = person = None
         has_street = flag("street", None)  # resolved from the parts later
     else:
         for field in ("numerator", "denominator"):
             if field in raw:
                 raise _err(source, who, field, f"only a ratio has a {field}")
         rows, value = text("rows"), text("value")
-        persons = text("persons", required=False)
+        where, person = text("where", required=False), text("person", required=False)
         numerator = denominator = None
         has_street = flag("street", False)
         if "eval_points" not in rows:
@@ -162,8 +174,9 @@ def _parse_entry(raw: object, index: int, source: str) -> Kpi:
         definition_zh=definition_zh,
         has_street=bool(has_street),
         rows=rows,
+        where=where,
         value=value,
-        persons=persons,
+        person=person,
         numerator=numerator,
         denominator=denominator,
         reported=flag("reported", True),

@@ -1,10 +1,11 @@
-"""Evaluate catalogue KPIs for many (year, date) points in one set-based query.
+"""Evaluate catalogue KPIs for many (year, date) points in one set-based statement.
 
 Each non-ratio KPI's `rows` SQL reads `eval_points(year, at_date)`; the engine aggregates
-it per point (and per street), stacks all KPIs with UNION ALL into one statement, fills
+it per point (and per street) with the KPI's `value` (FILTER `where`), stacks all KPIs
+with UNION ALL in one statement (KPIs with identical `rows` text share one scan), fills
 the gaps with 0 (no rows = nothing counted), then divides ratio parts. The result is the
 temporary table `_kpi_values(kpi_code, year, at_date, [street,] value, persons)`, dense:
-one row per requested KPI and point (and street).
+one row per requested KPI and point (and street). No Python loop per KPI or year.
 """
 
 from __future__ import annotations
@@ -74,24 +75,26 @@ def evaluate(
     *,
     codes: Iterable[str] | None = None,
     by_street: bool = False,
+    with_persons: bool = True,
 ) -> str:
     """Evaluate KPIs (all, or `codes`) at `points`; returns the name of the temp table.
 
     by_street: one value per street (KPIs without a street are left out); the streets are
     those of staging.unions, every one of them at every point.
+    with_persons: in street mode, count the distinct persons (`person`) behind each value;
+    otherwise `persons` is null.
     """
     by_code = {k.code: k for k in catalogue}
     wanted = list(catalogue) if codes is None else [by_code[c] for c in codes if c in by_code]
     if by_street:
         wanted = [k for k in wanted if k.has_street]
-    ratios = [k for k in wanted if k.is_ratio]
     base: dict[str, Kpi] = {}
     for k in wanted:
         for code in (k.numerator, k.denominator) if k.is_ratio else (k.code,):
             base.setdefault(code, by_code[code])
 
     _write_points(con, points)
-    street_col = ", street" if by_street else ""
+    keys = "year, at_date, street" if by_street else "year, at_date"
     if not base or not points:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {VALUES_TABLE} (kpi_code VARCHAR, year INTEGER, "
@@ -100,61 +103,127 @@ def evaluate(
         )
         return VALUES_TABLE
 
-    cte = f"WITH eval_points AS (SELECT DISTINCT year, at_date FROM {POINTS_TABLE})\n"
-    parts = [_kpi_query(k, by_street) for k in base.values()]
-    for kpi, part in zip(base.values(), parts, strict=True):
-        _check(con, kpi, cte + part, by_street)
+    persons = by_street and with_persons
+    for kpi in base.values():
+        _check(con, kpi, keys, persons)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_RAW_TABLE} AS\n" + cte + "\nUNION ALL\n".join(parts)
+        f"CREATE OR REPLACE TEMP TABLE {_RAW_TABLE} AS\n"
+        + _raw_select(list(base.values()), by_street, persons)
+    )
+    con.execute(_dense_statement(list(base.values()), wanted, by_street, persons))
+    con.execute(f"DROP TABLE IF EXISTS {_RAW_TABLE}")
+    return VALUES_TABLE
+
+
+_EVAL_POINTS = f"eval_points AS (SELECT DISTINCT year, at_date FROM {POINTS_TABLE})"
+
+
+def _rows(kpi: Kpi) -> str:
+    return kpi.rows.strip().rstrip(";")
+
+
+def _values_query(kpis: Sequence[Kpi], keys: str) -> str:
+    """One scan of the (shared) rows: value_i for each KPI, per point (and street)."""
+    measures = ", ".join(
+        f"{k.value} FILTER (WHERE {k.where}) AS value_{i}" if k.where else f"{k.value} AS value_{i}"
+        for i, k in enumerate(kpis)
+    )
+    return (
+        f"SELECT {keys}, {measures}\n"
+        f"FROM (\n{_rows(kpis[0])}\n) AS kpi_rows\nGROUP BY {keys}"
     )
 
-    spec = ", ".join(f"({sql_text(k.code)}, {str(k.persons is not None).lower()})"
-                     for k in base.values())  # fmt: skip
-    streets = (
-        ", streets AS (SELECT DISTINCT street FROM staging.unions WHERE street IS NOT NULL)"
-        if by_street
-        else ""
+
+def _persons_query(kpi: Kpi, keys: str) -> str:
+    """Distinct persons behind the KPI's rows, per point and street."""
+    where = f"({kpi.where}) AND " if kpi.where else ""
+    return (
+        f"SELECT {keys}, count(*) AS persons FROM (\n"
+        f"SELECT DISTINCT {keys}, {kpi.person} AS person\n"
+        f"FROM (\n{_rows(kpi)}\n) AS kpi_rows\n"
+        f"WHERE {where}({kpi.person}) IS NOT NULL\n) AS kpi_persons GROUP BY {keys}"
     )
-    on_street = " AND r.street = g.street" if by_street else ""
+
+
+def _raw_select(base: Sequence[Kpi], by_street: bool, persons: bool) -> str:
+    """All KPIs in one statement. KPIs with the same `rows` text share one scan (a CTE with
+    one aggregate per KPI); persons are counted once per distinct (rows, where, person)."""
+    street = ", street" if by_street else ""
+    keys = "year, at_date" + street
+    groups: dict[str, list[Kpi]] = {}
+    for kpi in base:
+        groups.setdefault(" ".join(kpi.rows.split()), []).append(kpi)
+    ctes, selects = [_EVAL_POINTS], []
+    person_ctes: dict[tuple, str] = {}
+    for g, (norm, kpis) in enumerate(groups.items()):
+        ctes.append(f"g{g} AS MATERIALIZED (\n{_values_query(kpis, keys)}\n)")
+        for i, kpi in enumerate(kpis):
+            join, count = "", "NULL"
+            if persons and kpi.person:
+                key = (norm, kpi.where, kpi.person)
+                if key not in person_ctes:
+                    person_ctes[key] = f"p{len(person_ctes)}"
+                    ctes.append(
+                        f"{person_ctes[key]} AS MATERIALIZED (\n{_persons_query(kpi, keys)}\n)"
+                    )
+                join = f" LEFT JOIN {person_ctes[key]} USING ({keys})"
+                count = f"{person_ctes[key]}.persons"
+            selects.append(
+                f"SELECT {sql_text(kpi.code)} AS kpi_code, CAST(year AS INTEGER) AS year, "
+                f"CAST(at_date AS DATE) AS at_date{street}, "
+                f"CAST(value_{i} AS DOUBLE) AS value, CAST({count} AS BIGINT) AS persons "
+                f"FROM g{g}{join}"
+            )
+    return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
+
+
+def _dense_statement(
+    base: Sequence[Kpi], wanted: Sequence[Kpi], by_street: bool, persons: bool
+) -> str:
+    """Every requested KPI at every point (and street): 0 where nothing was counted; ratios
+    divided from their parts (null on a zero denominator)."""
+    spec = ", ".join(
+        f"({sql_text(k.code)}, {str(persons and k.person is not None).lower()})" for k in base
+    )
+    street = ", street" if by_street else ""
+    n_street = ", n.street" if by_street else ""
     sql = f"""
     CREATE OR REPLACE TEMP TABLE {VALUES_TABLE} AS
-    WITH pts AS (SELECT DISTINCT year, at_date FROM {POINTS_TABLE}),
-    spec(kpi_code, has_persons) AS (VALUES {spec}){streets},
+    WITH spec(kpi_code, has_persons) AS (VALUES {spec}),
     grid AS (
-        SELECT spec.kpi_code, spec.has_persons, pts.year, pts.at_date
-               {", streets.street" if by_street else ""}
-        FROM spec CROSS JOIN pts {"CROSS JOIN streets" if by_street else ""}
+        SELECT spec.kpi_code, spec.has_persons, pts.year, pts.at_date{street}
+        FROM spec
+        CROSS JOIN (SELECT DISTINCT year, at_date FROM {POINTS_TABLE}) AS pts
+        {"CROSS JOIN (SELECT DISTINCT street FROM staging.unions WHERE street IS NOT NULL)"
+         if by_street else ""}
     ),
     base AS (
-        SELECT g.kpi_code, g.year, g.at_date{street_col.replace(", ", ", g.")},
+        SELECT kpi_code, year, at_date{street},
                coalesce(r.value, 0) AS value,
-               CASE WHEN g.has_persons THEN coalesce(r.persons, 0) END AS persons
-        FROM grid AS g
-        LEFT JOIN {_RAW_TABLE} AS r
-          ON r.kpi_code = g.kpi_code AND r.year = g.year AND r.at_date = g.at_date{on_street}
+               CASE WHEN has_persons THEN coalesce(r.persons, 0) END AS persons
+        FROM grid LEFT JOIN {_RAW_TABLE} AS r USING (kpi_code, year, at_date{street})
     )
-    SELECT kpi_code, year, at_date{street_col}, value, persons
+    SELECT kpi_code, year, at_date{street}, value, persons
     FROM base WHERE kpi_code IN ({", ".join(sql_text(k.code) for k in wanted)})
     """
+    ratios = [k for k in wanted if k.is_ratio]
     if ratios:
         ratio_spec = ", ".join(
             f"({sql_text(k.code)}, {sql_text(k.numerator)}, {sql_text(k.denominator)})"
             for k in ratios
         )
-        on_street = " AND d.street = n.street" if by_street else ""
         sql += f"""
     UNION ALL
-    SELECT q.kpi_code, n.year, n.at_date{street_col.replace(", ", ", n.")},
+    SELECT q.kpi_code, n.year, n.at_date{n_street},
            n.value / nullif(d.value, 0) AS value,
            coalesce(d.persons, n.persons) AS persons
     FROM (VALUES {ratio_spec}) AS q(kpi_code, numerator, denominator)
     JOIN base AS n ON n.kpi_code = q.numerator
     JOIN base AS d ON d.kpi_code = q.denominator
-                  AND d.year = n.year AND d.at_date = n.at_date{on_street}
+                  AND d.year = n.year AND d.at_date = n.at_date
+                  {"AND d.street = n.street" if by_street else ""}
     """
-    con.execute(sql)
-    con.execute(f"DROP TABLE IF EXISTS {_RAW_TABLE}")
-    return VALUES_TABLE
+    return sql
 
 
 def _write_points(con: duckdb.DuckDBPyConnection, points: Sequence[EvalPoint]) -> None:
@@ -169,23 +238,16 @@ def _write_points(con: duckdb.DuckDBPyConnection, points: Sequence[EvalPoint]) -
         con.execute(f"INSERT INTO {POINTS_TABLE} VALUES {rows}")
 
 
-def _kpi_query(kpi: Kpi, by_street: bool) -> str:
-    rows = kpi.rows.strip().rstrip(";")
-    street = ", street" if by_street else ""
-    persons = kpi.persons if (by_street and kpi.persons) else "NULL"
-    return (
-        f"SELECT {sql_text(kpi.code)} AS kpi_code, CAST(year AS INTEGER) AS year, "
-        f"CAST(at_date AS DATE) AS at_date{street}, "
-        f"CAST({kpi.value} AS DOUBLE) AS value, CAST({persons} AS BIGINT) AS persons\n"
-        f"FROM (\n{rows}\n) AS kpi_rows\n"
-        f"GROUP BY year, at_date{street}\n"
-    )
-
-
-def _check(con: duckdb.DuckDBPyConnection, kpi: Kpi, query: str, by_street: bool) -> None:
-    """Bind one KPI's query (no execution) so that a broken entry is named in the error."""
-    try:
-        con.execute("DESCRIBE " + query).fetchall()
-    except duckdb.Error as err:
-        hint = " (does `rows` return year, at_date" + (", street" if by_street else "") + "?)"
-        raise KpiError(f"KPI {kpi.code!r}: its rows/value SQL fails{hint}: {err}") from err
+def _check(con: duckdb.DuckDBPyConnection, kpi: Kpi, keys: str, persons: bool) -> None:
+    """Bind one KPI's queries (no execution) so that a broken entry is named in the error."""
+    queries = [_values_query([kpi], keys)]
+    if persons and kpi.person:
+        queries.append(_persons_query(kpi, keys))
+    for query in queries:
+        try:
+            con.execute(f"DESCRIBE WITH {_EVAL_POINTS}\n{query}").fetchall()
+        except duckdb.Error as err:
+            raise KpiError(
+                f"KPI {kpi.code!r}: its rows/where/value/person SQL fails "
+                f"(does `rows` return {keys}?): {err}"
+            ) from err

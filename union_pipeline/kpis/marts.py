@@ -98,7 +98,7 @@ def build_kpi_yearly(
         SELECT base.*,
                CASE WHEN is_complete_year THEN NULL
                     WHEN kind <> 'flow' THEN actual
-                    WHEN s IS NULL THEN actual * days_in_year / days_elapsed
+                    WHEN s IS NULL OR s = 0 THEN actual * days_in_year / days_elapsed
                     ELSE actual / s END AS projected_year_end,
                t.target,
                CASE WHEN t.target IS NOT NULL
@@ -138,7 +138,10 @@ def build_kpi_yearly(
 
 
 def build_kpi_by_street(
-    con: duckdb.DuckDBPyConnection, catalogue: Sequence[Kpi] | None = None
+    con: duckdb.DuckDBPyConnection,
+    catalogue: Sequence[Kpi] | None = None,
+    *,
+    with_persons: bool = True,
 ) -> dict:
     """Create marts.kpi_by_street(kpi_code, year, street, actual, persons).
 
@@ -146,14 +149,20 @@ def build_kpi_by_street(
     nothing was counted; a ratio is computed from its parts per street, null on a zero
     denominator). persons: distinct persons behind the value (for small-cell suppression;
     a ratio takes its denominator's, else its numerator's; null where the unit is not
-    persons, e.g. unions).
+    persons, e.g. unions). with_persons=False skips those exact distinct counts (the
+    costliest part on large data) and leaves the column null.
     """
     catalogue = list(catalogue) if catalogue is not None else load_catalogue()
     ctx = read_refresh_context(con)
     reported = [k for k in catalogue if k.reported and k.has_street]
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     evaluate(
-        con, catalogue, year_end_points(ctx), codes=[k.code for k in reported], by_street=True
+        con,
+        catalogue,
+        year_end_points(ctx),
+        codes=[k.code for k in reported],
+        by_street=True,
+        with_persons=with_persons,
     )
     con.execute(f"""
     CREATE OR REPLACE TABLE marts.kpi_by_street AS
@@ -206,16 +215,21 @@ def build_report_reconciliation(
     codes = sorted({code for code, _ in wanted if code in known})
     points = year_end_points(ctx, {year for _, year in wanted if year is not None})
     evaluate(con, catalogue, points, codes=codes)
-    con.execute(_EMPTY_RECONCILIATION)
     con.execute(f"""
-    INSERT INTO marts.report_reconciliation
+    CREATE OR REPLACE TABLE marts.report_reconciliation AS
     WITH {_catalogue_values(catalogue)}
-    SELECT p.kpi_code, CAST(p.year AS INTEGER), CAST(p.published AS DOUBLE),
-           CAST(p.lower AS DOUBLE), CAST(p.upper AS DOUBLE), p.quote, p.note,
-           v.value AS computed,
-           coalesce(v.value BETWEEN CAST(p.lower AS DOUBLE) AND CAST(p.upper AS DOUBLE), false),
-           cat.name_zh,
-           v.value - CAST(p.published AS DOUBLE) AS difference
+    SELECT CAST(p.kpi_code AS VARCHAR) AS kpi_code,
+           CAST(p.year AS INTEGER) AS year,
+           CAST(p.published AS DOUBLE) AS published,
+           CAST(p.lower AS DOUBLE) AS lower,
+           CAST(p.upper AS DOUBLE) AS upper,
+           CAST(p.quote AS VARCHAR) AS quote,
+           CAST(p.note AS VARCHAR) AS note,
+           CAST(v.value AS DOUBLE) AS computed,
+           coalesce(v.value BETWEEN CAST(p.lower AS DOUBLE) AND CAST(p.upper AS DOUBLE), false)
+               AS "match",
+           CAST(cat.name_zh AS VARCHAR) AS name_zh,
+           CAST(v.value - CAST(p.published AS DOUBLE) AS DOUBLE) AS difference
     FROM staging.published AS p
     LEFT JOIN {VALUES_TABLE} AS v ON v.kpi_code = p.kpi_code AND v.year = p.year
     LEFT JOIN cat ON cat.kpi_code = p.kpi_code
