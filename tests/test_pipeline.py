@@ -56,7 +56,10 @@ def test_file_error_fails_the_refresh_and_keeps_the_warehouse(demo_drop, env, mo
     result = refresh(demo_drop, monkeypatch)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    message = failure.step_failure_data.error.message
+    error = failure.step_failure_data.error
+    while error.cause is not None:  # Dagster wraps the user's error
+        error = error.cause
+    message = error.message
     assert "members/zz-broken.csv" in message and "入会日期 (join_date)" in message
     assert file_digest(env) == before
 

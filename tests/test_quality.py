@@ -1,0 +1,487 @@
+"""Great Expectations on the warehouse: each kind of bad warehouse fails the right check.
+
+Real drops on disk, real refreshes into real DuckDB files, real Dagster runs; the Data
+Docs site is opened in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.drops import id_number, write_csv
+from union_pipeline.definitions import defs
+from union_pipeline.defs.quality.checks import suite_checks
+from union_pipeline.ingest.specs import load_specs
+from union_pipeline.quality import QualityError, load_suites
+from union_pipeline.quality.frames import compute_frame
+from union_pipeline.quality.suites import FrameSpec, load_suite
+from union_pipeline.quality.validate import compute_frames, validate
+
+AS_OF = dt.date(2020, 9, 30)
+YEARS = range(2017, 2021)
+STREETS = ["招宝山街道", "蛟川街道", "骆驼街道", "庄市街道", "贵驷街道", "澥浦镇", "九龙湖镇",
+           "区直机关"]
+CHROMIUM = "/usr/bin/chromium"
+
+
+# ---------------------------------------------------------------- a steady district
+
+
+def _write(raw: Path, source: str, rows: list[dict]) -> None:
+    spec = load_specs()[source]
+    header = [c.header for c in spec.columns]
+    write_csv(raw / spec.folder / f"{source}.csv", header,
+              [[r.get(c.name, "") for c in spec.columns] for r in rows])
+
+
+def _days(year: int, count: int, start: int = 0, step: int = 5) -> list[dt.date]:
+    """`count` dates spread over `year`, the same days every year, none after the as-of date."""
+    first = dt.date(year, 1, 1)
+    days = [first + dt.timedelta(days=start + i * step) for i in range(count)]
+    return [d for d in days if d.year == year and d <= AS_OF]
+
+
+def _person(n: int) -> str:
+    birth = dt.date(1960, 1, 1) + dt.timedelta(days=97 * n % 14600)  # born 1960-1999
+    return id_number(birth=birth.strftime("%Y%m%d"), seq=f"{n % 1000:03d}")
+
+
+def steady_drop(raw: Path, new_members_2019: int = 60) -> Path:
+    """A small district whose figures move steadily from year to year (so that every
+    plausibility check passes), with every source; `new_members_2019` bends one KPI."""
+    unions = []
+    for i in range(24):
+        founded = dt.date(2000 + i % 12, 3, 1) if i < 16 else dt.date(2017 + (i - 16) // 2,
+                                                                     3 + 3 * (i % 2), 1)
+        unions.append({"union_id": f"U{i:02d}", "union_name": f"第{i}公司工会",
+                       "street": STREETS[i % 8], "org_type": "企业", "employee_count": "120",
+                       "founded_date": founded.isoformat(),
+                       "authorized_date": (founded + dt.timedelta(days=30)).isoformat(),
+                       "star_rating": "3"})
+    _write(raw, "unions", unions)
+
+    members, n = [], 0
+    for year in range(2010, 2021):
+        per_year = new_members_2019 if year == 2019 else 60
+        for day in _days(year, per_year, step=365 // per_year):
+            members.append({"member_id": f"M{n:05d}", "name": "张三", "id_number": _person(n),
+                            "union_id": f"U{n % 16:02d}", "join_date": day.isoformat(),
+                            "collected_date": (day + dt.timedelta(days=10)).isoformat(),
+                            "app_verified_date": (day + dt.timedelta(days=20)).isoformat()
+                            if n % 2 else "",
+                            "frontline": "是" if n % 3 else "否"})
+            n += 1
+    _write(raw, "members", members)
+    early = [m for m in members if m["join_date"] < "2014-01-01"]  # members in every year
+
+    enrollments, claims, loans = [], [], []
+    for year in YEARS:
+        for i, day in enumerate(_days(year, 40, step=2)):
+            m = early[(i * 7 + year) % len(early)]
+            eid = f"E{year}{i:03d}"
+            enrollments.append({"enrollment_id": eid, "id_number": m["id_number"],
+                                "union_id": m["union_id"], "plan_year": str(year),
+                                "enrolled_date": day.isoformat(), "premium_yuan": "100",
+                                "plan_type": ["住院医疗互助", "特殊病种", "女职工安康"][i % 3]})
+        for i, day in enumerate(_days(year, 21, start=100, step=12)):
+            claims.append({"claim_id": f"C{year}{i:03d}", "enrollment_id": f"E{year}{i:03d}",
+                           "claim_date": day.isoformat(), "benefit_yuan": "800",
+                           "status": ["已发放", "审核中", "不予补助"][i % 3]})
+        for i, day in enumerate(_days(year, 15, step=24)):
+            m = early[(i * 11 + year * 3) % len(early)]
+            loans.append({"loan_id": f"L{year}{i:03d}", "id_number": m["id_number"],
+                          "disbursed_date": day.isoformat(), "amount_yuan": "50000",
+                          "term_months": "12", "bank": "宁波银行", "status": "正常"})
+    _write(raw, "mutual_aid_enrollments", enrollments)
+    _write(raw, "mutual_aid_claims", claims)
+    _write(raw, "loans", loans)
+
+    training, r = [], 0
+    for year in YEARS:
+        for program, sessions, size in (("吾意乐学", 10, 5), ("学历提升", 6, 1),
+                                        ("雄镇杯技能竞赛", 4, 3), ("技能培训", 3, 4)):
+            for s, day in enumerate(_days(year, sessions, start=10, step=30)):
+                for _ in range(size):
+                    training.append({"record_id": f"T{r:05d}", "id_number": _person(5000 + r),
+                                     "program": program, "session_id": f"{program}-{year}-{s}",
+                                     "session_date": day.isoformat(), "hours": "4",
+                                     "completed": "是"})
+                    r += 1
+    _write(raw, "training", training)
+    _write(raw, "targets", [
+        {"kpi_code": "members_total", "year": "2019", "target_value": "500", "comparator": ">="},
+        {"kpi_code": "members_collected_rate", "year": "2019", "target_value": "0.9"},
+    ])
+    _write(raw, "published", [
+        {"kpi_code": "unions_new", "year": "2019", "published": "2", "lower": "2", "upper": "2"},
+    ])
+    return raw
+
+
+# ---------------------------------------------------------------- running it
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "warehouse" / "union.duckdb"))
+    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
+    monkeypatch.setenv("UNION_PII_KEY", "test-key")
+    monkeypatch.setenv("UNION_AS_OF", AS_OF.isoformat())
+    return tmp_path
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+# The reports render charts in a browser (most of a refresh's time) and are not what these
+# tests are about: refresh everything else.
+WAREHOUSE_ONLY = dg.AssetSelection.all() - dg.AssetSelection.key_prefixes(["reports"])
+
+
+def refresh(raw: Path, monkeypatch, instance, definitions=None):
+    monkeypatch.setenv("UNION_RAW_DIR", str(raw))
+    job = dg.define_asset_job("warehouse_refresh", selection=WAREHOUSE_ONLY)
+    merged = dg.Definitions.merge(definitions or defs(), dg.Definitions(jobs=[job]))
+    return merged.resolve_job_def("warehouse_refresh").execute_in_process(
+        instance=instance, raise_on_error=False)
+
+
+def run_checks_alone(instance, asset: str):
+    """Run the gx checks of one asset by themselves: they read the live warehouse."""
+    key = dg.AssetKey(asset.split("/"))
+    keys = [k for k in defs().resolve_asset_graph().asset_check_keys
+            if k.asset_key == key and k.name.startswith("gx_")]
+    job = dg.define_asset_job("gx_only", selection=dg.AssetSelection.checks(*keys))
+    merged = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job]))
+    return merged.resolve_job_def("gx_only").execute_in_process(
+        instance=instance, raise_on_error=False)
+
+
+def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e
+            for e in result.get_asset_check_evaluations()}
+
+
+def text(evaluation, key: str) -> str:
+    value = evaluation.metadata[key]
+    return str(getattr(value, "value", getattr(value, "text", value)))
+
+
+@pytest.fixture
+def steady(env, tmp_path, monkeypatch, instance):
+    raw = steady_drop(tmp_path / "raw")
+    result = refresh(raw, monkeypatch, instance)
+    assert result.success
+    return raw, result
+
+
+# ---------------------------------------------------------------- the contract
+
+
+def test_checks_and_severities_are_the_contract():
+    graph = defs().resolve_asset_graph()
+    gx = {f"{k.asset_key.to_user_string()}:{k.name}": graph.get_check_spec(k)
+          for k in graph.asset_check_keys if k.name.startswith("gx_")}
+    blocking = {name for name, spec in gx.items() if spec.blocking}
+    assert {"staging/members:gx_keys_unique", "staging/members:gx_derived_values",
+            "marts/kpi_by_street:gx_streets_bound_district",
+            "marts/report_reconciliation:gx_agrees_with_kpi_yearly"} <= blocking
+    warning = set(gx) - blocking
+    assert {"staging/members:gx_volume", "marts/kpi_yearly:gx_yoy_within_bounds"} <= warning
+    # every staging table and the three marts have suites; volumes on every data source
+    assert {name.split(":")[0] for name in gx} == {
+        *(f"staging/{s}" for s in load_specs()),
+        "marts/kpi_yearly", "marts/kpi_by_street", "marts/report_reconciliation"}
+    for source in ("unions", "members", "mutual_aid_enrollments", "mutual_aid_claims",
+                   "loans", "training"):
+        assert f"staging/{source}:gx_volume" in warning
+        assert f"staging/{source}:gx_keys_unique" in blocking
+    for name in gx:
+        kind = name.split(":gx_")[1]
+        assert (name in blocking) == (kind not in {"volume", "yoy_within_bounds", "ranges"}
+                                      and not kind.endswith("_covered")), name
+
+
+def test_definitions_load_without_importing_great_expectations():
+    code = ("import sys; from union_pipeline.definitions import defs; defs(); "
+            "assert 'great_expectations' not in sys.modules, 'GX imported at load time'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_every_shipped_expectation_is_a_valid_gx_expectation():
+    from union_pipeline.quality.validate import _gx_expectation
+
+    count = 0
+    for suite in load_suites():
+        for check in suite.checks:
+            for i, exp in enumerate(check.expectations):
+                _gx_expectation(exp, i, f"{suite.path.name}:{check.name}")
+                count += 1
+    assert count > 50
+
+
+def test_a_malformed_suite_is_refused_with_its_file_and_check(tmp_path):
+    path = tmp_path / "staging.members.yaml"
+    path.write_text("table: staging.members\nchecks:\n  keys:\n    severity: fatal\n"
+                    "    data: {duplicates_of: [member_id]}\n"
+                    "    expect: [{expect_column_values_to_be_unique: {column: member_id}}]\n",
+                    encoding="utf-8")
+    with pytest.raises(QualityError, match=r"staging.members.yaml: check keys: severity"):
+        load_suite(path)
+
+
+# ---------------------------------------------------------------- frames: small and exact
+
+
+@pytest.fixture
+def big(tmp_path):
+    """A 'province': two million members, two keys repeated, in a real DuckDB file."""
+    con = duckdb.connect(str(tmp_path / "big.duckdb"))
+    con.execute("CREATE SCHEMA staging")
+    con.execute("""CREATE TABLE staging.members AS
+        SELECT 'M' || i AS member_id, CASE WHEN i % 2 = 0 THEN '男' ELSE '女' END AS gender,
+               CAST(1950 + i % 50 AS INTEGER) AS birth_year,
+               DATE '1990-01-01' + CAST(i % 10000 AS INTEGER) AS join_date
+        FROM range(2000000) t(i)""")
+    con.execute("INSERT INTO staging.members SELECT * FROM staging.members "
+                "WHERE member_id IN ('M17', 'M1234567')")
+    yield con
+    con.close()
+
+
+def test_frames_are_small_and_decide_exactly(big):
+    members = "staging.members"
+    dup = compute_frame(big, FrameSpec("duplicates_of", members, ("member_id",), rows=1000))
+    assert sorted(dup.df["member_id"]) == ["M1234567", "M1234567", "M17", "M17"]
+    assert "2 key(s) occur more than once" in dup.note
+    distinct = compute_frame(big, FrameSpec("distinct_of", members, ("gender",)))
+    assert distinct.df.to_dict("list") == {"gender": ["女", "男"], "row_count": [1000002, 1000000]}
+    ext = compute_frame(big, FrameSpec("extremes_of", members, ("birth_year", "join_date")))
+    assert ext.df.to_dict("list") == {"stat": ["min", "max"], "birth_year": [1950, 1999],
+                                      "join_date": [dt.date(1990, 1, 1), dt.date(2017, 5, 18)]}
+    sample = compute_frame(big, FrameSpec("sample_of", members, ("birth_year",), rows=5000))
+    assert len(sample.df) == 5000 and "estimates" in sample.note
+    volume = compute_frame(big, FrameSpec("volume", members), previous_rows=3000004)
+    assert volume.df["change"].iloc[0] == pytest.approx(2000002 / 3000004 - 1)
+
+
+def test_uniqueness_over_millions_fails_with_the_repeated_keys(big, tmp_path):
+    suite = {s.table: s for s in load_suites()}["staging.members"]
+    checks = [c for c in suite.checks if c.name in ("keys_unique", "derived_values")]
+    frames = compute_frames(big, suite, checks)
+    assert max(len(f.df) for f, _ in frames.values()) < 200  # never the table itself
+    outcomes = {o.check.name: o for o in validate(suite, frames)}
+    keys = outcomes["keys_unique"]
+    assert not keys.passed
+    (failure,) = keys.failures
+    assert failure.label == "expect_column_values_to_be_unique(column=member_id)"
+    assert failure.observed.startswith("4 of 4 values unexpected")
+    assert set(failure.evidence["member_id"]) == {"M17", "M1234567"}
+    assert set(failure.evidence["copies"]) == {2}
+    # birth year is never null here, gender only 男/女: that check passes
+    assert outcomes["derived_values"].passed
+
+
+def test_an_expectation_gx_cannot_evaluate_fails_its_check(big, tmp_path):
+    path = tmp_path / "staging.members.yaml"
+    path.write_text("""table: staging.members
+checks:
+  typo:
+    severity: warn
+    data: {extremes_of: [join_date]}
+    expect:
+      - expect_column_min_to_be_between: {column: join_dat, min_value: 1950-01-01}
+""", encoding="utf-8")
+    suite = load_suite(path)
+    (outcome,) = validate(suite, compute_frames(big, suite))
+    assert not outcome.passed
+    assert outcome.failures[0].error and "join_dat" in outcome.failures[0].error
+
+
+# ---------------------------------------------------------------- in Dagster, for real
+
+
+def test_clean_refresh_passes_every_suite_and_writes_data_docs(steady, env):
+    _, result = steady
+    checks = {k: e for k, e in evaluations(result).items() if ":gx_" in k}
+    assert len(checks) == sum(len(s.checks) for s in load_suites())
+    failed = {k: text(e, "evidence") for k, e in checks.items() if not e.passed}
+    assert not failed, failed
+    members = checks["staging/members:gx_keys_unique"]
+    assert members.severity == dg.AssetCheckSeverity.ERROR
+    docs = Path(text(members, "data_docs"))
+    assert docs == env / "exports" / "data_docs" / "index.html" and docs.exists()
+    page = Path(text(members, "validation_result").removeprefix("file://"))
+    assert page.exists() and page.is_relative_to(docs.parent)
+    assert "no key occurs twice" in text(members, "gx_frame")
+
+
+def test_a_duplicated_key_fails_the_blocking_key_check_with_the_key(steady, env, instance):
+    live = env / "warehouse" / "union.duckdb"
+    with duckdb.connect(str(live)) as con:
+        con.execute("INSERT INTO staging.members SELECT * FROM staging.members "
+                    "WHERE member_id = 'M00042'")
+    result = run_checks_alone(instance, "staging/members")
+    checks = evaluations(result)
+    keys = checks["staging/members:gx_keys_unique"]
+    assert not keys.passed and keys.severity == dg.AssetCheckSeverity.ERROR
+    assert text(keys, "expectation") == "expect_column_values_to_be_unique(column=member_id)"
+    assert text(keys, "observed") == "2 of 2 values unexpected: [M00042, M00042]"
+    assert re.search(r"\|\s*M00042\s*\|\s*2\s*\|", text(keys, "evidence"))  # key, copies
+    assert checks["staging/members:gx_derived_values"].passed
+    # the failure is also in the Data Docs page the check links
+    page = Path(text(keys, "validation_result").removeprefix("file://"))
+    assert "M00042" in page.read_text(encoding="utf-8")
+
+
+def test_a_source_losing_a_third_warns_and_the_refresh_goes_on(steady, env, monkeypatch,
+                                                               instance):
+    raw, first = steady
+    members = raw / "members" / "members.csv"
+    lines = members.read_text(encoding="utf-8").splitlines()
+    members.write_text("\n".join(lines[: 1 + (len(lines) - 1) * 6 // 10]) + "\n",
+                       encoding="utf-8")
+    result = refresh(raw, monkeypatch, instance)
+    assert result.success, "a WARN check never stops a refresh"
+    checks = evaluations(result)
+    volume = checks["staging/members:gx_volume"]
+    assert not volume.passed and volume.severity == dg.AssetCheckSeverity.WARN
+    assert text(volume, "previous_refresh_run") == first.run_id
+    observed = float(text(volume, "observed").split("[")[1].rstrip("]"))
+    assert observed == pytest.approx(-0.4, abs=0.01)
+    assert "at the previous successful refresh (-40" in text(volume, "gx_frame")
+    assert checks["staging/unions:gx_volume"].passed  # the others did not move
+    with duckdb.connect(str(env / "warehouse" / "union.duckdb"), read_only=True) as con:
+        loaded = con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0]
+    assert loaded == (len(lines) - 1) * 6 // 10, "published despite the warning"
+    # run alone from the UI, the check compares the live state with the refresh before it
+    alone = evaluations(run_checks_alone(instance, "staging/members"))["staging/members:gx_volume"]
+    assert not alone.passed and text(alone, "previous_refresh_run") == first.run_id
+
+
+def test_a_kpi_jumping_300_percent_warns_with_the_kpi_and_year(env, tmp_path, monkeypatch,
+                                                               instance):
+    raw = steady_drop(tmp_path / "raw", new_members_2019=240)  # 60 a year, then 240
+    result = refresh(raw, monkeypatch, instance)
+    assert result.success
+    yoy = evaluations(result)["marts/kpi_yearly:gx_yoy_within_bounds"]
+    assert not yoy.passed and yoy.severity == dg.AssetCheckSeverity.WARN
+    evidence = text(yoy, "evidence")
+    assert "expect_column_values_to_be_between(column=yoy_pct, min_value=-0.5, " \
+           "max_value=1.0) where kpi_code = members_new" in evidence
+    rows = [r for r in evidence.splitlines() if "members_new" in r and "2019" in r]
+    assert rows and re.search(r"\|\s+3\s+\|$", rows[0]), evidence  # +300 %
+    # the way back down is also out of bounds: 2020 to date against 2019 to date
+    assert any("members_new" in r and "2020" in r for r in evidence.splitlines())
+
+
+def test_a_failing_error_check_blocks_the_marts_and_the_publish(env, tmp_path, monkeypatch,
+                                                                instance):
+    raw = steady_drop(tmp_path / "raw")
+    first = refresh(raw, monkeypatch, instance)
+    assert first.success
+    live = env / "warehouse" / "union.duckdb"
+    before = live.read_bytes()
+    suite_file = tmp_path / "suites" / "staging.unions.yaml"
+    suite_file.parent.mkdir()
+    suite_file.write_text("""table: staging.unions
+title: a stricter roster
+checks:
+  streets_allowlist:
+    severity: error
+    description: only the city-centre streets (a rule this district breaks)
+    data: {distinct_of: [street]}
+    expect:
+      - expect_column_distinct_values_to_be_in_set: {column: street, value_set: [招宝山街道]}
+""", encoding="utf-8")
+    strict = dg.Definitions.merge(
+        defs(), dg.Definitions(asset_checks=[suite_checks(load_suite(suite_file), "strict")]))
+    blocked = refresh(raw, monkeypatch, instance, strict)
+    assert not blocked.success
+    check = evaluations(blocked)["staging/unions:gx_streets_allowlist"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "蛟川街道" in text(check, "observed")
+    built = {e.asset_key.to_user_string() for e in blocked.get_asset_materialization_events()}
+    assert "staging/unions" in built
+    assert "marts/kpi_yearly" not in built and "warehouse/union_duckdb" not in built
+    assert live.read_bytes() == before, "the live warehouse is the first refresh's"
+    # the blocked run never became a refresh: the next one compares with the first
+    third = refresh(raw, monkeypatch, instance)
+    volume = evaluations(third)["staging/unions:gx_volume"]
+    assert volume.passed and text(volume, "previous_refresh_run") == first.run_id
+
+
+# ---------------------------------------------------------------- Data Docs, offline
+
+
+def _dump_dom(page: Path, profile: Path) -> str:
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_data_docs_open_offline_in_chromium(steady, env, instance, tmp_path):
+    with duckdb.connect(str(env / "warehouse" / "union.duckdb")) as con:
+        con.execute("INSERT INTO staging.members SELECT * FROM staging.members "
+                    "WHERE member_id = 'M00042'")
+    failing = evaluations(run_checks_alone(instance, "staging/members"))
+    site = env / "exports" / "data_docs"
+    dom = _dump_dom(site / "index.html", tmp_path / "chromium")
+    shown = set(re.findall(r'<tr class="suite" data-suite="([^"]+)"', dom))
+    assert shown == {s.gx_suite_name(c) for s in load_suites() for c in s.checks}
+    row = re.search(r'<tr class="suite" data-suite="staging.members.keys_unique">(.*?)</tr>',
+                    dom, re.S).group(1)
+    assert "✘" in row and "0/1 expectations met" in row and "✔" in row  # history: passed
+    page = Path(text(failing["staging/members:gx_keys_unique"], "validation_result")
+                .removeprefix("file://"))
+    page_dom = _dump_dom(page, tmp_path / "chromium")
+    visible = re.sub(r"<(script|style)\b.*?</\1>", "", page_dom, flags=re.S)
+    visible = re.sub(r"<[^>]+>", " ", visible)
+    assert "staging.members.keys_unique" in visible and "values must be unique" in visible
+    assert "M00042" in visible
+    for html_file in site.rglob("*.html"):  # nothing is fetched from the network
+        html = html_file.read_text(encoding="utf-8")
+        assert not re.search(r'<(script|link|img)\b[^>]*(src|href)="https?://', html), html_file
+        assert not re.search(r"url\(\s*['\"]?https?://", html), html_file
+
+
+def test_data_docs_keep_a_bounded_history(tmp_path, big):
+    from union_pipeline.quality import datadocs
+
+    suite = {s.table: s for s in load_suites()}["staging.members"]
+    checks = [c for c in suite.checks if c.name == "keys_unique"]
+    frames = compute_frames(big, suite, checks)
+    for i in range(datadocs.KEEP_RESULTS + 3):
+        validate(suite, frames, docs_dir=tmp_path / "docs", run_name=f"run{i:03d}")
+    pages = list((tmp_path / "docs" / "validations").rglob("*.html"))
+    stored = list((tmp_path / "docs" / "gx" / "validations").rglob("*.json"))
+    assert len(pages) == len(stored) == datadocs.KEEP_RESULTS
+    assert not any("run000" in str(p) for p in pages)
+
+
+def test_evidence_frames_do_not_carry_full_person_keys():
+    from union_pipeline.quality.suites import ExpectationDef
+    from union_pipeline.quality.validate import _evidence
+
+    frame = pd.DataFrame({"person_key": ["a" * 64, "a" * 64], "copies": [2, 2]})
+    rows = _evidence(frame, ExpectationDef("expect_column_values_to_be_unique",
+                                           {"column": "person_key"}),
+                     {"partial_unexpected_index_list": [0, 1]})
+    assert list(rows["person_key"]) == ["aaaaaaaa…"]

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites on the warehouse, as asset checks."""

@@ -1,0 +1,152 @@
+"""Great Expectations suites (assets/expectations/*.yaml) as asset checks.
+
+One multi-asset check per table runs that table's suites in one step: `gx_<check>` on
+`staging/<source>` or `marts/<mart>`. severity error = blocking (what depends on the table
+is not built, the warehouse is not published); warn = the analyst is alerted, the refresh
+goes on. Each result carries the failed expectations with their observed values and the
+rows behind them, and links the Data Docs site. Great Expectations is imported when a
+check runs, not when Dagster loads these definitions.
+"""
+
+import dagster as dg
+
+from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.quality import Suite, load_suites
+from union_pipeline.settings import load_settings
+
+ROW_COUNT = "dagster/row_count"
+PUBLISHED = dg.AssetKey(["warehouse", "union_duckdb"])  # the refresh's last step: the swap
+HISTORY = 25  # materializations looked at to find the previous successful refresh
+EVIDENCE_TABLES = 5  # failed expectations whose rows are tabulated in the metadata
+
+
+def check_name(check) -> str:
+    return f"gx_{check.name}"
+
+
+def data_docs_dir():
+    return load_settings().export_dir / "data_docs"
+
+
+def previous_refresh_rows(
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str
+) -> tuple[int, str] | None:
+    """Row count of `key` at the previous successful refresh, and that refresh's run id.
+
+    A refresh counts when its run published the warehouse (materialized PUBLISHED): a run
+    that stopped before never replaced the live file, and one that failed after it (in the
+    reports) did. When this run materialized the asset, the previous refresh is the latest
+    other one; when the check runs alone (reading the live warehouse), the latest published
+    materialization is the state being checked, so the one before it.
+    """
+    records = instance.fetch_materializations(key, limit=HISTORY).records
+    ours = any(r.run_id == run_id for r in records)
+    published = {r.run_id for r in instance.fetch_materializations(PUBLISHED,
+                                                                   limit=HISTORY).records}
+    refreshes = [
+        r for r in records
+        if r.run_id != run_id and r.run_id in published
+        and ROW_COUNT in r.asset_materialization.metadata
+    ]
+    if not ours:
+        refreshes = refreshes[1:]
+    if not refreshes:
+        return None
+    previous = refreshes[0]
+    return int(previous.asset_materialization.metadata[ROW_COUNT].value), previous.run_id
+
+
+def _md_table(df) -> str:
+    return df.to_markdown(index=False) if df is not None and len(df) else "(no rows)"
+
+
+def result_metadata(outcome) -> dict:
+    """The evidence of one check: what GX saw, each expectation's observed value, links."""
+    lines = ["| | expectation | observed |", "|---|---|---|"]
+    for e in outcome.expectations:
+        observed = f"{e.observed} — {e.error}" if e.error else e.observed
+        lines.append(f"| {'✔' if e.success else '✘'} | `{e.label}` | {observed} |")
+    metadata = {
+        "expectation_suite": dg.MetadataValue.text(outcome.gx_suite),
+        "gx_frame": dg.MetadataValue.text(outcome.note),
+        "expectations": dg.MetadataValue.md("\n".join(lines) if outcome.expectations
+                                            else f"(skipped: {outcome.skipped})"),
+        "failed_expectations": dg.MetadataValue.int(len(outcome.failures)),
+        "seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
+    }
+    if outcome.failures:
+        parts = []
+        for i, e in enumerate(outcome.failures):
+            parts.append(f"**{e.label}**\n\nobserved: {e.observed}"
+                         + (f"\n\nGX error: {e.error}" if e.error else ""))
+            if e.evidence is not None and i < EVIDENCE_TABLES:
+                parts.append(_md_table(e.evidence))
+        metadata["evidence"] = dg.MetadataValue.md("\n\n".join(parts))
+        metadata["observed"] = dg.MetadataValue.text(outcome.failures[0].observed)
+        metadata["expectation"] = dg.MetadataValue.text(outcome.failures[0].label)
+    if outcome.page is not None:
+        metadata["data_docs"] = dg.MetadataValue.path(str(outcome.index))
+        metadata["validation_result"] = dg.MetadataValue.url(outcome.page.resolve().as_uri())
+    return metadata
+
+
+def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinition:
+    """The asset checks of one table's suite file (`name`: of their op, if not the table's)."""
+    key = dg.AssetKey(suite.asset_key_path)
+    by_name = {check_name(c): c for c in suite.checks}
+    specs = [
+        dg.AssetCheckSpec(
+            check_key,
+            asset=key,
+            blocking=c.blocking,
+            description=f"[{c.severity}] {c.description} (Great Expectations suite "
+            f"{suite.gx_suite_name(c)}, {suite.path.name})",
+            metadata={"severity": c.severity, "suite_file": f"assets/expectations/"
+                      f"{suite.path.name}"},
+        )
+        for check_key, c in by_name.items()
+    ]
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name=name or f"gx_{suite.table.replace('.', '__')}",
+        description=f"Great Expectations: {suite.title}",
+        can_subset=True,
+        compute_kind="great_expectations",
+    )
+    def _gx_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        from union_pipeline.quality.validate import compute_frames, validate
+
+        selected = {k.name for k in context.selected_asset_check_keys}
+        checks = [c for check_key, c in by_name.items() if check_key in selected]
+        previous = None
+        if any(c.data.kind == "volume" for c in checks):
+            previous = previous_refresh_rows(context.instance, key, context.run.run_id)
+        with warehouse.current(context) as con:
+            frames = compute_frames(con, suite, checks, previous[0] if previous else None)
+        outcomes = validate(suite, frames, docs_dir=data_docs_dir(),
+                            run_name=context.run.run_id[:8])
+        for outcome in outcomes:
+            metadata = result_metadata(outcome)
+            if outcome.check.data.kind == "volume" and previous:
+                metadata["previous_refresh_run"] = dg.MetadataValue.text(previous[1])
+            failed = len(outcome.failures)
+            context.log.info(
+                f"{outcome.gx_suite}: {'passed' if outcome.passed else f'{failed} failed'} "
+                f"({outcome.note})"
+            )
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=check_name(outcome.check),
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity.ERROR
+                if outcome.check.blocking
+                else dg.AssetCheckSeverity.WARN,
+                metadata=metadata,
+                description=outcome.skipped,
+            )
+
+    return _gx_checks
+
+
+gx_checks = [suite_checks(s) for s in load_suites()]
