@@ -60,8 +60,9 @@ def test_amounts_with_thousands_separators(con, raw, expected):
     assert str(result["a"]) == expected and result["a__parsed"]
 
 
-def test_unparseable_amount_is_flagged(con):
-    assert typed(con, Column("a", "金额", "decimal"), "12元")["a__parsed"] is False
+@pytest.mark.parametrize("raw", ["12元", "1,2,3", "12,34.5", "1,234,5"])
+def test_unparseable_amount_is_flagged(con, raw):
+    assert typed(con, Column("a", "金额", "decimal"), raw)["a__parsed"] is False
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,11 @@ def macros_sql(pii_key: bytes) -> list[str]:
             TRY_CAST(regexp_extract(trim(s), '{DATE_PATTERN}', 1) AS INTEGER),
             TRY_CAST(regexp_extract(trim(s), '{DATE_PATTERN}', 2) AS INTEGER),
             TRY_CAST(regexp_extract(trim(s), '{DATE_PATTERN}', 3) AS INTEGER)))""",
-        """CREATE OR REPLACE TEMP MACRO up_number(s) AS
-            TRY_CAST(NULLIF(replace(replace(trim(s), ',', ''), '，', ''), '') AS DOUBLE)""",
+        # separators only where they group thousands: "1,2,3" is a typo, not 123
+        r"""CREATE OR REPLACE TEMP MACRO up_number(s) AS CASE
+            WHEN regexp_full_match(trim(s), '[-+]?\d{1,3}([,，]\d{3})+(\.\d+)?')
+            THEN TRY_CAST(regexp_replace(trim(s), '[,，]', '', 'g') AS DOUBLE)
+            ELSE TRY_CAST(NULLIF(trim(s), '') AS DOUBLE) END""",
         """CREATE OR REPLACE TEMP MACRO up_int(s) AS
             CASE WHEN up_number(s) = floor(up_number(s)) AND abs(up_number(s)) < 1e15
                  THEN up_number(s)::BIGINT END""",
