@@ -26,10 +26,10 @@ def con():
 
 
 def typed(con, col: Column, raw: str | None):
-    exprs = parse.typed_expressions(col, TODAY)
-    select = ", ".join(f'{sql} AS "{name}"' for sql, name in exprs)
-    rows = con.execute(f'SELECT {select} FROM (SELECT ?::VARCHAR AS "{col.name}")', [raw])
-    return dict(zip([n for _, n in exprs], rows.fetchall()[0], strict=True))
+    query = parse.typed_select([col], TODAY, f'(SELECT ?::VARCHAR AS "{col.name}")', [])
+    result = con.execute(query, [raw])
+    names = [d[0] for d in result.description]
+    return dict(zip(names, result.fetchall()[0], strict=True))
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,9 @@ def test_every_date_style_parses(con, raw):
                                                           "d__parsed": True}
 
 
-@pytest.mark.parametrize("raw", ["2019-02-30", "2019-13-01", "05/03/2019", "yesterday"])
+@pytest.mark.parametrize(
+    "raw", ["2019-02-30", "2019-13-01", "05/03/2019", "yesterday", "19-3-5", "epoch", "infinity"]
+)
 def test_impossible_or_foreign_dates_are_flagged_not_guessed(con, raw):
     assert typed(con, Column("d", "日期", "date"), raw) == {"d": None, "d__parsed": False}
 

@@ -89,13 +89,11 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
 
 
 def _type(con, spec: SourceSpec, today: dt.date) -> None:
-    exprs = [f"{sql} AS \"{name}\"" for c in spec.columns
-             for sql, name in parse.typed_expressions(c, today)]
+    keep = [rules.ROW_ID, "_file_order", "_line",
+            f"{parse.content_hash_sql(spec)} AS _content_hash"]
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE typed AS
-        SELECT {rules.ROW_ID}, _file_order, _line, {", ".join(exprs)},
-               {parse.content_hash_sql(spec)} AS _content_hash
-        FROM landing"""
+        "CREATE OR REPLACE TEMP TABLE typed AS "
+        + parse.typed_select(spec.columns, today, "landing", keep)
     )
 
 
