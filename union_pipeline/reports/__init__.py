@@ -1,0 +1,92 @@
+"""Charts and leadership exports (plain Python: plotly, kaleido, pypdf, smtplib; no Dagster).
+
+Typical use, on a read-only connection to the live warehouse::
+
+    theme = load_theme()                       # assets/theme.yaml, UNION_LANG zh|en
+    data = read_report_data(con)               # marts + monthly aggregates
+    charts = build_charts(data, theme)         # plotly figures, reading order
+    paths = export_paths(settings.export_dir, data.as_of)
+    export_static(charts, paths, theme)        # PNG + PDF per chart, one browser
+    write_dashboard(charts, paths.dashboard, data, theme)
+    write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, ...)
+
+or `export_reports(con, export_dir)` for all of it.
+"""
+
+from union_pipeline.reports.briefing import Briefing, cover_figure, mail_text, write_briefing
+from union_pipeline.reports.dashboard import dashboard_html, write_dashboard
+from union_pipeline.reports.data import ReportData, ReportDataError, read_report_data
+from union_pipeline.reports.export import (
+    ExportPaths,
+    ReportRun,
+    StaticExport,
+    export_paths,
+    export_reports,
+    export_static,
+    preview_markdown,
+    preview_png,
+)
+from union_pipeline.reports.figures import (
+    BUILDERS,
+    Chart,
+    TargetSummary,
+    build_charts,
+    target_summary,
+)
+from union_pipeline.reports.mail import (
+    Attachment,
+    MailResult,
+    SmtpConfig,
+    recipients_from_env,
+    send_mail,
+    smtp_config_from_env,
+)
+from union_pipeline.reports.privacy import SUPPRESSED_LABEL, street_values
+from union_pipeline.reports.render import (
+    INSTALL_HINT,
+    find_browser,
+    has_cjk_font,
+    static_export_problem,
+)
+from union_pipeline.reports.theme import Theme, ThemeError, current_lang, load_theme
+
+__all__ = [
+    "BUILDERS",
+    "INSTALL_HINT",
+    "SUPPRESSED_LABEL",
+    "Attachment",
+    "Briefing",
+    "Chart",
+    "ExportPaths",
+    "MailResult",
+    "ReportData",
+    "ReportDataError",
+    "ReportRun",
+    "SmtpConfig",
+    "StaticExport",
+    "TargetSummary",
+    "Theme",
+    "ThemeError",
+    "build_charts",
+    "cover_figure",
+    "current_lang",
+    "dashboard_html",
+    "export_paths",
+    "export_reports",
+    "export_static",
+    "find_browser",
+    "has_cjk_font",
+    "load_theme",
+    "mail_text",
+    "preview_markdown",
+    "preview_png",
+    "read_report_data",
+    "recipients_from_env",
+    "send_mail",
+    "smtp_config_from_env",
+    "static_export_problem",
+    "street_values",
+    "target_summary",
+    "write_briefing",
+    "write_dashboard",
+]
