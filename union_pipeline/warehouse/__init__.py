@@ -21,6 +21,12 @@ import duckdb
 STALE_BUILD_SECONDS = 24 * 3600
 
 
+def _config() -> dict:
+    """DuckDB takes 80% of RAM by default; a refresh that spills to disk beyond a few GB
+    leaves the machine to everything else (UNION_DUCKDB_MEMORY, default 3GB)."""
+    return {"memory_limit": os.environ.get("UNION_DUCKDB_MEMORY") or "3GB"}
+
+
 class Warehouse:
     def __init__(self, live: Path):
         self.live = Path(live)
@@ -51,7 +57,10 @@ class Warehouse:
     @contextlib.contextmanager
     def building(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection to this run's build file."""
-        con = duckdb.connect(str(self._prepare_build(run_id)))
+        build = self._prepare_build(run_id)
+        con = duckdb.connect(
+            str(build), config={**_config(), "temp_directory": str(build) + ".tmp"}
+        )
         try:
             yield con
         finally:
@@ -67,6 +76,7 @@ class Warehouse:
         os.replace(build, self.live)
         with contextlib.suppress(FileNotFoundError):
             Path(str(build) + ".wal").unlink()
+        shutil.rmtree(str(build) + ".tmp", ignore_errors=True)
         return self.live
 
     @contextlib.contextmanager
@@ -75,7 +85,7 @@ class Warehouse:
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
-                con = duckdb.connect(str(self.live), read_only=True)
+                con = duckdb.connect(str(self.live), read_only=True, config=_config())
                 break
             except duckdb.IOException:
                 if time.monotonic() > deadline:
