@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STEP = re.compile(r'Finished execution of step "([^"]+)" in ([0-9.]+)(ms|s|m)')
+STEP = re.compile(
+    r'Finished execution of step "([^"]+)" in (?:([0-9.]+)ms|(?:(\d+)m)?\s*(?:([0-9.]+)s)?)'
+)
 
 
 def main() -> None:
@@ -50,8 +52,8 @@ def main() -> None:
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     steps = []
-    for name, value, unit in STEP.findall(run.stderr + run.stdout):
-        seconds = float(value) * {"ms": 0.001, "s": 1, "m": 60}[unit]
+    for name, millis, minutes, secs in STEP.findall(run.stderr + run.stdout):
+        seconds = float(millis or 0) / 1000 + 60 * int(minutes or 0) + float(secs or 0)
         steps.append((seconds, name))
     for seconds, name in sorted(steps, reverse=True):
         print(f"  {seconds:7.2f} s  {name}")
