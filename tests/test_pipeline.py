@@ -106,3 +106,33 @@ def _names_in_drop(raw: Path) -> set[str]:
         names |= {n.strip() for n in table.column("姓名").to_pylist() if n and n.strip()}
     assert names
     return names
+
+
+def test_demo_scale_1_reconciles_every_published_figure(tmp_path, env, monkeypatch):
+    from union_pipeline.demo import generate
+
+    raw = tmp_path / "raw1"
+    generate(raw, scale=1)
+    monkeypatch.setenv("UNION_RAW_DIR", str(raw))
+    definitions = defs()
+    job = definitions.resolve_implicit_global_asset_job_def()
+    warehouse_keys = [k for k in definitions.resolve_asset_graph().get_all_asset_keys()
+                      if k.path[0] != "reports"]
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=warehouse_keys, raise_on_error=False)
+    assert result.success
+    with duckdb.connect(str(env), read_only=True) as con:
+        rows = con.execute(
+            "SELECT kpi_code, year, computed, lower, upper, match "
+            "FROM marts.report_reconciliation").fetchall()
+        shares = con.execute(
+            "SELECT q.source, count(*) / any_value(s.n) FROM staging.quarantine q JOIN "
+            "(SELECT 'members' AS source, count(*) AS n FROM staging.members) s USING (source) "
+            "GROUP BY ALL").fetchall()
+    assert len(rows) == 18
+    assert [r for r in rows if not r[-1]] == []
+    assert all(share < 0.05 for _, share in shares)
+    checks = result.get_asset_check_evaluations()
+    assert all(c.passed for c in checks if c.check_name == "rows_accounted_for")
+    assert all(c.passed for c in checks if c.check_name == "quarantine_under_threshold")
