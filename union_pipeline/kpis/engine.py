@@ -110,6 +110,8 @@ def evaluate(
         f"CREATE OR REPLACE TEMP TABLE {_RAW_TABLE} AS\n"
         + _raw_select(list(base.values()), by_street, persons)
     )
+    if persons:
+        _exact_persons(con, list(base.values()), keys)
     con.execute(_dense_statement(list(base.values()), wanted, by_street, persons))
     con.execute(f"DROP TABLE IF EXISTS {_RAW_TABLE}")
     return VALUES_TABLE
@@ -122,14 +124,17 @@ def _rows(kpi: Kpi) -> str:
     return kpi.rows.strip().rstrip(";")
 
 
-def _values_query(kpis: Sequence[Kpi], keys: str) -> str:
-    """One scan of the (shared) rows: value_i for each KPI, per point (and street)."""
-    measures = ", ".join(
-        f"{k.value} FILTER (WHERE {k.where}) AS value_{i}" if k.where else f"{k.value} AS value_{i}"
-        for i, k in enumerate(kpis)
-    )
+def _values_query(kpis: Sequence[Kpi], keys: str, persons: bool = False) -> str:
+    """One scan of the (shared) rows: value_i for each KPI, per point (and street), and with
+    `persons` a HyperLogLog sketch_i of the distinct persons behind it (see _exact_persons)."""
+    measures = []
+    for i, k in enumerate(kpis):
+        only = f" FILTER (WHERE {k.where})" if k.where else ""
+        measures.append(f"{k.value}{only} AS value_{i}")
+        if persons and k.person:
+            measures.append(f"approx_count_distinct({k.person}){only} AS sketch_{i}")
     return (
-        f"SELECT {keys}, {measures}\n"
+        f"SELECT {keys}, {', '.join(measures)}\n"
         f"FROM (\n{_rows(kpis[0])}\n) AS kpi_rows\nGROUP BY {keys}"
     )
 
@@ -137,60 +142,59 @@ def _values_query(kpis: Sequence[Kpi], keys: str) -> str:
 EXACT_BELOW = 50
 
 
-def _persons_query(kpi: Kpi, keys: str) -> str:
-    """Distinct persons behind the KPI's rows, per point and street.
+def _persons_query(kpi: Kpi, keys: str, cells: str = "") -> str:
+    """Exact distinct persons behind the KPI's rows, per point and street, for the cells
+    `cells` selects (a query returning `keys`), or for all."""
+    where = f"({kpi.where}) AND " if kpi.where else ""
+    restrict = f" AND ({keys}) IN ({cells})" if cells else ""
+    return (
+        f"SELECT {keys}, count(DISTINCT {kpi.person}) AS persons\n"
+        f"FROM (\n{_rows(kpi)}\n) AS kpi_rows\n"
+        f"WHERE {where}({kpi.person}) IS NOT NULL{restrict}\nGROUP BY {keys}"
+    )
+
+
+def _exact_persons(con: duckdb.DuckDBPyConnection, base: Sequence[Kpi], keys: str) -> None:
+    """Replace the sketch by the exact count in cells the sketch puts below EXACT_BELOW.
 
     Exact counting keeps every (cell, person) pair in memory: 13 GB and a minute at province
-    scale. A HyperLogLog sketch per cell is nearly free, and in its small range it cannot
-    overestimate (n persons fill at most n registers), so cells it puts below EXACT_BELOW
-    are counted exactly: small cells, the ones suppression is about, are always exact.
+    scale. The sketch is nearly free, and in its small range it cannot overestimate (n
+    persons fill at most n registers), so the small cells, the ones suppression is about,
+    are always exact; large ones are within a few percent.
     """
-    where = f"({kpi.where}) AND " if kpi.where else ""
-    on_keys = " AND ".join(f"s.{k.strip()} = e.{k.strip()}" for k in keys.split(","))
-    return (
-        f"SELECT * FROM (WITH kpi_persons AS NOT MATERIALIZED (\n"
-        f"SELECT {keys}, {kpi.person} AS person\n"
-        f"FROM (\n{_rows(kpi)}\n) AS kpi_rows\n"
-        f"WHERE {where}({kpi.person}) IS NOT NULL),\n"
-        f"sketch AS (SELECT {keys}, approx_count_distinct(person) AS approx\n"
-        f"           FROM kpi_persons GROUP BY {keys}),\n"
-        f"exact AS (SELECT {keys}, count(DISTINCT person) AS n FROM kpi_persons\n"
-        f"          WHERE ({keys}) IN (SELECT ({keys}) FROM sketch\n"
-        f"                             WHERE approx < {EXACT_BELOW})\n"
-        f"          GROUP BY {keys})\n"
-        f"SELECT s.*, coalesce(e.n, s.approx) AS persons\n"
-        f"FROM sketch AS s LEFT JOIN exact AS e ON {on_keys})"
-    )
+    on = " AND ".join(f"r.{k.strip()} = e.{k.strip()}" for k in keys.split(","))
+    for kpi in base:
+        if not kpi.person:
+            continue
+        cells = (f"SELECT {keys} FROM {_RAW_TABLE} WHERE kpi_code = {sql_text(kpi.code)} "
+                 f"AND persons > 0 AND persons < {EXACT_BELOW}")
+        if not con.execute(f"SELECT count(*) FROM ({cells})").fetchall()[0][0]:
+            continue
+        con.execute(
+            f"UPDATE {_RAW_TABLE} AS r SET persons = e.persons FROM (WITH {_EVAL_POINTS}\n"
+            f"{_persons_query(kpi, keys, cells)}) AS e "
+            f"WHERE r.kpi_code = {sql_text(kpi.code)} AND {on}"
+        )
 
 
 def _raw_select(base: Sequence[Kpi], by_street: bool, persons: bool) -> str:
     """All KPIs in one statement. KPIs with the same `rows` text share one scan (a CTE with
-    one aggregate per KPI); persons are counted once per distinct (rows, where, person)."""
+    one aggregate per KPI, and its persons sketch)."""
     street = ", street" if by_street else ""
     keys = "year, at_date" + street
     groups: dict[str, list[Kpi]] = {}
     for kpi in base:
         groups.setdefault(" ".join(kpi.rows.split()), []).append(kpi)
     ctes, selects = [_EVAL_POINTS], []
-    person_ctes: dict[tuple, str] = {}
-    for g, (norm, kpis) in enumerate(groups.items()):
-        ctes.append(f"g{g} AS MATERIALIZED (\n{_values_query(kpis, keys)}\n)")
+    for g, kpis in enumerate(groups.values()):
+        ctes.append(f"g{g} AS MATERIALIZED (\n{_values_query(kpis, keys, persons)}\n)")
         for i, kpi in enumerate(kpis):
-            join, count = "", "NULL"
-            if persons and kpi.person:
-                key = (norm, kpi.where, kpi.person)
-                if key not in person_ctes:
-                    person_ctes[key] = f"p{len(person_ctes)}"
-                    ctes.append(
-                        f"{person_ctes[key]} AS MATERIALIZED (\n{_persons_query(kpi, keys)}\n)"
-                    )
-                join = f" LEFT JOIN {person_ctes[key]} USING ({keys})"
-                count = f"{person_ctes[key]}.persons"
+            count = f"sketch_{i}" if persons and kpi.person else "NULL"
             selects.append(
                 f"SELECT {sql_text(kpi.code)} AS kpi_code, CAST(year AS INTEGER) AS year, "
                 f"CAST(at_date AS DATE) AS at_date{street}, "
                 f"CAST(value_{i} AS DOUBLE) AS value, CAST({count} AS BIGINT) AS persons "
-                f"FROM g{g}{join}"
+                f"FROM g{g}"
             )
     return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
 
