@@ -122,9 +122,11 @@ def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date) -> None:
 def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
     """Move rows named by `failures_sql` (_row_id, rule, column) out of `typed`."""
     order = ", ".join(f"'{r}'" for r in RULE_ORDER)
+    # evaluated once: the query may be a window or an anti-join over every typed row
+    con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS SELECT DISTINCT * FROM ({failures_sql})")
     con.execute(
         f"""INSERT INTO {QUARANTINE}
-        WITH f AS (SELECT DISTINCT * FROM ({failures_sql})),
+        WITH f AS (SELECT * FROM moving),
         ranked AS (
             SELECT _row_id,
                    arg_min(rule, coalesce(list_position([{order}], rule), 99)) AS rule,
@@ -137,7 +139,8 @@ def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
         FROM ranked r JOIN landing l USING (_row_id) JOIN landing_files lf USING (_file_order)
         ORDER BY l._row_id"""
     )
-    con.execute(f"DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM ({failures_sql}))")
+    con.execute("DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
+    con.execute("DROP TABLE moving")
 
 
 def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
