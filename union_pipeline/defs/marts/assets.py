@@ -25,6 +25,24 @@ KPI_YEARLY_COLUMNS = {
     "on_track": "预计能否达成 (incomplete year with a target)",
 }
 
+KPI_BY_STREET_COLUMNS = {
+    "kpi_code": "指标代码",
+    "year": "年度",
+    "street": "镇街 (assets/streets.csv)",
+    "actual": "实际值 at year end (year to date for the incomplete year)",
+    "persons": "人数: distinct persons behind the value, exact below 50, for small-cell "
+    "suppression (<5 is never shown)",
+}
+RECONCILIATION_COLUMNS = {
+    "kpi_code": "指标代码",
+    "year": "年度",
+    "published": "发布值",
+    "lower": "下限 (from the published rounding or 余)",
+    "upper": "上限",
+    "computed": "仓库计算值 (marts.kpi_yearly.actual)",
+    "match": "是否一致: lower <= computed <= upper",
+}
+
 
 def _build(context, warehouse: WarehouseResource, table: str, build, descriptions=None):
     settings = warehouse.settings
@@ -76,7 +94,8 @@ def kpi_by_street(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     分镇街指标：会员、工会、医疗互助按所属镇街统计。
     """
     return dg.MaterializeResult(
-        metadata=_build(context, warehouse, "kpi_by_street", kpis.build_kpi_by_street)
+        metadata=_build(context, warehouse, "kpi_by_street", kpis.build_kpi_by_street,
+                        KPI_BY_STREET_COLUMNS)
     )
 
 
@@ -96,6 +115,7 @@ def report_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehous
     """
     return dg.MaterializeResult(
         metadata=_build(
-            context, warehouse, "report_reconciliation", kpis.build_report_reconciliation
+            context, warehouse, "report_reconciliation", kpis.build_report_reconciliation,
+            RECONCILIATION_COLUMNS,
         )
     )
