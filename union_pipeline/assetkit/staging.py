@@ -25,6 +25,23 @@ def _descriptions(spec) -> dict[str, str]:
     return out
 
 
+def raw_source(source: str) -> dg.AssetSpec:
+    """The raw folder a source's exports are dropped in: where lineage begins."""
+    spec = load_specs()[source]
+    return dg.AssetSpec(
+        key=["raw", source],
+        group_name=spec.group,
+        kinds={"csv", "xlsx"},
+        owners=[OWNER],
+        description=(
+            f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by the source "
+            f"system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx; headers in "
+            f"assets/sources/{source}.yaml)."
+        ),
+        metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
+    )
+
+
 def staging_asset(source: str) -> dg.AssetsDefinition:
     spec = load_specs()[source]
     key = dg.AssetKey(["staging", source])
@@ -36,7 +53,7 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "pandera"},
         owners=[OWNER],
         pool=WRITER_POOL,
-        deps=[dg.AssetKey(["staging", s]) for s in upstream],
+        deps=[dg.AssetKey(["raw", source]), *(dg.AssetKey(["staging", s]) for s in upstream)],
         description=(
             f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
             f"Rows of `{spec.folder}/` (*.csv, *.xlsx) that pass the data contract's rules; "
