@@ -38,16 +38,8 @@ def inbox():
     controller.stop()
 
 
-def test_failed_refresh_is_mailed_with_the_asset_and_error(
-    minimal_drop, tmp_path, monkeypatch, inbox
-):
-    handler, port = inbox
-    shutil.rmtree(minimal_drop / "members")
-    monkeypatch.setenv("UNION_RAW_DIR", str(minimal_drop))
-    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "union.duckdb"))
-    monkeypatch.setenv("UNION_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("UNION_SMTP_PORT", str(port))
-    monkeypatch.setenv("UNION_ALERT_TO", "ops@example.org, analyst@example.org")
+def fail_and_alert() -> dg.ExecuteInProcessResult:
+    """Run a refresh that fails, then evaluate the failure sensor on it."""
     job = defs().resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
@@ -59,6 +51,20 @@ def test_failed_refresh_is_mailed_with_the_asset_and_error(
             dagster_event=result.get_run_failure_event(),
         ).for_run_failure()
         refresh_failure_alert(context)
+    return result
+
+
+def test_failed_refresh_is_mailed_with_the_asset_and_error(
+    minimal_drop, tmp_path, monkeypatch, inbox
+):
+    handler, port = inbox
+    shutil.rmtree(minimal_drop / "members")
+    monkeypatch.setenv("UNION_RAW_DIR", str(minimal_drop))
+    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "union.duckdb"))
+    monkeypatch.setenv("UNION_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("UNION_SMTP_PORT", str(port))
+    monkeypatch.setenv("UNION_ALERT_TO", "ops@example.org, analyst@example.org")
+    result = fail_and_alert()
     [(recipients, message)] = handler.messages
     assert recipients == ["ops@example.org", "analyst@example.org"]
     assert "数据刷新失败" in message["Subject"]
@@ -74,14 +80,5 @@ def test_no_smtp_configured_only_logs(minimal_drop, tmp_path, monkeypatch, inbox
     monkeypatch.setenv("UNION_RAW_DIR", str(minimal_drop))
     monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "union.duckdb"))
     monkeypatch.delenv("UNION_SMTP_HOST", raising=False)
-    job = defs().resolve_implicit_global_asset_job_def()
-    with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
-        context = dg.build_run_status_sensor_context(
-            sensor_name=refresh_failure_alert.name,
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            dagster_event=result.get_run_failure_event(),
-        ).for_run_failure()
-        refresh_failure_alert(context)
+    fail_and_alert()
     assert handler.messages == []

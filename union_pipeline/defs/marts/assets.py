@@ -59,63 +59,51 @@ def _build(context, warehouse: WarehouseResource, table: str, build, description
     }
 
 
-@dg.asset(
-    key=["marts", "kpi_yearly"],
-    group_name="kpis",
-    kinds={"duckdb", "sql"},
-    owners=[OWNER],
-    pool=WRITER_POOL,
-    deps=STAGING,
-)
-def kpi_yearly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def _mart(name: str, build, columns: dict[str, str], description: str, after=()):
+    """One mart: built by `build` from staging into the run's warehouse, with its metadata."""
+
+    @dg.asset(
+        key=["marts", name],
+        group_name="kpis",
+        kinds={"duckdb", "sql"},
+        owners=[OWNER],
+        pool=WRITER_POOL,
+        deps=[*STAGING, *(dg.AssetKey(["marts", a]) for a in after)],
+        description=description,
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        return dg.MaterializeResult(metadata=_build(context, warehouse, name, build, columns))
+
+    return _asset
+
+
+kpi_yearly = _mart(
+    "kpi_yearly",
+    kpis.build_kpi_yearly,
+    KPI_YEARLY_COLUMNS,
     """Every KPI of the catalogue by year, with year-on-year change, target and projection.
 
     One row per (kpi_code, year) from the first activity year to the as-of year; the
     incomplete as-of year compares year to date with the prior year to the same date.
-    指标年度表：实际值、同比、目标、达成情况及年末预测。
-    """
-    return dg.MaterializeResult(
-        metadata=_build(context, warehouse, "kpi_yearly", kpis.build_kpi_yearly,
-                        KPI_YEARLY_COLUMNS)
-    )
-
-
-@dg.asset(
-    key=["marts", "kpi_by_street"],
-    group_name="kpis",
-    kinds={"duckdb", "sql"},
-    owners=[OWNER],
-    pool=WRITER_POOL,
-    deps=STAGING,
+    指标年度表：实际值、同比、目标、达成情况及年末预测。""",
 )
-def kpi_by_street(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+
+kpi_by_street = _mart(
+    "kpi_by_street",
+    kpis.build_kpi_by_street,
+    KPI_BY_STREET_COLUMNS,
     """Every KPI whose rows reach a union, by year and street (镇街).
 
-    分镇街指标：会员、工会、医疗互助按所属镇街统计。
-    """
-    return dg.MaterializeResult(
-        metadata=_build(context, warehouse, "kpi_by_street", kpis.build_kpi_by_street,
-                        KPI_BY_STREET_COLUMNS)
-    )
-
-
-@dg.asset(
-    key=["marts", "report_reconciliation"],
-    group_name="kpis",
-    kinds={"duckdb", "sql"},
-    owners=[OWNER],
-    pool=WRITER_POOL,
-    deps=[*STAGING, dg.AssetKey(["marts", "kpi_yearly"])],
+    分镇街指标：会员、工会、医疗互助按所属镇街统计。""",
 )
-def report_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+
+report_reconciliation = _mart(
+    "report_reconciliation",
+    kpis.build_report_reconciliation,
+    RECONCILIATION_COLUMNS,
     """Each published figure beside the warehouse's value, and whether it lies in its bounds.
 
     A mismatch is a question for the analyst (the check warns), not a reason to publish
-    nothing. 与已发布数据核对：发布值、上下限、计算值、是否一致。
-    """
-    return dg.MaterializeResult(
-        metadata=_build(
-            context, warehouse, "report_reconciliation", kpis.build_report_reconciliation,
-            RECONCILIATION_COLUMNS,
-        )
-    )
+    nothing. 与已发布数据核对：发布值、上下限、计算值、是否一致。""",
+    after=("kpi_yearly",),
+)
