@@ -1,18 +1,56 @@
-"""One factory turns a source spec into its staging asset and its load checks."""
+"""One factory turns a source spec into its raw source asset, its staging asset and its
+load checks."""
+
+
+import hashlib
+import json
+from pathlib import Path
 
 import dagster as dg
 
 from union_pipeline.assetkit.metadata import table_metadata
-from union_pipeline.assetkit.resources import WRITER_POOL, WarehouseResource
+from union_pipeline.assetkit.outputs import (
+    Latest,
+    latest,
+    output_metadata,
+    require,
+    reused_metadata,
+    versions_of,
+)
+from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.ingest.files import FileError, discover
 from union_pipeline.ingest.load import load_source
-from union_pipeline.ingest.specs import load_specs
+from union_pipeline.ingest.specs import SourceSpec, load_specs
+from union_pipeline.settings import load_settings
+from union_pipeline.warehouse import create_views, scratch
+from union_pipeline.warehouse.versions import digest, files_state, state_version
 
 OWNER = "team:data-platform"
 IDENTITY_CHECK = "rows_accounted_for"
 THRESHOLD_CHECK = "quarantine_under_threshold"
+RAW_STATE = "union/raw_files"
+LOAD = "union/load"
+QUARANTINE_FILE = "union/quarantine_file"
+RULE_DATE = "union/rule_date"
+DATE_SENSITIVE = "union/date_sensitive"
+# rules whose outcome moves with the refresh date (an event "not after" it)
+DATED_RULES = ("after_as_of", "future_date")
+EAGER = dg.AutomationCondition.eager()
 
 
-def _descriptions(spec) -> dict[str, str]:
+def package_digest(*packages: str) -> str:
+    """The code version of a step: a digest of its packages' source, so any change to the
+    code that makes a result makes it stale."""
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text(encoding="utf-8") for name in packages
+             for p in sorted((root / name).glob("*.py"))]
+    return digest(*texts)
+
+
+INGEST_CODE = package_digest("ingest", "warehouse")
+
+
+def _descriptions(spec: SourceSpec) -> dict[str, str]:
     out = {c.name: f"{c.header} ({c.type})" for c in spec.columns if not c.is_pii}
     out.update(
         person_key="人员键: HMAC-SHA256 of the ID number (身份证号), the join key across sources",
@@ -25,103 +63,205 @@ def _descriptions(spec) -> dict[str, str]:
     return out
 
 
-def raw_source(source: str) -> dg.AssetSpec:
-    """The raw folder a source's exports are dropped in: where lineage begins."""
+def raw_files(spec: SourceSpec, raw_dir: Path) -> dict[str, Path]:
+    """The files the loader would read, by name relative to the raw folder."""
+    try:
+        return {f.relative: f.path for f in discover(spec, raw_dir)}
+    except FileError:
+        return {}  # the load itself says what is missing
+
+
+def raw_source(source: str) -> dg.AssetsDefinition:
+    """The raw folder a source's exports are dropped in: where lineage begins. Its data
+    version is the content of its files (size and mtime first, a hash only when moved)."""
     spec = load_specs()[source]
-    return dg.AssetSpec(
-        key=["raw", source],
-        group_name=spec.group,
-        kinds={"csv", "xlsx"},
-        owners=[OWNER],
-        description=(
-            f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by the source "
-            f"system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx; headers in "
-            f"assets/sources/{source}.yaml)."
-        ),
-        metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
+    key = dg.AssetKey(["raw", source])
+
+    @dg.multi_observable_source_asset(
+        name=f"raw_{source}",
+        specs=[dg.AssetSpec(
+            key,
+            group_name=spec.group,
+            kinds={"csv", "xlsx"},
+            owners=[OWNER],
+            description=(
+                f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by the "
+                f"source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx; headers in "
+                f"assets/sources/{source}.yaml). Its data version is the files' content."
+            ),
+            metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
+        )],
     )
+    def _raw(context) -> dg.ObserveResult:
+        records = context.instance.fetch_observations(key, limit=1).records
+        known = {}
+        if records and records[0].asset_observation is not None:
+            entry = records[0].asset_observation.metadata.get(RAW_STATE)
+            known = entry.value if entry is not None else {}
+        state = files_state(raw_files(spec, load_settings().raw_dir), known)
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(state_version(state)),
+            metadata={RAW_STATE: dg.MetadataValue.json(state),
+                      "files": dg.MetadataValue.int(len(state))},
+        )
+
+    return _raw
+
+
+def _summary(result, threshold: float) -> dict:
+    counts = {
+        "rows_read": result.read,
+        "rows_loaded": result.loaded,
+        "rows_quarantined": result.quarantined,
+        "repeats_collapsed": result.collapsed,
+        "rows_superseded": result.superseded,
+    }
+    return {
+        "counts": counts,
+        "by_rule": result.quarantine_by_rule,
+        "identity_holds": result.identity_holds,
+        "share": round(result.quarantine_share, 6),
+        "files": result.files,
+    }
+
+
+def _check_results(summary: dict, samples_md: str, threshold: float):
+    counts = summary["counts"]
+    evidence = {
+        **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
+        "quarantined_by_rule": dg.MetadataValue.json(summary["by_rule"]),
+        "sample_quarantined_rows (masked)": dg.MetadataValue.md(samples_md),
+    }
+    identity = dg.AssetCheckResult(
+        check_name=IDENTITY_CHECK,
+        passed=bool(summary["identity_holds"]),
+        metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()},
+    )
+    under = dg.AssetCheckResult(
+        check_name=THRESHOLD_CHECK,
+        passed=summary["share"] <= threshold,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "quarantined_share": dg.MetadataValue.float(summary["share"]),
+            "threshold": dg.MetadataValue.float(threshold),
+            **evidence,
+        },
+    )
+    return evidence, identity, under
+
+
+def _can_reuse(previous: Latest | None, version: str, rule_date: str) -> bool:
+    if previous is None or previous.version != version or not previous.files_exist:
+        return False
+    if previous.get(QUARANTINE_FILE) and not Path(previous.get(QUARANTINE_FILE)).exists():
+        return False
+    # a row was held back for a date after the refresh date: a later date may admit it
+    return not previous.get(DATE_SENSITIVE, True) or previous.get(RULE_DATE) == rule_date
 
 
 def staging_asset(source: str) -> dg.AssetsDefinition:
     spec = load_specs()[source]
     key = dg.AssetKey(["staging", source])
-    upstream = sorted({r.source for r in spec.references})
+    upstream = [dg.AssetKey(["staging", s]) for s in sorted({r.source for r in spec.references})]
+    code_version = digest(INGEST_CODE, repr(spec))
 
     @dg.asset(
         key=key,
         group_name=spec.group,
-        kinds={"duckdb", "pandera"},
+        kinds={"duckdb", "parquet", "pandera"},
         owners=[OWNER],
-        pool=WRITER_POOL,
-        deps=[dg.AssetKey(["raw", source]), *(dg.AssetKey(["staging", s]) for s in upstream)],
+        code_version=code_version,
+        automation_condition=EAGER,
+        deps=[dg.AssetKey(["raw", source]), *upstream],
         description=(
             f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
             f"Rows of `{spec.folder}/` (*.csv, *.xlsx) that pass the data contract's rules; "
-            "the others are in `staging.quarantine` with the broken rule. "
+            "the others are in `staging/quarantine` with the broken rule. "
             f"{spec.title_zh}：经校验、去标识化后的明细，违规行见隔离表。"
         ),
         check_specs=[
             dg.AssetCheckSpec(
                 IDENTITY_CHECK,
                 asset=key,
-                description="read = loaded + quarantined + collapsed + superseded",
+                description="行数守恒 — read = loaded + quarantined + collapsed + superseded",
             ),
             dg.AssetCheckSpec(
                 THRESHOLD_CHECK,
                 asset=key,
                 blocking=True,
-                description="at most UNION_QUARANTINE_THRESHOLD (5%) of rows quarantined",
+                description="隔离比例不超过阈值 — at most UNION_QUARANTINE_THRESHOLD (5%) of "
+                "rows quarantined",
             ),
         ],
     )
     def _staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         settings = warehouse.settings
-        with warehouse.building(context) as con:
-            result = load_source(
-                con, spec, settings.raw_dir, settings.rule_as_of, settings.pii_key
+        store = warehouse.warehouse
+        references = {k: require(context.instance, k) for k in upstream}
+        previous = latest(context.instance, key)
+        state = files_state(raw_files(spec, settings.raw_dir),
+                            previous.get(RAW_STATE) if previous else None)
+        rule_date = settings.rule_as_of.isoformat()
+        version = digest(
+            code_version,
+            state_version(state),
+            versions_of(references),
+            hashlib.sha256(settings.pii_key).hexdigest(),  # person_key depends on the key
+            settings.as_of,
+        )
+        threshold = settings.quarantine_threshold
+        if _can_reuse(previous, version, rule_date):
+            context.log.info(f"{source}: files and inputs unchanged, result of run "
+                             f"{previous.made_in_run[:8]} stands (no file read)")
+            summary = json.loads(previous.get(LOAD))
+            _, identity, under = _check_results(
+                summary, previous.get("sample_quarantined_rows (masked)", ""), threshold)
+            yield dg.MaterializeResult(
+                data_version=dg.DataVersion(version),
+                metadata=reused_metadata(previous, publishable=under.passed),
             )
+            yield identity
+            yield under
+            return
+
+        with scratch(store.spill_dir) as con:
+            for found in references.values():
+                create_views(con, found.tables)
+            result = load_source(con, spec, settings.raw_dir, settings.rule_as_of,
+                                 settings.pii_key)
+            files = store.outputs.write(con, "staging", source, version, {
+                "data": f"SELECT * FROM staging.{source}",
+                "quarantine": "SELECT * FROM staging.quarantine",
+            })
             metadata = table_metadata(con, f"staging.{source}", _descriptions(spec))
             samples = con.execute(
                 "SELECT file, line, rules, values_masked FROM staging.quarantine "
-                "WHERE source = ? ORDER BY file, line LIMIT 5",
-                [source],
+                "ORDER BY file, line LIMIT 5"
             ).df()
-        counts = {
-            "rows_read": result.read,
-            "rows_loaded": result.loaded,
-            "rows_quarantined": result.quarantined,
-            "repeats_collapsed": result.collapsed,
-            "rows_superseded": result.superseded,
-        }
-        context.log.info(f"{source}: {counts}")
-        evidence = {
-            **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
-            "quarantined_by_rule": dg.MetadataValue.json(result.quarantine_by_rule),
-            "sample_quarantined_rows (masked)": dg.MetadataValue.md(
-                samples.to_markdown(index=False) if len(samples) else "(none)"
-            ),
-        }
+            dated = " OR ".join(f"rules LIKE '%{r}%'" for r in DATED_RULES)
+            date_sensitive = con.execute(
+                f"SELECT count(*) > 0 FROM staging.quarantine WHERE {dated}"
+            ).fetchall()[0][0]
+        summary = _summary(result, threshold)
+        context.log.info(f"{source}: {summary['counts']}")
+        samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
+        evidence, identity, under = _check_results(summary, samples_md, threshold)
         yield dg.MaterializeResult(
+            data_version=dg.DataVersion(version),
             metadata={
                 **metadata,
                 **evidence,
                 "files": dg.MetadataValue.json(result.files),
-            }
-        )
-        yield dg.AssetCheckResult(
-            check_name=IDENTITY_CHECK,
-            passed=result.identity_holds,
-            metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()},
-        )
-        yield dg.AssetCheckResult(
-            check_name=THRESHOLD_CHECK,
-            passed=result.quarantine_share <= settings.quarantine_threshold,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "quarantined_share": dg.MetadataValue.float(round(result.quarantine_share, 5)),
-                "threshold": dg.MetadataValue.float(settings.quarantine_threshold),
-                **evidence,
+                **output_metadata(version, {f"staging.{source}": files["data"]},
+                                  publishable=under.passed),
+                QUARANTINE_FILE: dg.MetadataValue.path(str(files["quarantine"])),
+                RAW_STATE: dg.MetadataValue.json(state),
+                LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
+                RULE_DATE: dg.MetadataValue.text(rule_date),
+                DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
             },
         )
+        yield identity
+        yield under
 
     return _staging

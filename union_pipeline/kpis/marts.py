@@ -1,6 +1,6 @@
-"""Build the KPI marts (contract: /work/shared/spec/kpis.md, "The marts contract").
+"""Build the KPI marts (contract: docs/marts.md).
 
-Each builder reads staging.* and marts.refresh_context (written by
+Each builder reads staging.* and marts.refresh_context (tables or views) (written by
 `resolve_refresh_context`) and creates or replaces one table in schema `marts`.
 """
 
@@ -201,8 +201,8 @@ def build_report_reconciliation(
     ctx = read_refresh_context(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     has_published = con.execute(
-        "SELECT count(*) FROM duckdb_tables() "
-        "WHERE schema_name = 'staging' AND table_name = 'published'"
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'staging' AND table_name = 'published'"
     ).fetchall()[0][0]
     if not has_published:
         con.execute(_EMPTY_RECONCILIATION)

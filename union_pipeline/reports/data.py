@@ -1,6 +1,4 @@
-"""What the charts read from the warehouse: the marts and a few monthly aggregates.
-
-Only aggregates leave the warehouse: no person_key, no row of detail.
+"""What the charts read: the marts, and nothing else (no staging table, no detail row).
 """
 
 from __future__ import annotations
@@ -63,7 +61,7 @@ class ReportData:
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables()"
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -71,16 +69,24 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     schema, name = table.split(".")
     rows = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ?",
         [schema, name],
     ).fetchall()
     return {r[0] for r in rows}
 
 
+def _mart(con, tables: set[str], table: str, sql: str, params, notes: list[str], missing: str):
+    if table in tables:
+        return con.execute(sql, params).df()
+    notes.append(f"{table} missing: {missing}")
+    return None
+
+
 def read_report_data(
     con: duckdb.DuckDBPyConnection, catalogue: list[Kpi] | None = None
 ) -> ReportData:
-    """Everything the charts show, read through one (read-only) connection."""
+    """Everything the charts show, from the marts only, through one connection."""
     tables = _tables(con)
     needed = {"marts.refresh_context", "marts.kpi_yearly", "marts.kpi_by_street"}
     if missing := sorted(needed - tables):
@@ -99,87 +105,26 @@ def read_report_data(
         "FROM marts.kpi_by_street WHERE year BETWEEN ? AND ? ORDER BY kpi_code, year, street",
         [first_year, as_of.year],
     ).df()
-    notes = []
-    first_month = dt.date(as_of.year - 1, 1, 1)
-
-    enrolments = benefits = loans = training = None
-    if "staging.mutual_aid_enrollments" in tables:
-        # month 0: enrolled before the plan year began (paid in advance)
-        enrolments = con.execute(
-            """
-            SELECT CAST(plan_year AS INTEGER) AS year,
-                   CAST(CASE WHEN year(enrolled_date) < plan_year THEN 0
-                             ELSE month(enrolled_date) END AS INTEGER) AS month,
-                   CAST(count(*) AS DOUBLE) AS enrolments
-            FROM staging.mutual_aid_enrollments
-            WHERE plan_year BETWEEN ? AND ? AND enrolled_date <= ?
-              AND year(enrolled_date) <= plan_year
-            GROUP BY ALL ORDER BY ALL
-            """,
-            [as_of.year - 1, as_of.year, as_of],
-        ).df()
-    else:
-        notes.append("staging.mutual_aid_enrollments missing: no enrolments by month")
-    if "staging.mutual_aid_claims" in tables:
-        benefits = con.execute(
-            """
-            SELECT CAST(year(claim_date) AS INTEGER) AS year,
-                   CAST(month(claim_date) AS INTEGER) AS month,
-                   CAST(sum(benefit_yuan) AS DOUBLE) AS benefit_yuan,
-                   CAST(count(*) AS DOUBLE) AS claims
-            FROM staging.mutual_aid_claims
-            WHERE status = '已发放' AND claim_date BETWEEN ? AND ?
-            GROUP BY ALL ORDER BY ALL
-            """,
-            [first_month, as_of],
-        ).df()
-    else:
-        notes.append("staging.mutual_aid_claims missing: no benefits by month")
-    if "staging.loans" in tables:
-        # a borrower counts once, in the month of their first loan (as loan_borrowers_cum)
-        loans = con.execute(
-            """
-            WITH l AS (
-                SELECT person_key, disbursed_date, CAST(amount_yuan AS DOUBLE) AS amount
-                FROM staging.loans WHERE disbursed_date <= ?
-            ),
-            firsts AS (
-                SELECT date_trunc('month', min(disbursed_date)) AS month
-                FROM l WHERE person_key IS NOT NULL GROUP BY person_key
-            ),
-            new_borrowers AS (
-                SELECT month, CAST(count(*) AS DOUBLE) AS new_borrowers FROM firsts GROUP BY 1
-            ),
-            amounts AS (
-                SELECT date_trunc('month', disbursed_date) AS month,
-                       sum(amount) AS amount_yuan
-                FROM l GROUP BY 1
-            )
-            SELECT CAST(month AS DATE) AS month,
-                   coalesce(a.amount_yuan, 0) AS amount_yuan,
-                   coalesce(b.new_borrowers, 0) AS new_borrowers
-            FROM amounts AS a FULL JOIN new_borrowers AS b USING (month)
-            ORDER BY month
-            """,
-            [as_of],
-        ).df()
-    else:
-        notes.append("staging.loans missing: loans drawn from kpi_yearly's year ends")
-    if "staging.training" in tables:
-        training = con.execute(
-            """
-            SELECT CAST(year(session_date) AS INTEGER) AS year, program,
-                   CAST(count(DISTINCT session_id) AS DOUBLE) AS sessions,
-                   CAST(count(*) AS DOUBLE) AS participations,
-                   CAST(count(DISTINCT person_key) AS DOUBLE) AS persons
-            FROM staging.training
-            WHERE session_date <= ? AND year(session_date) BETWEEN ? AND ?
-            GROUP BY ALL ORDER BY ALL
-            """,
-            [as_of, first_year, as_of.year],
-        ).df()
-    else:
-        notes.append("staging.training missing: no training by programme")
+    notes: list[str] = []
+    # this year and the last: month 0 is enrolled before the plan year began (in advance)
+    enrolments = _mart(
+        con, tables, "marts.mutual_aid_monthly",
+        "SELECT year, month, enrolments FROM marts.mutual_aid_monthly "
+        "WHERE enrolments IS NOT NULL AND year BETWEEN ? AND ? ORDER BY ALL",
+        [as_of.year - 1, as_of.year], notes, "no enrolments by month")
+    benefits = _mart(
+        con, tables, "marts.mutual_aid_monthly",
+        "SELECT year, month, benefit_yuan, claims_paid AS claims FROM marts.mutual_aid_monthly "
+        "WHERE claims_paid IS NOT NULL AND year BETWEEN ? AND ? ORDER BY ALL",
+        [as_of.year - 1, as_of.year], notes, "no benefits by month")
+    loans = _mart(
+        con, tables, "marts.loans_monthly",
+        "SELECT month, amount_yuan, new_borrowers FROM marts.loans_monthly ORDER BY month",
+        [], notes, "loans drawn from kpi_yearly's year ends")
+    training = _mart(
+        con, tables, "marts.training_by_programme",
+        "SELECT * FROM marts.training_by_programme ORDER BY ALL",
+        [], notes, "no training by programme")
     return ReportData(
         as_of=as_of,
         first_year=int(first_year),

@@ -1,10 +1,16 @@
-"""The DuckDB warehouse: a refresh builds a private copy and swaps it in when complete.
+"""Where the warehouse's data lives: outputs per materialization, and the published file.
 
-DuckDB lets one process write a file and, while it does, no other process open it. So a
-refresh never writes the live file: its first writer copies the live file (or starts an
-empty one) to a build file private to the run; the run's last asset `os.replace`s the
-build file over the live one. Readers see the previous complete state, then the new
-complete state, never a half-built table; a failed run leaves the live file untouched.
+Every staging and mart asset writes its tables as Parquet into a folder of its own,
+`<warehouse dir>/outputs/<layer>/<table>/<version>/`, named by the version of its inputs
+and never rewritten: the same inputs give the same folder, so a retry or an unchanged
+refresh finds its work done. Downstream steps read the latest materialization's folder
+through DuckDB views; nothing is shared between runs but these immutable folders.
+
+The live file analysts open (`UNION_WAREHOUSE`) is composed from the latest outputs into a
+new file and `os.replace`d over the old one: readers see the previous complete state, then
+the new one, never a half-built table; an open read-only connection keeps its snapshot.
+
+Plain functions on DuckDB and the file system; no Dagster in here.
 """
 
 from __future__ import annotations
@@ -13,71 +19,170 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import duckdb
 
-STALE_BUILD_SECONDS = 24 * 3600
+# what old readers of a replaced build may still need; a failed build's leftovers
+STALE_SECONDS = 3600
+# The published file is written in a storage format DuckDB 1.2 and later (BI tools, the
+# 1.x CLI) can open; DuckDB 2.0's default format cannot be read by them.
+STORAGE_VERSION = "v1.2.0"
 
 
-def _config() -> dict:
+def duckdb_config() -> dict:
     """DuckDB takes 80% of RAM by default; a refresh that spills to disk beyond a few GB
     leaves the machine to everything else (UNION_DUCKDB_MEMORY, default 3GB)."""
     return {"memory_limit": os.environ.get("UNION_DUCKDB_MEMORY") or "3GB"}
 
 
+def sql_path(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+@contextlib.contextmanager
+def scratch(spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A private in-memory DuckDB for one step's work, spilling to `spill_dir` beyond the
+    memory limit; nothing of it outlives the step."""
+    spill = Path(spill_dir) / f"spill-{uuid.uuid4().hex[:12]}"
+    con = duckdb.connect(":memory:", config={**duckdb_config(), "temp_directory": str(spill)})
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def create_views(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Path | str]) -> None:
+    """`schema.table` -> a view over its Parquet file, so SQL reads outputs by their names."""
+    for name, path in tables.items():
+        schema = name.split(".")[0]
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})"
+        )
+
+
+class OutputStore:
+    """Immutable output folders: `<root>/<layer>/<table>/<version>/<name>.parquet`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def folder(self, layer: str, table: str, version: str) -> Path:
+        return self.root / layer / table / version
+
+    def complete(self, folder: Path) -> bool:
+        # the folder appears by one rename when all its files are written
+        return folder.is_dir()
+
+    def write(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        layer: str,
+        table: str,
+        version: str,
+        queries: Mapping[str, str],
+    ) -> dict[str, Path]:
+        """Write each query's rows to `<name>.parquet` in the version's folder; return the
+        files. Written under a temporary name, then renamed: a crash leaves no folder that
+        looks complete, and a folder once there is never rewritten."""
+        final = self.folder(layer, table, version)
+        files = {name: final / f"{name}.parquet" for name in queries}
+        if self.complete(final):
+            return files
+        partial = final.with_name(f".{version}.partial-{uuid.uuid4().hex[:8]}")
+        partial.mkdir(parents=True)
+        try:
+            for name, query in queries.items():
+                con.execute(
+                    f"COPY ({query}) TO {sql_path(partial / f'{name}.parquet')} "
+                    "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+                )
+            try:
+                os.rename(partial, final)
+            except OSError:
+                if not self.complete(final):  # another run wrote the same version first
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return files
+
+    def cleanup(self, keep: set[Path], older_than: float = STALE_SECONDS) -> list[Path]:
+        """Remove version folders not in `keep` and untouched for `older_than` seconds
+        (a run still writing or about to record a folder is younger than that)."""
+        keep = {Path(k).resolve() for k in keep}
+        cutoff = time.time() - older_than
+        removed = []
+        for folder in self.root.glob("*/*/*"):
+            with contextlib.suppress(FileNotFoundError):
+                if folder.resolve() in keep or folder.stat().st_mtime >= cutoff:
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
+
 class Warehouse:
+    """The live file analysts read, and the output store beside it."""
+
     def __init__(self, live: Path):
         self.live = Path(live)
 
-    def build_path(self, run_id: str) -> Path:
-        return self.live.with_name(f".{self.live.stem}.build-{run_id}{self.live.suffix}")
+    @property
+    def outputs(self) -> OutputStore:
+        return OutputStore(self.live.parent / "outputs")
 
-    def _prepare_build(self, run_id: str) -> Path:
-        build = self.build_path(run_id)
-        if build.exists():
-            return build
+    @property
+    def spill_dir(self) -> Path:
+        return self.live.parent / ".spill"
+
+    def publish(
+        self,
+        tables: Mapping[str, Path | str],
+        comments: Mapping[str, str] | None = None,
+        column_comments: Mapping[tuple[str, str], str] | None = None,
+    ) -> Path:
+        """Compose a new live file from Parquet outputs (`schema.table` -> file) and swap it
+        in atomically. Readers keep the old file until they reconnect."""
         self.live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds()
-        if self.live.exists():
-            # copy under a temporary name: a crash mid-copy must not look like a build
-            partial = build.with_name(build.name + ".partial")
-            shutil.copyfile(self.live, partial)
-            os.replace(partial, build)
-        return build
+        build = self.live.with_name(f".{self.live.stem}.build-{uuid.uuid4().hex[:12]}.duckdb")
+        try:
+            with scratch(self.spill_dir) as con:
+                con.execute(
+                    f"ATTACH {sql_path(build)} AS published (STORAGE_VERSION '{STORAGE_VERSION}')"
+                )
+                for name, path in sorted(tables.items()):
+                    schema, table = name.split(".")
+                    con.execute(f'CREATE SCHEMA IF NOT EXISTS published."{schema}"')
+                    con.execute(
+                        f'CREATE TABLE published."{schema}"."{table}" AS '
+                        f"SELECT * FROM read_parquet({sql_path(path)})"
+                    )
+                for name, text in (comments or {}).items():
+                    con.execute(f"COMMENT ON TABLE published.{name} IS {sql_path(text)}")
+                for (name, column), text in (column_comments or {}).items():
+                    con.execute(
+                        f'COMMENT ON COLUMN published.{name}."{column}" IS {sql_path(text)}'
+                    )
+                con.execute("DETACH published")
+            os.replace(build, self.live)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                build.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                Path(str(build) + ".wal").unlink()
+        return self.live
 
     def _remove_stale_builds(self) -> None:
-        cutoff = time.time() - STALE_BUILD_SECONDS
+        cutoff = time.time() - STALE_SECONDS
         for path in self.live.parent.glob(f".{self.live.stem}.build-*"):
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
-
-    @contextlib.contextmanager
-    def building(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection to this run's build file."""
-        build = self._prepare_build(run_id)
-        con = duckdb.connect(
-            str(build), config={**_config(), "temp_directory": str(build) + ".tmp"}
-        )
-        try:
-            yield con
-        finally:
-            con.close()
-
-    def publish(self, run_id: str) -> Path:
-        """Atomically make this run's build the live warehouse."""
-        build = self.build_path(run_id)
-        if not build.exists():
-            raise FileNotFoundError(f"{build}: this run built no warehouse to publish")
-        with contextlib.closing(duckdb.connect(str(build))) as con:
-            con.execute("CHECKPOINT")
-        os.replace(build, self.live)
-        with contextlib.suppress(FileNotFoundError):
-            Path(str(build) + ".wal").unlink()
-        shutil.rmtree(str(build) + ".tmp", ignore_errors=True)
-        return self.live
 
     @contextlib.contextmanager
     def reading(self, retry_seconds: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -85,7 +190,7 @@ class Warehouse:
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
-                con = duckdb.connect(str(self.live), read_only=True, config=_config())
+                con = duckdb.connect(str(self.live), read_only=True, config=duckdb_config())
                 break
             except duckdb.IOException:
                 if time.monotonic() > deadline:

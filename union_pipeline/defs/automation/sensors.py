@@ -8,42 +8,20 @@ from pathlib import Path
 
 import dagster as dg
 
+from union_pipeline.assetkit.staging import raw_files
 from union_pipeline.defs.automation.jobs import REFRESH_TAGS, refresh_all
-from union_pipeline.ingest.files import SUFFIXES
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.settings import load_settings
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+from union_pipeline.warehouse.versions import files_state
 
 
 def snapshot(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
-    """{relative path: [size, mtime_ns, sha256]} of every source file.
-
-    A file whose size and mtime are unchanged keeps its recorded hash, so a tick reads only
-    files that were touched; a touched file whose content is the same is no change.
-    """
-    state = {}
+    """{relative path: [size, mtime_ns, sha256]} of every file a source would read; a file
+    whose size and mtime are unchanged is not read again."""
+    files = {}
     for spec in load_specs().values():
-        folder = raw_dir / spec.folder
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in SUFFIXES or not path.is_file():
-                continue
-            relative = f"{spec.folder}/{path.name}"
-            stat = path.stat()
-            known = previous.get(relative)
-            if known and known[:2] == [stat.st_size, stat.st_mtime_ns]:
-                state[relative] = known
-            else:
-                state[relative] = [stat.st_size, stat.st_mtime_ns, _sha256(path)]
-    return state
+        files.update(raw_files(spec, raw_dir))
+    return files_state(files, previous)
 
 
 def changed_sources(before: dict[str, list], after: dict[str, list]) -> list[str]:

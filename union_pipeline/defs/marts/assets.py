@@ -1,14 +1,33 @@
-"""KPI marts: every KPI by year and by street, against targets, reconciled with the report."""
+"""KPI marts: every KPI by year and by street, against targets, reconciled with the report,
+and the monthly series the charts show. Each mart reads the latest staging outputs and
+writes its own; unchanged inputs mean the mart is not recomputed."""
+
+
+import re
+from collections.abc import Callable
 
 import dagster as dg
 
 from union_pipeline import kpis
 from union_pipeline.assetkit.metadata import table_metadata
-from union_pipeline.assetkit.resources import WRITER_POOL, WarehouseResource
-from union_pipeline.assetkit.staging import OWNER
+from union_pipeline.assetkit.outputs import (
+    content_version,
+    output_metadata,
+    reading_latest,
+    reusable,
+    reused_metadata,
+    versions_of,
+)
+from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
 from union_pipeline.ingest.specs import load_specs
+from union_pipeline.settings import ASSETS_DIR, Settings
+from union_pipeline.warehouse.versions import digest
 
 STAGING = [dg.AssetKey(["staging", s]) for s in load_specs()]
+REFRESH_CONTEXT = dg.AssetKey(["marts", "refresh_context"])
+MARTS_CODE = package_digest("kpis", "warehouse")
+CATALOGUE = (ASSETS_DIR / "kpis.yaml").read_text(encoding="utf-8")
 
 KPI_YEARLY_COLUMNS = {
     "kpi_code": "指标代码 (assets/kpis.yaml)",
@@ -24,7 +43,6 @@ KPI_YEARLY_COLUMNS = {
     "projected_year_end": "年末预测 (incomplete year only)",
     "on_track": "预计能否达成 (incomplete year with a target)",
 }
-
 KPI_BY_STREET_COLUMNS = {
     "kpi_code": "指标代码",
     "year": "年度",
@@ -42,46 +60,89 @@ RECONCILIATION_COLUMNS = {
     "computed": "仓库计算值 (marts.kpi_yearly.actual)",
     "match": "是否一致: lower <= computed <= upper",
 }
+REFRESH_CONTEXT_COLUMNS = {
+    "as_of": "统计截止日: UNION_AS_OF, else the latest event date in staging",
+    "first_year": "首个统计年度: UNION_FIRST_YEAR, else the first activity year",
+}
 
 
-def _build(context, warehouse: WarehouseResource, table: str, build, descriptions=None):
-    settings = warehouse.settings
-    with warehouse.building(context) as con:
-        kpis.resolve_refresh_context(con, settings.as_of, settings.first_year)
-        build(con)
-        metadata = table_metadata(con, f"marts.{table}", descriptions)
-        as_of, first_year = con.execute(
-            "SELECT as_of, first_year FROM marts.refresh_context"
-        ).fetchall()[0]
-    return metadata | {
-        "as_of": dg.MetadataValue.text(str(as_of)),
-        "first_year": dg.MetadataValue.int(int(first_year)),
-    }
-
-
-def _mart(name: str, build, columns: dict[str, str], description: str, after=()):
-    """One mart: built by `build` from staging into the run's warehouse, with its metadata."""
+def _mart(
+    name: str,
+    build: Callable,
+    deps: list[dg.AssetKey],
+    columns: dict[str, str],
+    description: str,
+    settings_used: Callable[[Settings], object] = lambda s: None,
+    code: str = "",
+) -> dg.AssetsDefinition:
+    """One mart: `build(con, settings)` creates `marts.<name>` in a scratch DuckDB whose
+    views are the latest outputs of `deps`; the result is written as this
+    materialization's Parquet output."""
+    key = dg.AssetKey(["marts", name])
+    code_version = digest(MARTS_CODE, CATALOGUE, code)
 
     @dg.asset(
-        key=["marts", name],
+        key=key,
         group_name="kpis",
-        kinds={"duckdb", "sql"},
+        kinds={"duckdb", "parquet", "sql"},
         owners=[OWNER],
-        pool=WRITER_POOL,
-        deps=[*STAGING, *(dg.AssetKey(["marts", a]) for a in after)],
+        deps=deps,
+        code_version=code_version,
+        automation_condition=EAGER,
         description=description,
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        return dg.MaterializeResult(metadata=_build(context, warehouse, name, build, columns))
+        settings = warehouse.settings
+        store = warehouse.warehouse
+        with reading_latest(context.instance, deps, store) as (con, upstream):
+            inputs = digest(code_version, versions_of(upstream), settings_used(settings))
+            previous = reusable(context.instance, key, inputs)
+            if previous:
+                context.log.info(f"marts.{name}: inputs unchanged, result of run "
+                                 f"{previous.made_in_run[:8]} stands")
+                return dg.MaterializeResult(data_version=dg.DataVersion(previous.version),
+                                            metadata=reused_metadata(previous))
+            build(con, settings)
+            version = content_version(con, f"marts.{name}")
+            files = store.outputs.write(con, "marts", name, inputs,
+                                        {"data": f"SELECT * FROM marts.{name}"})
+            metadata = table_metadata(con, f"marts.{name}", columns)
+            as_of, first_year = con.execute(
+                "SELECT as_of, first_year FROM marts.refresh_context"
+            ).fetchall()[0]
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(version),
+            metadata={
+                **metadata,
+                "as_of": dg.MetadataValue.text(str(as_of)),
+                "first_year": dg.MetadataValue.int(int(first_year)),
+                **output_metadata(version, {f"marts.{name}": files["data"]}, inputs=inputs),
+            },
+        )
 
     return _asset
 
 
+refresh_context = _mart(
+    "refresh_context",
+    lambda con, s: kpis.resolve_refresh_context(con, s.as_of, s.first_year),
+    STAGING,
+    REFRESH_CONTEXT_COLUMNS,
+    """统计口径 — The refresh context: the as-of date and the first reported year.
+
+    Every mart and chart reports "as of" this date: UNION_AS_OF, else the latest event date
+    in the loaded data; years from UNION_FIRST_YEAR, else the first year of activity.
+    统计截止日与首个统计年度。""",
+    settings_used=lambda s: [s.as_of, s.first_year],
+)
+
 kpi_yearly = _mart(
     "kpi_yearly",
-    kpis.build_kpi_yearly,
+    lambda con, s: kpis.build_kpi_yearly(con),
+    [*STAGING, REFRESH_CONTEXT],
     KPI_YEARLY_COLUMNS,
-    """Every KPI of the catalogue by year, with year-on-year change, target and projection.
+    """指标年度表 — Every KPI of the catalogue by year, with year-on-year change, target and
+    projection.
 
     One row per (kpi_code, year) from the first activity year to the as-of year; the
     incomplete as-of year compares year to date with the prior year to the same date.
@@ -90,20 +151,48 @@ kpi_yearly = _mart(
 
 kpi_by_street = _mart(
     "kpi_by_street",
-    kpis.build_kpi_by_street,
+    lambda con, s: kpis.build_kpi_by_street(con),
+    [*STAGING, REFRESH_CONTEXT],
     KPI_BY_STREET_COLUMNS,
-    """Every KPI whose rows reach a union, by year and street (镇街).
+    """分镇街指标 — Every KPI whose rows reach a union, by year and street (镇街).
 
     分镇街指标：会员、工会、医疗互助按所属镇街统计。""",
 )
 
 report_reconciliation = _mart(
     "report_reconciliation",
-    kpis.build_report_reconciliation,
+    lambda con, s: kpis.build_report_reconciliation(con),
+    [*STAGING, REFRESH_CONTEXT, dg.AssetKey(["marts", "kpi_yearly"])],
     RECONCILIATION_COLUMNS,
-    """Each published figure beside the warehouse's value, and whether it lies in its bounds.
+    """与已发布数据核对 — Each published figure beside the warehouse's value, and whether it
+    lies in its bounds.
 
     A mismatch is a question for the analyst (the check warns), not a reason to publish
     nothing. 与已发布数据核对：发布值、上下限、计算值、是否一致。""",
-    after=("kpi_yearly",),
 )
+
+
+def _sql_mart(path) -> dg.AssetsDefinition:
+    """A mart defined by one SELECT in assets/marts/<name>.sql; its first comment line is
+    its description, the tables it names are its dependencies."""
+    sql = path.read_text(encoding="utf-8")
+    name = path.stem
+    comment = [line[2:].strip() for line in sql.splitlines() if line.startswith("--")]
+    deps = sorted({dg.AssetKey([schema, table])
+                   for schema, table in re.findall(r"\b(staging|marts)\.(\w+)", sql)},
+                  key=lambda k: k.path)
+    return _mart(
+        name,
+        lambda con, s: con.execute(f"CREATE OR REPLACE TABLE marts.{name} AS {sql}"),
+        deps,
+        {},
+        comment[0] + "\n\n" + " ".join(comment[1:]) + f"\n\nSQL: assets/marts/{path.name}",
+        code=sql,
+    )
+
+
+series = [_sql_mart(p) for p in sorted((ASSETS_DIR / "marts").glob("*.sql"))]
+
+MART_KEYS = [a.key for a in (refresh_context, kpi_yearly, kpi_by_street, report_reconciliation,
+                             *series)]
+REPORT_MART_KEYS = [a.key for a in (refresh_context, kpi_yearly, kpi_by_street, *series)]

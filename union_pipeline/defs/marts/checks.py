@@ -3,12 +3,19 @@
 import dagster as dg
 
 from union_pipeline.assetkit.checks import rows_check_result
+from union_pipeline.assetkit.outputs import reading_latest
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.kpis import load_catalogue
 
 KPI_YEARLY = dg.AssetKey(["marts", "kpi_yearly"])
 KPI_BY_STREET = dg.AssetKey(["marts", "kpi_by_street"])
 RECONCILIATION = dg.AssetKey(["marts", "report_reconciliation"])
+REFRESH_CONTEXT = dg.AssetKey(["marts", "refresh_context"])
+
+
+def _latest(context, warehouse: WarehouseResource, *keys: dg.AssetKey):
+    """The latest outputs of the marts a check reads (the materialization it checks)."""
+    return reading_latest(context.instance, [*keys, REFRESH_CONTEXT], warehouse.warehouse)
 
 
 def _codes(kpis) -> str:
@@ -25,7 +32,7 @@ def _additive(kpi) -> bool:
                 description="Exactly one row per (kpi_code, year): every KPI, every year.")
 def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
     reported = [k for k in load_catalogue() if k.reported]
-    with warehouse.current(context) as con:
+    with _latest(context, warehouse, KPI_YEARLY) as (con, _):
         return rows_check_result(
             con,
             f"""WITH expected AS (
@@ -45,7 +52,7 @@ def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
                 description="Ratios (and their projections) lie in [0, 1].")
 def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
     ratios = [k for k in load_catalogue() if k.is_ratio]
-    with warehouse.current(context) as con:
+    with _latest(context, warehouse, KPI_YEARLY) as (con, _):
         return rows_check_result(
             con,
             f"""SELECT kpi_code, year, actual, projected_year_end FROM marts.kpi_yearly
@@ -57,7 +64,7 @@ def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
 @dg.asset_check(asset=KPI_YEARLY, blocking=True,
                 description="No nulls where the marts contract allows none.")
 def required_values_present(context, warehouse: WarehouseResource):
-    with warehouse.current(context) as con:
+    with _latest(context, warehouse, KPI_YEARLY) as (con, _):
         return rows_check_result(
             con,
             """SELECT * FROM marts.kpi_yearly, marts.refresh_context r
@@ -75,7 +82,7 @@ def required_values_present(context, warehouse: WarehouseResource):
                 "district figure.")
 def streets_sum_to_district(context, warehouse: WarehouseResource):
     additive = [k for k in load_catalogue() if k.reported and _additive(k)]
-    with warehouse.current(context) as con:
+    with _latest(context, warehouse, KPI_YEARLY, KPI_BY_STREET) as (con, _):
         return rows_check_result(
             con,
             f"""SELECT y.kpi_code, y.year, y.actual AS district, s.streets_total
@@ -93,7 +100,7 @@ def streets_sum_to_district(context, warehouse: WarehouseResource):
                 description="Every published figure lies within its bounds. A mismatch warns: "
                 "it is a question for the analyst, not a reason to publish nothing.")
 def published_figures_matched(context, warehouse: WarehouseResource):
-    with warehouse.current(context) as con:
+    with _latest(context, warehouse, RECONCILIATION) as (con, _):
         total = con.execute("SELECT count(*) FROM marts.report_reconciliation").fetchall()[0][0]
         result = rows_check_result(
             con,

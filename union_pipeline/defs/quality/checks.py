@@ -8,8 +8,11 @@ rows behind them, and links the Data Docs site. Great Expectations is imported w
 check runs, not when Dagster loads these definitions.
 """
 
+import re
+
 import dagster as dg
 
+from union_pipeline.assetkit.outputs import reading_latest
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.quality import Suite, load_suites
 from union_pipeline.settings import load_settings
@@ -93,6 +96,9 @@ def result_metadata(outcome) -> dict:
 def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinition:
     """The asset checks of one table's suite file (`name`: of their op, if not the table's)."""
     key = dg.AssetKey(suite.asset_key_path)
+    # the tables the suite's SQL names: the latest output of each is what it validates
+    reads = {key} | {dg.AssetKey([schema, table]) for schema, table in
+                     re.findall(r"\b(staging|marts)\.(\w+)", suite.path.read_text("utf-8"))}
     by_name = {check_name(c): c for c in suite.checks}
     specs = [
         dg.AssetCheckSpec(
@@ -122,7 +128,8 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
         previous = None
         if any(c.data.kind == "volume" for c in checks):
             previous = previous_refresh_rows(context.instance, key, context.run.run_id)
-        with warehouse.current(context) as con:
+        with reading_latest(context.instance, sorted(reads, key=lambda k: k.path),
+                            warehouse.warehouse) as (con, _):
             frames = compute_frames(con, suite, checks, previous[0] if previous else None)
         outcomes = validate(suite, frames, docs_dir=data_docs_dir(),
                             run_name=context.run.run_id[:8])

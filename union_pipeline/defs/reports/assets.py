@@ -1,17 +1,34 @@
-"""Charts for leadership: built from the live warehouse after it is published, exported to
-UNION_EXPORT_DIR/<as-of>/ (PNG + PDF per chart, the HTML dashboard, the briefing PDF).
+"""Charts for leadership, from the marts, exported to UNION_EXPORT_DIR/<as-of>/ (PNG + PDF per
+chart, the HTML dashboard, the briefing PDF), and the briefing mailed after a publish.
 
-Thin on purpose: the figures, exports and mail live in `union_pipeline.reports`.
+Thin on purpose: the figures, exports and mail live in `union_pipeline.reports`. The charts
+are one step (the marts read once, one browser); a chart whose figure did not change is not
+rendered again. The dashboard and the briefing are made from the chart assets' outputs.
 """
 
-import time
+
+import json
+from pathlib import Path
 
 import dagster as dg
+import plotly.io as pio
 
+from union_pipeline.assetkit.outputs import (
+    MADE_IN_RUN,
+    REUSED,
+    VERSION,
+    latest,
+    reading_latest,
+    versions_of,
+)
 from union_pipeline.assetkit.resources import WarehouseResource
-from union_pipeline.assetkit.staging import OWNER
+from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
+from union_pipeline.defs.marts.assets import REPORT_MART_KEYS as REPORT_MARTS
+from union_pipeline.defs.warehouse.assets import KEY as WAREHOUSE
 from union_pipeline.reports import (
+    BUILDERS,
     Attachment,
+    Chart,
     build_charts,
     export_paths,
     export_static,
@@ -26,187 +43,302 @@ from union_pipeline.reports import (
     write_briefing,
     write_dashboard,
 )
+from union_pipeline.reports.briefing import Briefing
+from union_pipeline.reports.figures import order_charts
 from union_pipeline.reports.render import warn_once
+from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.warehouse.versions import digest
 
 GROUP = "reports"
-WAREHOUSE = dg.AssetKey(["warehouse", "union_duckdb"])
-CHART_ASSETS = ["kpi_scorecard", "kpi_trends", "street_comparison", "mutual_aid_monthly",
-                "loans_cumulative", "training_by_programme"]
-CHART_KEYS = [dg.AssetKey(["reports", name]) for name in CHART_ASSETS]
+REPORTS_CODE = package_digest("reports")
+THEME = (ASSETS_DIR / "theme.yaml").read_text(encoding="utf-8")
+CHART_FILE = "union/charts_file"
+FILES = "union/files"
 
-
-def _report_asset(name: str, deps: list[dg.AssetKey], **kwargs):
-    return dg.asset(key=["reports", name], group_name=GROUP, kinds={"plotly"},
-                    owners=[OWNER], deps=deps, **kwargs)
-
-
-def _read(warehouse: WarehouseResource):
-    # read-only on the live file: the refresh published it, other readers may be on it too
-    with warehouse.warehouse.reading() as con:
-        return read_report_data(con)
-
-
-def _export_charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                   name: str) -> dg.MaterializeResult:
-    started = time.perf_counter()
-    theme = load_theme()
-    data = _read(warehouse)
-    charts = build_charts(data, theme, [name])
-    paths = export_paths(warehouse.settings.export_dir, data.as_of)
-    static = export_static(charts, paths, theme, context.log)
-    metadata = {
-        "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
-        "charts": dg.MetadataValue.json([c.slug for c in charts]),
-        "export_dir": dg.MetadataValue.path(str(paths.charts)),
-        "static_export": dg.MetadataValue.text(
-            static.skipped or f"{len(static.files)} files in {static.seconds:.1f} s"),
-        "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
-    }
-    if not charts:
-        metadata["note"] = dg.MetadataValue.text(
-            "no data for this chart in the warehouse; " + "; ".join(data.notes))
-        return dg.MaterializeResult(metadata=metadata)
-    if static.files:
-        metadata["files"] = dg.MetadataValue.json([str(p) for p in static.files])
-        metadata["png"] = dg.MetadataValue.path(str(paths.png(charts[0].slug)))
-        metadata["pdf"] = dg.MetadataValue.path(str(paths.pdf(charts[0].slug)))
-    metadata["preview"] = dg.MetadataValue.md(preview_markdown(charts[0], theme))
-    if name == "street_comparison":
-        metadata["suppressed_cells"] = dg.MetadataValue.int(sum(c.suppressed for c in charts))
-    return dg.MaterializeResult(metadata=metadata)
-
-
-@_report_asset("kpi_scorecard", [WAREHOUSE])
-def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """工作指标完成情况 — KPI scorecard: every KPI's latest figure against its target.
+CHART_DOCS = {
+    "kpi_scorecard": """工作指标完成情况 — KPI scorecard: every KPI's latest figure against its
+    target.
 
     One table: the latest actual (year to date for the incomplete year), year-on-year change,
     the year's target, 达成/未达成/进行中 and the projection for the incomplete year, with the
-    prior year's result beside it. The briefing's first page after the cover.
-    """
-    return _export_charts(context, warehouse, "kpi_scorecard")
-
-
-@_report_asset("kpi_trends", [WAREHOUSE])
-def kpi_trends(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """指标历年对比 — Year-on-year trend of each KPI against its targets.
+    prior year's result beside it. The briefing's first page after the cover.""",
+    "kpi_trends": """指标历年对比 — Year-on-year trend of each KPI against its targets.
 
     One chart per KPI: complete years as bars, targets as markers, this year to date beside
-    last year to the same date, and the projected year end of a flow KPI.
-    """
-    return _export_charts(context, warehouse, "kpi_trends")
-
-
-@_report_asset("street_comparison", [WAREHOUSE])
-def street_comparison(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """各镇街对比 — Streets compared on membership and real-name collection rates vs target.
+    last year to the same date, and the projected year end of a flow KPI.""",
+    "street_comparison": """各镇街对比 — Streets compared on membership and real-name
+    collection rates vs target.
 
     职工入会率 and 会员采集比例 by street (镇街) for the as-of year, against the district
     target and the district's own rate. A street figure behind fewer than 5 persons is shown
-    as "<5" and its number is never exported (small-cell suppression).
-    """
-    return _export_charts(context, warehouse, "street_comparison")
-
-
-@_report_asset("mutual_aid_monthly", [WAREHOUSE])
-def mutual_aid_monthly(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """职工医疗互助按月情况 — Mutual aid by month, this year over the prior year.
+    as "<5" and its number is never exported (small-cell suppression).""",
+    "mutual_aid_monthly": """职工医疗互助按月情况 — Mutual aid by month, this year over the prior
+    year.
 
     Enrolments by month enrolled (plan year) and benefits paid by month, the prior year's
-    same months overlaid.
-    """
-    return _export_charts(context, warehouse, "mutual_aid_monthly")
-
-
-@_report_asset("loans_cumulative", [WAREHOUSE])
-def loans_cumulative(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """蓝领贷累计发放 — Blue-collar loans, cumulative amount and borrowers, vs year-end target.
+    same months overlaid (from marts.mutual_aid_monthly).""",
+    "loans_cumulative": """蓝领贷累计发放 — Blue-collar loans, cumulative amount and borrowers, vs
+    year-end target.
 
     Month by month since the scheme began: amount disbursed (亿元) and distinct borrowers,
-    with the year-end targets.
-    """
-    return _export_charts(context, warehouse, "loans_cumulative")
+    with the year-end targets (from marts.loans_monthly).""",
+    "training_by_programme": """职工培训分项目情况 — Training by programme: sessions and
+    participations per year.
+
+    吾意乐学, 学历提升, 雄镇杯 and any other programme in the data, year by year (from
+    marts.training_by_programme).""",
+}
+CHART_KEYS = {name: dg.AssetKey(["reports", name]) for name in BUILDERS}
 
 
-@_report_asset("training_by_programme", [WAREHOUSE])
-def training_by_programme(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """职工培训分项目情况 — Training by programme: sessions and participations per year.
-
-    吾意乐学, 学历提升, 雄镇杯 and any other programme in the data, year by year.
-    """
-    return _export_charts(context, warehouse, "training_by_programme")
+def _chart_records(charts: list[Chart]) -> list[dict]:
+    return [{"slug": c.slug, "group": c.group, "section": c.section, "title": c.title,
+             "wide": c.wide, "suppressed": c.suppressed, "note": c.note,
+             "figure": c.figure.to_json()} for c in charts]
 
 
-@_report_asset("dashboard", [WAREHOUSE, *CHART_KEYS])
+def _charts_from(record_file: str) -> list[Chart]:
+    records = json.loads(Path(record_file).read_text(encoding="utf-8"))
+    return [Chart(**{**r, "figure": pio.from_json(r["figure"])}) for r in records]
+
+
+def _exported(paths, charts: list[dict]) -> list[Path]:
+    if static_export_problem():
+        return []
+    return [p for c in charts for p in (paths.png(c["slug"]), paths.pdf(c["slug"]))]
+
+
+@dg.multi_asset(
+    name="charts",
+    specs=[
+        dg.AssetSpec(
+            key, group_name=GROUP, kinds={"plotly"}, owners=[OWNER],
+            deps=[*REPORT_MARTS, WAREHOUSE], description=CHART_DOCS[name],
+            code_version=digest(REPORTS_CODE, THEME), automation_condition=EAGER,
+        )
+        for name, key in CHART_KEYS.items()
+    ],
+    can_subset=True,
+)
+def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Every chart from one read of the marts; a chart is rendered only when its figure
+    changed or its files are gone."""
+    theme = load_theme()
+    store = warehouse.warehouse
+    with reading_latest(context.instance, REPORT_MARTS, store) as (con, _):
+        data = read_report_data(con)
+    groups = [name for name, key in CHART_KEYS.items() if key in context.selected_asset_keys]
+    built = build_charts(data, theme, groups)
+    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    plans = []
+    for name in groups:
+        records = _chart_records([c for c in built if c.group == name])
+        version = digest(REPORTS_CODE, THEME, theme.lang, str(paths.root), records)
+        previous = latest(context.instance, CHART_KEYS[name])
+        files = _exported(paths, records)
+        fresh = (previous is not None and previous.version == version
+                 and Path(previous.get(CHART_FILE, "")).is_file()
+                 and all(p.is_file() for p in files))
+        plans.append((name, records, version, previous if fresh else None))
+
+    to_render = [c for c in built
+                 if any(p[0] == c.group and p[3] is None for p in plans)]
+    static = export_static(to_render, paths, theme, context.log) if to_render else None
+    for name, records, version, previous in plans:
+        key = CHART_KEYS[name]
+        if previous is not None:
+            metadata = dict(previous.metadata)
+            metadata[REUSED] = dg.MetadataValue.bool(True)
+            metadata[MADE_IN_RUN] = dg.MetadataValue.text(previous.get(MADE_IN_RUN,
+                                                                       previous.run_id))
+            yield dg.MaterializeResult(asset_key=key, data_version=dg.DataVersion(version),
+                                       metadata=metadata)
+            continue
+        folder = store.outputs.folder("reports", name, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        record_file = folder / "charts.json"
+        record_file.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+        group_charts = [c for c in built if c.group == name]
+        metadata = {
+            "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
+            "charts": dg.MetadataValue.json([r["slug"] for r in records]),
+            "export_dir": dg.MetadataValue.path(str(paths.charts)),
+            "static_export": dg.MetadataValue.text(
+                static.skipped if static and static.skipped
+                else f"{2 * len(records)} files (PNG + PDF)"),
+            VERSION: dg.MetadataValue.text(version),
+            CHART_FILE: dg.MetadataValue.path(str(record_file)),
+            FILES: dg.MetadataValue.json([str(p) for p in _exported(paths, records)]),
+            REUSED: dg.MetadataValue.bool(False),
+        }
+        if not records:
+            metadata["note"] = dg.MetadataValue.text(
+                "no data for this chart in the marts; " + "; ".join(data.notes))
+        else:
+            metadata["preview"] = dg.MetadataValue.md(preview_markdown(group_charts[0], theme))
+            if not static_export_problem():
+                metadata["png"] = dg.MetadataValue.path(str(paths.png(records[0]["slug"])))
+                metadata["pdf"] = dg.MetadataValue.path(str(paths.pdf(records[0]["slug"])))
+        if name == "street_comparison":
+            metadata["suppressed_cells"] = dg.MetadataValue.int(
+                sum(r["suppressed"] for r in records))
+        yield dg.MaterializeResult(asset_key=key, data_version=dg.DataVersion(version),
+                                   metadata=metadata)
+
+
+def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:
+    found = {k: require_chart(context, k) for k in CHART_KEYS.values()}
+    charts = [c for f in found.values() for c in _charts_from(f.get(CHART_FILE))]
+    return order_charts(charts, theme), {k.to_user_string(): f.version
+                                          for k, f in found.items()}
+
+
+def require_chart(context, key: dg.AssetKey):
+    found = latest(context.instance, key)
+    if found is None or not found.get(CHART_FILE) or not Path(found.get(CHART_FILE)).is_file():
+        raise dg.Failure(f"{key.to_user_string()} has no chart output yet: materialize the "
+                         f"charts first. 请先生成图表。")
+    return found
+
+
+def _report_data(context, warehouse: WarehouseResource):
+    with reading_latest(context.instance, REPORT_MARTS, warehouse.warehouse) as (con, up):
+        return read_report_data(con), versions_of(up)
+
+
+def _reuse(context, key: dg.AssetKey, version: str, path: Path):
+    previous = latest(context.instance, key)
+    if previous and previous.version == version and path.is_file():
+        metadata = dict(previous.metadata)
+        metadata[REUSED] = dg.MetadataValue.bool(True)
+        return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata=metadata)
+    return None
+
+
+@dg.asset(
+    key=["reports", "dashboard"], group_name=GROUP, kinds={"plotly", "html"}, owners=[OWNER],
+    deps=list(CHART_KEYS.values()), code_version=digest(REPORTS_CODE, THEME),
+    automation_condition=EAGER,
+)
 def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """工作指标看板 — Interactive dashboard for phones and desktops, one offline HTML file.
 
     Every chart in one self-contained page (plotly.js embedded, no CDN): open it from a mail,
-    a share or a USB stick without a network. Written even when PNG/PDF export is not
-    possible on this machine.
+    a share or a USB stick without a network. Made from the chart assets; written even when
+    PNG/PDF export is not possible on this machine.
     """
     theme = load_theme()
-    data = _read(warehouse)
-    charts = build_charts(data, theme)
+    charts, chart_versions = _all_charts(context, theme)
+    data, mart_versions = _report_data(context, warehouse)
     paths = export_paths(warehouse.settings.export_dir, data.as_of)
     briefing_name = None if static_export_problem() else paths.briefing.name
+    version = digest(REPORTS_CODE, THEME, theme.lang, chart_versions, mart_versions,
+                     str(paths.dashboard), briefing_name)
+    reused = _reuse(context, dg.AssetKey(["reports", "dashboard"]), version, paths.dashboard)
+    if reused:
+        return reused
     path = write_dashboard(charts, paths.dashboard, data, theme, briefing_name)
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
         "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
         "path": dg.MetadataValue.path(str(path)),
         "charts": dg.MetadataValue.int(len(charts)),
         "size_mb": dg.MetadataValue.float(round(path.stat().st_size / 1e6, 1)),
+        VERSION: dg.MetadataValue.text(version),
+        REUSED: dg.MetadataValue.bool(False),
     })
 
 
-@_report_asset("briefing", [WAREHOUSE, *CHART_KEYS], output_required=False)
-def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """领导简报 — Leadership briefing PDF (A4), mailed to leadership when configured.
+BRIEFING = dg.AssetKey(["reports", "briefing"])
 
-    A cover with the as-of date and the targets met and missed, the scorecard, then one chart
-    per page. With UNION_SMTP_HOST and UNION_BRIEFING_TO set it is mailed; a failed send is
-    logged and shown here (delivery), retried with backoff, and never fails the refresh.
-    Not written (no materialization) where this machine cannot export PDF.
+
+@dg.asset(
+    key=BRIEFING, group_name=GROUP, kinds={"plotly", "pdf"}, owners=[OWNER],
+    deps=list(CHART_KEYS.values()), code_version=digest(REPORTS_CODE, THEME),
+    automation_condition=EAGER, output_required=False,
+)
+def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """领导简报 — Leadership briefing PDF (A4): a cover with the as-of date and the targets met
+    and missed, the scorecard, then one chart per page.
+
+    Made from the chart assets' PDFs. Not written (no materialization) where this machine
+    cannot export PDF; mailed by `reports/briefing_mail` after the warehouse is published.
     """
     problem = static_export_problem()
     if problem:
         warn_once(problem, context.log)
         return
     theme = load_theme()
-    data = _read(warehouse)
-    charts = build_charts(data, theme)
+    charts, chart_versions = _all_charts(context, theme)
+    data, mart_versions = _report_data(context, warehouse)
     paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    version = digest(REPORTS_CODE, THEME, theme.lang, chart_versions, mart_versions,
+                     str(paths.briefing))
+    reused = _reuse(context, BRIEFING, version, paths.briefing)
+    if reused:
+        yield reused
+        return
     made = write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts},
                           paths.briefing, data, theme)
-    metadata = {
+    yield dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
         "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
         "path": dg.MetadataValue.path(str(made.path)),
         "pages": dg.MetadataValue.int(made.pages),
+        "titles": dg.MetadataValue.json(made.titles),
         "size_mb": dg.MetadataValue.float(round(made.path.stat().st_size / 1e6, 2)),
-    }
-    metadata.update(_deliver(context, made, data, theme, paths))
-    yield dg.MaterializeResult(metadata=metadata)
+        VERSION: dg.MetadataValue.text(version),
+        REUSED: dg.MetadataValue.bool(False),
+    })
 
 
-def _deliver(context, made, data, theme, paths) -> dict:
-    """Mail the briefing when configured; any failure is reported, never raised."""
+@dg.asset(
+    key=["reports", "briefing_mail"], group_name=GROUP, kinds={"email"}, owners=[OWNER],
+    deps=[BRIEFING, WAREHOUSE], code_version="mail-1", automation_condition=EAGER,
+)
+def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """简报邮件 — The briefing mailed to leadership, once per new briefing.
+
+    After the warehouse is published, with UNION_SMTP_HOST and UNION_BRIEFING_TO set, the
+    latest briefing is mailed unless that very briefing was mailed before: a retry or a
+    refresh with nothing new sends nothing. A failed send is shown here (delivery) and
+    logged; it never fails the refresh. 简报生成后发送给领导，同一份简报只发一次。
+    """
+    made = latest(context.instance, BRIEFING)
+    if made is None:
+        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(
+            "no briefing (static export unavailable on this machine)")})
+    sent_before = latest(context.instance, dg.AssetKey(["reports", "briefing_mail"]))
+    if sent_before and sent_before.get("mailed_version") == made.version:
+        return dg.MaterializeResult(metadata={
+            "delivery": dg.MetadataValue.text("already mailed: this briefing was sent in run "
+                                              f"{sent_before.run_id[:8]}"),
+            "mailed_version": dg.MetadataValue.text(made.version),
+        })
     to = recipients_from_env("UNION_BRIEFING_TO")
     try:
         config = smtp_config_from_env()
     except ValueError as err:
         context.log.error(f"briefing not mailed: {err}")
-        return {"delivery": dg.MetadataValue.text(f"FAILED: {err}")}
+        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(
+            f"FAILED: {err}")})
     if config is None or not to:
-        return {"delivery": dg.MetadataValue.text(
-            "not configured (set UNION_SMTP_HOST and UNION_BRIEFING_TO to mail it)")}
-    subject, body = mail_text(made, data, theme, paths.dashboard)
-    result = send_mail(subject, body, to, [Attachment.from_path(made.path)], config,
+        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(
+            "not configured (set UNION_SMTP_HOST and UNION_BRIEFING_TO to mail it)")})
+    theme = load_theme()
+    data, _ = _report_data(context, warehouse)
+    path = Path(made.get("path"))
+    briefing_file = Briefing(path, int(made.get("pages", 0)), list(made.get("titles", [])))
+    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    subject, body = mail_text(briefing_file, data, theme, paths.dashboard)
+    result = send_mail(subject, body, to, [Attachment.from_path(path)], config,
                        logger=context.log)
-    if not result.sent:
-        context.log.error(f"briefing not mailed: {result.summary}")
-    return {
+    metadata = {
         "delivery": dg.MetadataValue.text(result.summary),
         "delivery_attempts": dg.MetadataValue.int(result.attempts),
         "recipients": dg.MetadataValue.int(len(to)),
         "mail_subject": dg.MetadataValue.text(subject),
     }
+    if result.sent:
+        metadata["mailed_version"] = dg.MetadataValue.text(made.version)
+    else:
+        context.log.error(f"briefing not mailed: {result.summary}")
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,188 @@
+"""One truth: whatever ran, the published warehouse equals a fresh full refresh of the same
+files, Dagster's latest materializations describe it, and unchanged work is not redone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from tests.drops import TARGET_HEADER, UNION_HEADER, write_csv
+from tests.runs import materializations, refresh_job, run, warehouse_keys, warehouse_state
+from union_pipeline.definitions import defs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, demo_drop):
+    monkeypatch.setenv("UNION_RAW_DIR", str(demo_drop))
+    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "warehouse" / "union.duckdb"))
+    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
+    monkeypatch.setenv("UNION_PII_KEY", "test-key")
+    return tmp_path / "warehouse" / "union.duckdb"
+
+
+def fresh_state(tmp_path: Path, monkeypatch, name: str = "fresh") -> dict:
+    """The warehouse a full refresh of the same files gives, built from nothing."""
+    live = os.environ["UNION_WAREHOUSE"]
+    fresh = tmp_path / name / "union.duckdb"
+    monkeypatch.setenv("UNION_WAREHOUSE", str(fresh))
+    try:
+        with dg.instance_for_test() as instance:
+            assert run(instance).success
+    finally:
+        monkeypatch.setenv("UNION_WAREHOUSE", live)
+    return warehouse_state(fresh)
+
+
+def new_unions(raw: Path) -> Path:
+    return write_csv(raw / "unions" / "zz-2020-new.csv", UNION_HEADER, [
+        ["U-NEW-1", "新成立甲工会", "招宝山街道", "企业", "80", "2020-05-06", "", "", ""],
+        ["U-NEW-2", "新成立乙工会", "蛟川街道", "企业", "30", "2020-06-01", "", "", ""],
+    ])
+
+
+def changed_target(raw: Path) -> Path:
+    return write_csv(raw / "targets" / "zz-revised.csv", TARGET_HEADER, [
+        ["members_total", "2020", "1", ">=", "revised in the test"],
+    ])
+
+
+def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_path, monkeypatch):
+    """A new export arrives with a broken targets file; the file is fixed and the failed run
+    re-executed from failure: the live warehouse has the new export."""
+    job = dg.reconstructable(refresh_job)
+    with dg.instance_for_test() as instance:
+        assert run(instance).success
+        before = warehouse_state(env)
+        new_unions(demo_drop)
+        broken = write_csv(demo_drop / "targets" / "zz-broken.csv", ["指标代码", "年度"],
+                           [["members_total", "2020"]])
+        first = dg.execute_job(job, instance, asset_selection=warehouse_keys(),
+                               raise_on_error=False)
+        assert not first.success
+        assert warehouse_state(env) == before, "a failed run publishes nothing"
+        broken.unlink()
+        retry = dg.execute_job(
+            job, instance, raise_on_error=False,
+            reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
+        )
+        assert retry.success
+        published = warehouse_state(env)
+    with duckdb.connect(str(env), read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM staging.unions WHERE union_id LIKE 'U-NEW-%'").fetchall()[0][0] == 2
+    assert published == fresh_state(tmp_path, monkeypatch)
+
+
+def test_one_asset_materialized_is_followed_by_its_downstream(env, demo_drop, tmp_path,
+                                                               monkeypatch):
+    definitions = defs()
+    targets = dg.AssetKey(["staging", "targets"])
+    with dg.instance_for_test() as instance:
+        assert run(instance).success
+        before = warehouse_state(env)
+        # the automation sensor ticks: nothing to do after a full refresh
+        evaluation = dg.evaluate_automation_conditions(definitions, instance)
+        assert evaluation.total_requested == 0
+        changed_target(demo_drop)
+        # "Materialize" on one asset in the UI: nothing readers see changes yet ...
+        assert run(instance, [targets]).success
+        assert warehouse_state(env) == before
+        # ... and the automation brings what is downstream up to date without a click
+        evaluation = dg.evaluate_automation_conditions(definitions, instance,
+                                                       cursor=evaluation.cursor)
+        requested = {k for k in warehouse_keys(include_reports=True)
+                     if evaluation.get_num_requested(k)}
+        assert {dg.AssetKey(["marts", "kpi_yearly"]),
+                dg.AssetKey(["warehouse", "union_duckdb"])} <= requested
+        assert targets not in requested
+        # one run, in dependency order (the charts follow on a later tick, as here)
+        assert run(instance, sorted(k for k in requested if k.path[0] != "reports")).success
+        assert warehouse_state(env) != before
+        evaluation = dg.evaluate_automation_conditions(definitions, instance,
+                                                       cursor=evaluation.cursor)
+        assert not [k for k in warehouse_keys() if evaluation.get_num_requested(k)]
+        # selecting an asset with its downstream publishes at once
+        write_csv(demo_drop / "targets" / "zz-revised.csv", TARGET_HEADER,
+                  [["members_total", "2020", "2", ">=", "revised again"]])
+        downstream = dg.AssetSelection.assets(targets).downstream().resolve(
+            definitions.resolve_asset_graph())
+        assert run(instance, sorted(k for k in downstream if k.path[0] != "reports")).success
+        published = warehouse_state(env)
+    with duckdb.connect(str(env), read_only=True) as con:
+        assert con.execute("SELECT target FROM marts.kpi_yearly WHERE kpi_code = "
+                           "'members_total' AND year = 2020").fetchall() == [(2.0,)]
+    assert published == fresh_state(tmp_path, monkeypatch)
+
+
+def test_a_second_refresh_with_nothing_changed_redoes_nothing(env, monkeypatch):
+    with dg.instance_for_test() as instance:
+        first = run(instance, include_reports=True)
+        assert first.success
+        inode = env.stat().st_ino
+        second = run(instance, include_reports=True)
+        assert second.success
+    done = materializations(second)
+    staging = [k for k in done if k.startswith("staging/")]
+    assert len(staging) == 9
+    for key in staging + [k for k in done if k.startswith("marts/")]:
+        assert done[key]["union/reused"] is True, f"{key} was redone"
+        assert done[key]["union/made_in_run"] == first.run_id, key
+    for key in ("reports/kpi_scorecard", "reports/kpi_trends", "reports/dashboard"):
+        assert done[key]["union/reused"] is True, f"{key} was rendered again"
+    assert done["warehouse/union_duckdb"]["union/reused"] is True
+    assert env.stat().st_ino == inode, "the live file was not rewritten"
+
+
+def test_a_changed_file_reruns_only_its_chain(env, demo_drop, monkeypatch):
+    with dg.instance_for_test() as instance:
+        assert run(instance).success
+        changed_target(demo_drop)
+        second = run(instance)
+        assert second.success
+    done = materializations(second)
+    redone = {k for k, m in done.items() if m.get("union/reused") is False}
+    assert {k for k in redone if k.startswith("staging/")} == {"staging/targets"}
+    assert "marts/kpi_yearly" in redone
+    # their inputs' content did not change: the monthly series stand
+    assert {"marts/loans_monthly", "marts/mutual_aid_monthly"}.isdisjoint(redone)
+    assert done["warehouse/union_duckdb"]["union/reused"] is False
+
+
+def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_path):
+    """SIGKILL mid-run (as the out-of-memory killer would): readers keep the last good
+    warehouse and the next refresh succeeds."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
+               "union_pipeline.definitions", "--select", "not group:reports"]
+    no_reports = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    assert subprocess.run(command, env=no_reports, cwd=ROOT, capture_output=True).returncode == 0
+    before = warehouse_state(env)
+    new_unions(demo_drop)
+    refresh = subprocess.Popen(command, env=no_reports, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True, text=True)
+    killed_at = None
+    for line in refresh.stdout:
+        if "STEP_START" in line and "staging__members" in line:
+            os.killpg(refresh.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            break
+    refresh.wait(timeout=60)
+    assert killed_at is not None and refresh.returncode == -signal.SIGKILL
+    assert warehouse_state(env) == before, "readers see the last good state"
+    again = subprocess.run(command, env=no_reports, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-2000:]
+    with duckdb.connect(str(env), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM staging.unions "
+                           "WHERE union_id LIKE 'U-NEW-%'").fetchall()[0][0] == 2

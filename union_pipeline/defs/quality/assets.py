@@ -1,0 +1,111 @@
+"""The quarantine: every row a source sent that the data contract held back, and why."""
+
+
+from functools import cache
+
+import dagster as dg
+import yaml
+
+from union_pipeline.assetkit.outputs import (
+    latest,
+    output_metadata,
+    reusable,
+    reused_metadata,
+)
+from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.assetkit.staging import EAGER, OWNER, QUARANTINE_FILE
+from union_pipeline.ingest.specs import load_specs
+from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.warehouse import scratch, sql_path
+from union_pipeline.warehouse.versions import digest
+
+KEY = dg.AssetKey(["staging", "quarantine"])
+STAGING = [dg.AssetKey(["staging", s]) for s in load_specs()]
+PREVIEW_ROWS = 10
+CODE_VERSION = "quarantine-1"
+
+
+@cache
+def quarantine_rules() -> dict[str, dict]:
+    """assets/quarantine_rules.yaml: rule code -> zh, en, fix_zh."""
+    return yaml.safe_load((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
+
+
+def _rule_legend(counts: list[tuple[str, str, int]]) -> str:
+    rules = quarantine_rules()
+    lines = ["| 数据源 source | 规则 rule | 含义 | meaning | 行数 rows |", "|---|---|---|---|---|"]
+    for source, rule, n in counts:
+        names = rules.get(rule, {})
+        lines.append(f"| {source} | `{rule}` | {names.get('zh', '')} | {names.get('en', '')} "
+                     f"| {n:,} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=KEY,
+    group_name="quality",
+    kinds={"duckdb", "parquet"},
+    owners=[OWNER],
+    deps=STAGING,
+    code_version=CODE_VERSION,
+    automation_condition=EAGER,
+)
+def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """隔离数据 — Every row a source sent that broke a rule of the data contract, masked.
+
+    One row per held-back row: source, file, line, the first broken rule and its column,
+    every broken rule, and the row's values with names, ID numbers and phones masked. The
+    unions that sent them fix them at the source; the next refresh takes the fixed rows.
+    被隔离的行：来源文件、行号、违反的规则及列、脱敏后的原值。
+    """
+    store = warehouse.warehouse
+    parts = {k: latest(context.instance, k) for k in STAGING}
+    files = {k: p.get(QUARANTINE_FILE) for k, p in parts.items() if p and p.get(QUARANTINE_FILE)}
+    version = digest(CODE_VERSION, {k.to_user_string(): parts[k].version for k in files})
+    previous = reusable(context.instance, KEY, version)  # its inputs are its version
+    if previous:
+        return dg.MaterializeResult(data_version=dg.DataVersion(version),
+                                    metadata=reused_metadata(previous))
+    with scratch(store.spill_dir) as con:
+        union = " UNION ALL ".join(
+            f"SELECT * FROM read_parquet({sql_path(f)})" for f in files.values()
+        ) or ("SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS file, NULL::INTEGER AS line, "
+              "NULL::VARCHAR AS rule, NULL::VARCHAR AS \"column\", NULL::VARCHAR AS rules, "
+              "NULL::VARCHAR AS values_masked WHERE false")
+        con.execute(f"CREATE TABLE quarantine AS {union} ORDER BY source, file, line")
+        written = store.outputs.write(con, "staging", "quarantine", version,
+                                      {"data": "SELECT * FROM quarantine"})
+        rows = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
+        counts = con.execute(
+            "SELECT source, rule, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC"
+        ).fetchall()
+        preview = con.execute(
+            f"SELECT source, file, line, rule, \"column\", values_masked FROM quarantine "
+            f"LIMIT {PREVIEW_ROWS}"
+        ).df()
+    rules = quarantine_rules()
+    preview.insert(4, "规则 rule", [f"{rules.get(r, {}).get('zh', r)} ({r})"
+                                   for r in preview["rule"]])
+    preview = preview.drop(columns=["rule"])
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(int(rows)),
+            "dagster/table_name": dg.MetadataValue.text("staging.quarantine"),
+            "dagster/column_schema": dg.TableSchema(columns=[
+                dg.TableColumn("source", "VARCHAR", description="数据源 source"),
+                dg.TableColumn("file", "VARCHAR", description="文件 file, relative to the raw "
+                               "folder"),
+                dg.TableColumn("line", "INTEGER", description="行号 line (header = 1)"),
+                dg.TableColumn("rule", "VARCHAR", description="首个违反的规则 first broken rule"),
+                dg.TableColumn("column", "VARCHAR", description="列 column"),
+                dg.TableColumn("rules", "VARCHAR", description="全部违反的规则 every broken rule"),
+                dg.TableColumn("values_masked", "VARCHAR",
+                               description="脱敏后的原值 the row's values, PII masked"),
+            ]),
+            "rules": dg.MetadataValue.md(_rule_legend(counts) if counts else "(none)"),
+            "preview": dg.MetadataValue.md(
+                preview.to_markdown(index=False) if rows else "(empty)"),
+            **output_metadata(version, {"staging.quarantine": written["data"]}),
+        },
+    )
