@@ -37,13 +37,30 @@ def write_xlsx(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
-UNION_HEADER = ["工会编码", "工会名称", "所属镇街", "单位类型", "职工人数", "成立日期",
-                "授权日期", "星级", "撤销日期"]
-MEMBER_HEADER = ["会员编号", "姓名", "身份证号", "手机号", "工会编码", "入会日期", "离会日期",
-                 "采集日期", "APP认证日期", "一线职工"]
+UNION_HEADER = [
+    "工会编码",
+    "工会名称",
+    "所属镇街",
+    "单位类型",
+    "职工人数",
+    "成立日期",
+    "授权日期",
+    "星级",
+    "撤销日期",
+]
+MEMBER_HEADER = [
+    "会员编号",
+    "姓名",
+    "身份证号",
+    "手机号",
+    "工会编码",
+    "入会日期",
+    "离会日期",
+    "采集日期",
+    "APP认证日期",
+    "一线职工",
+]
 TARGET_HEADER = ["指标代码", "年度", "目标值", "比较", "依据"]
-
-
 
 
 def write_xls(path: Path, header: list[str], rows: list[list], sheet: str = "Sheet1") -> Path:

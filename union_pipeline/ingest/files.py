@@ -133,12 +133,12 @@ def _first_error(path: Path, encoding: str, start: int) -> tuple[int, int, bool]
             except UnicodeDecodeError as err:
                 at = max(err.start - pending, 0)
                 before = chunk[:at]
-                non_ascii = non_ascii or (max(before, default=0) >= 0x80)
+                non_ascii = non_ascii or not before.isascii()
                 return offset + at, lines + before.count(b"\n"), non_ascii
             if not chunk:
                 return None
             lines += chunk.count(b"\n")
-            non_ascii = non_ascii or max(chunk) >= 0x80
+            non_ascii = non_ascii or not chunk.isascii()
             offset += len(chunk)
 
 
@@ -257,12 +257,9 @@ def _no_header(spec: SourceSpec, raw_file: RawFile, what: str) -> FileError:
 
 
 def _first_cell(table: pa.RecordBatch | pa.Table) -> pa.Array:
-    """The row's first non-blank cell in file order: tells blank and totals rows apart."""
-    cells = []
-    for column in table.columns:
-        column = column.cast(pa.string())
-        blank = pc.equal(pc.utf8_trim_whitespace(column), "")
-        cells.append(pc.if_else(blank, pa.scalar(None, pa.string()), column))
+    """The row's first non-empty cell in file order: tells blank and totals rows apart.
+    (A cell of spaces counts here; SQL cleans the cell and decides.)"""
+    cells = [column.cast(pa.string()) for column in table.columns]
     first = pc.coalesce(*cells) if cells else pa.nulls(table.num_rows, pa.string())
     return first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
 

@@ -123,11 +123,11 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
             numbered = pa.Table.from_batches([batch]).append_column(
                 rules.ROW_ID, pa.array(range(row_id, row_id + n), pa.int64())
             )
-            values = [c for c in batch.schema.names if c not in (LINE, FIRST_CELL)]
+            values = [c for c in batch.schema.names if c != LINE]
             con.register("landing_batch", numbered)
             con.execute(
                 "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM ("
-                + parse.clean_sql(values, "landing_batch", [rules.ROW_ID, LINE, FIRST_CELL])
+                + parse.clean_sql(values, "landing_batch", [rules.ROW_ID, LINE])
                 + ")",
                 [order],
             )
@@ -148,7 +148,7 @@ def _skip(con, spec: SourceSpec) -> None:
     """Blank rows and totals rows (合计/小计) out of `landing` into temp table `skipped`:
     harmless, so counted by reason rather than quarantined."""
     nothing = " AND ".join(f'"{c.name}" IS NULL' for c in spec.columns)
-    first = f"up_unwrap(up_fold({FIRST_CELL}))"
+    first = FIRST_CELL  # cleaned as it landed
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE skipped AS
         SELECT {rules.ROW_ID}, _file_order,

@@ -31,6 +31,8 @@ ISO_LIKE_DATE = r"\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}"
 WIDE = "".join(map(chr, range(0xFF01, 0xFF5F))) + "\u3000\u00a0\u2007\u202f\uffe5"
 NARROW = "".join(map(chr, range(0x21, 0x7F))) + "    \u00a5"
 DROPPED = "\u200b\u200c\u200d\ufeff"
+WIDE_CLASS = r"[\x{3000}\x{a0}\x{2007}\x{202f}\x{ff01}-\x{ff5e}\x{ffe5}\x{200b}-\x{200d}\x{feff}]"
+SPACES = "chr(32), chr(9), chr(10), chr(13)"
 WHITESPACE = "chr(32) || chr(9) || chr(10) || chr(13)"
 # An ID number (18 characters, or the old 15 digits) or a mobile number, alone or inside
 # a longer text. 18 characters count with or without a valid check digit: a mistyped ID
@@ -56,15 +58,24 @@ def macros_sql(pii_key: bytes) -> list[str]:
     outer = bytes(b ^ 0x5C for b in key).hex()
     return [
         "CREATE OR REPLACE TEMP MACRO up_text(s) AS NULLIF(trim(s), '')",
-        # cleaning in two macros, so that the folding is computed once a cell (clean_sql)
-        f"""CREATE OR REPLACE TEMP MACRO up_fold(s) AS trim(translate(s,
-            {_quote_list([WIDE + DROPPED])}, {_quote_list([NARROW])}), {WHITESPACE})""",
+        # cleaning in three macros, each step computed once a cell (clean_sql); the cheap
+        # tests first, as translate() and trim(s, characters) are slow (7 and 0.3 us)
+        f"""CREATE OR REPLACE TEMP MACRO up_fold(s) AS CASE
+            WHEN strlen(s) > length(s) AND regexp_matches(s, '{WIDE_CLASS}')
+            THEN translate(s, {_quote_list([WIDE + DROPPED])}, {_quote_list([NARROW])})
+            ELSE s END""",
+        f"""CREATE OR REPLACE TEMP MACRO up_trim(s) AS CASE
+            WHEN left(s, 1) IN ({SPACES}) OR right(s, 1) IN ({SPACES})
+            THEN trim(s, {WHITESPACE}) ELSE s END""",
         rf"""CREATE OR REPLACE TEMP MACRO up_unwrap(s) AS NULLIF(CASE
             WHEN starts_with(s, '="') AND ends_with(s, '"') AND length(s) >= 3
             THEN trim(s[3:length(s) - 1], {WHITESPACE})
             WHEN starts_with(s, '''') THEN trim(s[2:], {WHITESPACE}) ELSE s END, '')""",
-        f"""CREATE OR REPLACE TEMP MACRO up_totals(s) AS
-            regexp_matches(lower(replace(s, ' ', '')), '{TOTALS_PATTERN}')""",
+        # the cheap tests first: almost no cell is a totals label
+        f"""CREATE OR REPLACE TEMP MACRO up_totals(s) AS CASE
+            WHEN contains(left(s, 6), '计') OR lower(left(s, 1)) IN ('t', 's', 'g')
+            THEN regexp_matches(lower(replace(s, ' ', '')), '{TOTALS_PATTERN}')
+            ELSE false END""",
         # the length test spares nearly every cell the regular expression
         f"""CREATE OR REPLACE TEMP MACRO up_pii_like(s) AS CASE WHEN length(s) >= 11
             THEN regexp_matches(s, '{PII_PATTERN}') ELSE false END""",
@@ -246,7 +257,9 @@ def content_hash_sql(spec: SourceSpec) -> str:
 def clean_sql(columns: list[str], source: str, keep: list[str]) -> str:
     """SELECT of relation `source` with every cell of `columns` cleaned (see the module
     docstring), keeping the `keep` columns as they are."""
-    folded = ", ".join(f'up_fold("{c}") AS "{c}"' for c in columns)
-    unwrapped = ", ".join(f'up_unwrap("{c}") AS "{c}"' for c in columns)
     kept = ", ".join(f'"{k}"' for k in keep)
-    return f"SELECT {kept}, {unwrapped} FROM (SELECT {kept}, {folded} FROM {source})"
+    query = f"SELECT * FROM {source}"
+    for step in ("up_fold", "up_trim", "up_unwrap"):
+        cleaned = ", ".join(f'{step}("{c}") AS "{c}"' for c in columns)
+        query = f"SELECT {kept}, {cleaned} FROM ({query})"
+    return query
