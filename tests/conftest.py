@@ -10,22 +10,55 @@ import pytest
 
 from tests.drops import MEMBER_HEADER, TARGET_HEADER, UNION_HEADER, id_number, write_csv
 
+TEST_PII_KEY = "test-only-pii-key-not-a-secret"
+
+
+@pytest.fixture(autouse=True)
+def pii_key(monkeypatch) -> str:
+    """Every test refreshes with a key of its own; a test of the refusal deletes it."""
+    monkeypatch.setenv("UNION_PII_KEY", TEST_PII_KEY)
+    return TEST_PII_KEY
+
 
 @pytest.fixture
 def minimal_drop(tmp_path: Path) -> Path:
     """Two unions, a handful of members, one target: the smallest drop that refreshes."""
     raw = tmp_path / "raw"
-    write_csv(raw / "unions" / "unions.csv", UNION_HEADER, [
-        ["U1", "甲公司工会", "招宝山街道", "企业", "100", "2010-01-05", "2019-03-05", "3", ""],
-        ["U2", "乙公司工会", "蛟川街道", "企业", "50", "2019-06-01", "", "", ""],
-    ])
-    write_csv(raw / "members" / "members.csv", MEMBER_HEADER, [
-        ["M1", "张三", id_number(seq="123"), "13812345678", "U1", "2019-01-01", "", "", "", "是"],
-        ["M2", "李四", id_number(seq="124"), "", "U2", "2019-07-01", "", "", "", "否"],
-    ], encoding="gb18030")
-    write_csv(raw / "targets" / "targets.csv", TARGET_HEADER, [
-        ["members_total", "2019", "2", ">=", "test"],
-    ])
+    write_csv(
+        raw / "unions" / "unions.csv",
+        UNION_HEADER,
+        [
+            ["U1", "甲公司工会", "招宝山街道", "企业", "100", "2010-01-05", "2019-03-05", "3", ""],
+            ["U2", "乙公司工会", "蛟川街道", "企业", "50", "2019-06-01", "", "", ""],
+        ],
+    )
+    write_csv(
+        raw / "members" / "members.csv",
+        MEMBER_HEADER,
+        [
+            [
+                "M1",
+                "张三",
+                id_number(seq="123"),
+                "13812345678",
+                "U1",
+                "2019-01-01",
+                "",
+                "",
+                "",
+                "是",
+            ],
+            ["M2", "李四", id_number(seq="124"), "", "U2", "2019-07-01", "", "", "", "否"],
+        ],
+        encoding="gb18030",
+    )
+    write_csv(
+        raw / "targets" / "targets.csv",
+        TARGET_HEADER,
+        [
+            ["members_total", "2019", "2", ">=", "test"],
+        ],
+    )
     return raw
 
 

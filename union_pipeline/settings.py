@@ -10,8 +10,23 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 
-# Clearly labelled so nobody mistakes it for a production key.
+# Clearly labelled so nobody mistakes it for a production key. It is public (it is in
+# this repository), so it may only key the generated demo drop: see require_pii_key.
 DEV_PII_KEY = "DEVELOPMENT-ONLY-union-pipeline-pii-key"
+# Keys that are public: the development key and the placeholder of deploy/*.env.example.
+PUBLIC_PII_KEYS = {DEV_PII_KEY.encode(), b"change-me-to-a-long-random-secret", b""}
+# Written by the demo generator into the root of the drop it generates, listing its files.
+DEMO_MARKER = ".union-demo-drop"
+DEMO_KEY_WARNING = "开发用公开密钥 / public development PII key in use: demo data only"
+KEY_HOWTO = (
+    "UNION_PII_KEY is not set (or is a public example value), and this drop is not the "
+    "generated demo drop: person keys made with a public key can be reversed by anyone "
+    "who tries ID numbers. Set a long random secret before refreshing, e.g. "
+    "`export UNION_PII_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')` "
+    "(or in deploy/union-pipeline.env). Keep it secret, and keep it stable: a new key "
+    "gives every person a new person_key. / 未设置个人信息密钥 UNION_PII_KEY：请设置一个"
+    "保密且长期不变的随机密钥后再刷新。"
+)
 
 
 class ConfigError(ValueError):
@@ -82,3 +97,42 @@ def load_settings() -> Settings:
         pii_key_is_default=not key,
         quarantine_threshold=quarantine_threshold,
     )
+
+
+def is_demo_drop(raw_dir: Path) -> bool:
+    """Is `raw_dir` the generated demo drop: its marker is there (a file, not a link) and
+    lists every file of the drop's folders (a real export added to it makes it real)."""
+    marker = raw_dir / DEMO_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return False
+    listed = {
+        line.strip()
+        for line in marker.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    present = {
+        f"{folder.name}/{p.name}"
+        for folder in raw_dir.iterdir()
+        if folder.is_dir() and not folder.name.startswith(".")
+        for p in folder.iterdir()
+        if not p.name.startswith(".")
+    }
+    return present <= listed
+
+
+def check_pii_key(pii_key: bytes, raw_dir: Path) -> str | None:
+    """Refuse a public PII key for any drop but the generated demo drop.
+
+    Returns the warning to show for the demo drop with the public key, None for a drop
+    with a secret key; raises ConfigError (saying how to set the key) otherwise.
+    """
+    if pii_key not in PUBLIC_PII_KEYS:
+        return None
+    if is_demo_drop(raw_dir):
+        return DEMO_KEY_WARNING
+    raise ConfigError(f"{raw_dir}: {KEY_HOWTO}")
+
+
+def require_pii_key(settings: Settings, raw_dir: Path | None = None) -> str | None:
+    """`check_pii_key` for the configured key and raw folder (see there)."""
+    return check_pii_key(settings.pii_key, raw_dir or settings.raw_dir)

@@ -84,7 +84,7 @@ class Persons:
     def take(self, k: int) -> np.ndarray:
         if self.pos + k > len(self.pool):
             raise RuntimeError("bad-row person pool exhausted")
-        out = self.pool[self.pos:self.pos + k]
+        out = self.pool[self.pos : self.pos + k]
         self.pos += k
         return out
 
@@ -103,16 +103,27 @@ def wrong_check(ids: list[str], rng) -> list[str]:
     return out
 
 
-IMPOSSIBLE_BIRTHS = ["19900230", "19851331", "19920431", "20010229", "19780631", "19950011",
-                     "19880900", "21050101"]
+IMPOSSIBLE_BIRTHS = [
+    "19900230",
+    "19851331",
+    "19920431",
+    "20010229",
+    "19780631",
+    "19950011",
+    "19880900",
+    "21050101",
+]
 
 
 def impossible_birth_ids(k: int, rng) -> list[str]:
     out = []
     for _ in range(k):
         region = ["330211", "330206", "341221", "510922"][rng.integers(0, 4)]
-        body = region + IMPOSSIBLE_BIRTHS[rng.integers(0, len(IMPOSSIBLE_BIRTHS))] + \
-            f"{rng.integers(0, 1000):03d}"
+        body = (
+            region
+            + IMPOSSIBLE_BIRTHS[rng.integers(0, len(IMPOSSIBLE_BIRTHS))]
+            + f"{rng.integers(0, 1000):03d}"
+        )
         out.append(body + check_char(body))
     return out
 
@@ -121,9 +132,18 @@ def _pick(rng, options: list[str], k: int) -> list[str]:
     return [options[i] for i in rng.integers(0, len(options), k).tolist()]
 
 
-BAD_DATES = ["2019-02-30", "2019/13/5", "2018年2月30日", "不详", "2019.00.12", "20190315",
-             "2019-6", "待补录"]
-BAD_AMOUNTS = ["六十元", "60元", "—", "待定", "壹仟元", "1O00", "约200"]
+BAD_DATES = [
+    "2019-02-30",
+    "2019/13/5",
+    "2018年2月30日",
+    "不详",
+    "2019.00.12",
+    "20190315",
+    "2019-6",
+    "待补录",
+]
+# not amounts in any accepted style ("60元" and "¥60" are accepted)
+BAD_AMOUNTS = ["六十元", "60美元", "—", "待定", "壹仟元", "1O00", "约200"]
 
 
 class Builder:
@@ -140,8 +160,11 @@ class Builder:
         return self.counts.get(kind, 0)
 
     def copies(self, k: int, rows: np.ndarray | None = None) -> Table:
-        pick = (self.rng.integers(0, self.truth.n, k) if rows is None
-                else self.rng.choice(rows, k, replace=len(rows) < k))
+        pick = (
+            self.rng.integers(0, self.truth.n, k)
+            if rows is None
+            else self.rng.choice(rows, k, replace=len(rows) < k)
+        )
         return self.truth.take(pick).copy_values()
 
     def add(self, kind: str, t: Table, pairs: bool = False) -> None:
@@ -191,12 +214,18 @@ def _set(t: Table, name: str, rows, value) -> None:
 # --------------------------------------------------------------------- per source
 
 UNION_RATES = {
-    "not_allowed:street": 0.0012, "not_allowed:org_type": 0.0012,
-    "missing_required:union_name": 0.0008, "missing_required:employee_count": 0.0008,
-    "unparseable:founded_date": 0.0012, "unparseable:employee_count": 0.0008,
-    "out_of_range:employee_count": 0.0008, "out_of_range:star_rating": 0.0012,
-    "date_order:authorized_date": 0.0008, "date_order:dissolved_date": 0.0008,
-    PAIR: 0.0008, FREE: 0.0015,
+    "not_allowed:street": 0.0012,
+    "not_allowed:org_type": 0.0012,
+    "missing_required:union_name": 0.0008,
+    "missing_required:employee_count": 0.0008,
+    "unparseable:founded_date": 0.0012,
+    "unparseable:employee_count": 0.0008,
+    "out_of_range:employee_count": 0.0008,
+    "out_of_range:star_rating": 0.0012,
+    "date_order:authorized_date": 0.0008,
+    "date_order:dissolved_date": 0.0008,
+    PAIR: 0.0008,
+    FREE: 0.0015,
 }
 
 
@@ -210,12 +239,14 @@ def bad_unions(rng, truth: Table, spare_ids: list[str], n_rows: int = 0) -> BadR
         return t
 
     t = new("not_allowed:street")
-    t.set_text("street", np.arange(t.n), _pick(rng, ["北仑区", "宁波市", "镇海新城", "江北区"],
-                                                 t.n))
+    t.set_text(
+        "street", np.arange(t.n), _pick(rng, ["北仑区", "宁波市", "镇海新城", "江北区"], t.n)
+    )
     b.add("not_allowed:street", t)
     t = new("not_allowed:org_type")
-    t.set_text("org_type", np.arange(t.n),
-               _pick(rng, ["民营企业", "个体", "事业单位", "国企"], t.n))
+    t.set_text(
+        "org_type", np.arange(t.n), _pick(rng, ["民营企业", "个体", "事业单位", "国企"], t.n)
+    )
     b.add("not_allowed:org_type", t)
     t = new("missing_required:union_name")
     t.set_text("union_name", np.arange(t.n), [None] * t.n)
@@ -227,8 +258,7 @@ def bad_unions(rng, truth: Table, spare_ids: list[str], n_rows: int = 0) -> BadR
     t.set_raw("founded_date", np.arange(t.n), _pick(rng, BAD_DATES, t.n))
     b.add("unparseable:founded_date", t)
     t = new("unparseable:employee_count")
-    t.set_raw("employee_count", np.arange(t.n), _pick(rng, ["约50人", "五十", "50+", "不详"],
-                                                         t.n))
+    t.set_raw("employee_count", np.arange(t.n), _pick(rng, ["约50人", "五十", "50+", "不详"], t.n))
     b.add("unparseable:employee_count", t)
     t = new("out_of_range:employee_count")
     _set(t, "employee_count", np.arange(t.n), -rng.integers(1, 60, t.n))
@@ -249,26 +279,45 @@ def bad_unions(rng, truth: Table, spare_ids: list[str], n_rows: int = 0) -> BadR
     k = b.k(PAIR)
     if k:
         t = b.copies(k)
-        both = b.pairs("union_id", [next(ids) for _ in range(k)], t,
-                       lambda tt, rows: _set(tt, "employee_count", rows,
-                                             np.asarray(tt.values["employee_count"])[rows] + 7))
+        both = b.pairs(
+            "union_id",
+            [next(ids) for _ in range(k)],
+            t,
+            lambda tt, rows: _set(
+                tt, "employee_count", rows, np.asarray(tt.values["employee_count"])[rows] + 7
+            ),
+        )
         _set(both, "dissolved_date", np.arange(both.n), NA)
         b.add(PAIR, both, pairs=True)
     return b.done()
 
 
 MEMBER_RATES = {
-    "invalid_id_number:check_digit": 0.0005, "invalid_id_number:birth_date": 0.0003,
-    "missing_required:name": 0.0002, "missing_required:id_number": 0.00015,
-    "missing_required:join_date": 0.0002, "unparseable:join_date": 0.00025,
-    "unparseable:frontline": 0.0001, "date_order:leave_date": 0.0003,
-    "after_as_of:join_date": 0.00015, "invalid_phone:phone": 0.0004,
-    "unknown_union:union_id": 0.00035, PAIR: 0.0001, FREE: 0.0004,
+    "invalid_id_number:check_digit": 0.0005,
+    "invalid_id_number:birth_date": 0.0003,
+    "missing_required:name": 0.0002,
+    "missing_required:id_number": 0.00015,
+    "missing_required:join_date": 0.0002,
+    "unparseable:join_date": 0.00025,
+    "unparseable:frontline": 0.0001,
+    "date_order:leave_date": 0.0003,
+    "after_as_of:join_date": 0.00015,
+    "invalid_phone:phone": 0.0004,
+    "unknown_union:union_id": 0.00035,
+    PAIR: 0.0001,
+    FREE: 0.0004,
 }
 
 
-def bad_members(rng, truth: Table, people, persons: Persons, keys: Keys,
-                unknown_unions: list[str], n_rows: int = 0) -> BadRows:
+def bad_members(
+    rng,
+    truth: Table,
+    people,
+    persons: Persons,
+    keys: Keys,
+    unknown_unions: list[str],
+    n_rows: int = 0,
+) -> BadRows:
     b = Builder(rng, truth, plan_counts(n_rows or truth.n, MEMBER_RATES))
 
     def new(kind, k=None):
@@ -276,8 +325,9 @@ def bad_members(rng, truth: Table, people, persons: Persons, keys: Keys,
         t = b.copies(k)
         p = persons.take(t.n)
         t.set_text("member_id", np.arange(t.n), keys.take(t.n))
-        t.set_text("id_number", np.arange(t.n),
-                   [x.decode("ascii") for x in people.id_text[p].tolist()])
+        t.set_text(
+            "id_number", np.arange(t.n), [x.decode("ascii") for x in people.id_text[p].tolist()]
+        )
         t.set_text("name", np.arange(t.n), people.name.take(p).to_pylist())
         t.set_text("phone", np.arange(t.n), [x.decode("ascii") for x in people.phone[p].tolist()])
         return t
@@ -327,8 +377,9 @@ def bad_members(rng, truth: Table, people, persons: Persons, keys: Keys,
     for _ in range(t.n):
         r = int(rng.integers(0, 4))
         tail = f"{int(rng.integers(0, 10**8)):08d}"
-        bad_phones.append(["138" + tail[:7], "2" + tail + "12", "0574-8" + tail[:7],
-                           "1" + tail + "123"][r])
+        bad_phones.append(
+            ["138" + tail[:7], "2" + tail + "12", "0574-8" + tail[:7], "1" + tail + "123"][r]
+        )
     t.set_text("phone", np.arange(t.n), bad_phones)
     b.add(kind, t)
     kind = "unknown_union:union_id"
@@ -340,24 +391,33 @@ def bad_members(rng, truth: Table, people, persons: Persons, keys: Keys,
         t = new(PAIR, k)
 
         def change(tt, rows):
-            tt.set_text("phone", rows, [f"139{int(x):08d}" for x in rng.integers(0, 10**8,
-                                                                               len(rows))])
+            tt.set_text(
+                "phone", rows, [f"139{int(x):08d}" for x in rng.integers(0, 10**8, len(rows))]
+            )
+
         both = b.pairs("member_id", keys.take(k), t, change)
         b.add(PAIR, both, pairs=True)
     return b.done()
 
 
 ENROLL_RATES = {
-    "invalid_id_number:id_number": 0.00018, "unknown_member:id_number": 0.00022,
-    "unknown_union:union_id": 0.0001, "out_of_range:plan_year": 0.00008,
-    "out_of_range:premium_yuan": 0.0001, "unparseable:premium_yuan": 0.00007,
-    "not_allowed:plan_type": 0.0001, "unparseable:enrolled_date": 0.00008,
-    "missing_required:premium_yuan": 0.0001, PAIR: 0.00006, FREE: 0.00025,
+    "invalid_id_number:id_number": 0.00018,
+    "unknown_member:id_number": 0.00022,
+    "unknown_union:union_id": 0.0001,
+    "out_of_range:plan_year": 0.00008,
+    "out_of_range:premium_yuan": 0.0001,
+    "unparseable:premium_yuan": 0.00007,
+    "not_allowed:plan_type": 0.0001,
+    "unparseable:enrolled_date": 0.00008,
+    "missing_required:premium_yuan": 0.0001,
+    PAIR: 0.00006,
+    FREE: 0.00025,
 }
 
 
-def bad_enrollments(rng, truth: Table, persons: Persons, keys: Keys,
-                    unknown_unions: list[str], n_rows: int = 0) -> BadRows:
+def bad_enrollments(
+    rng, truth: Table, persons: Persons, keys: Keys, unknown_unions: list[str], n_rows: int = 0
+) -> BadRows:
     b = Builder(rng, truth, plan_counts(n_rows or truth.n, ENROLL_RATES))
 
     def new(kind, k=None):
@@ -404,23 +464,39 @@ def bad_enrollments(rng, truth: Table, persons: Persons, keys: Keys,
     k = b.k(PAIR)
     if k:
         t = new(PAIR, k)
-        both = b.pairs("enrollment_id", keys.take(k), t,
-                       lambda tt, rows: _set(tt, "premium_yuan", rows,
-                                             np.asarray(tt.values["premium_yuan"])[rows] + 4000))
+        both = b.pairs(
+            "enrollment_id",
+            keys.take(k),
+            t,
+            lambda tt, rows: _set(
+                tt, "premium_yuan", rows, np.asarray(tt.values["premium_yuan"])[rows] + 4000
+            ),
+        )
         b.add(PAIR, both, pairs=True)
     return b.done()
 
 
 CLAIM_RATES = {
-    "unknown_enrollment:enrollment_id": 0.001, "claim_before_enrollment:claim_date": 0.0008,
-    "not_allowed:status": 0.0006, "out_of_range:benefit_yuan": 0.0005,
-    "unparseable:benefit_yuan": 0.0005, "unparseable:claim_date": 0.0005,
-    "missing_required:enrollment_id": 0.0004, PAIR: 0.00025, FREE: 0.0006,
+    "unknown_enrollment:enrollment_id": 0.001,
+    "claim_before_enrollment:claim_date": 0.0008,
+    "not_allowed:status": 0.0006,
+    "out_of_range:benefit_yuan": 0.0005,
+    "unparseable:benefit_yuan": 0.0005,
+    "unparseable:claim_date": 0.0005,
+    "missing_required:enrollment_id": 0.0004,
+    PAIR: 0.00025,
+    FREE: 0.0006,
 }
 
 
-def bad_claims(rng, truth: Table, keys: Keys, enrollments_early: tuple[list[str], np.ndarray],
-               unknown_enrollment_ids: list[str], n_rows: int = 0) -> BadRows:
+def bad_claims(
+    rng,
+    truth: Table,
+    keys: Keys,
+    enrollments_early: tuple[list[str], np.ndarray],
+    unknown_enrollment_ids: list[str],
+    n_rows: int = 0,
+) -> BadRows:
     """enrollments_early: (enrollment ids, enrolled dates) of truth enrolments from which a
     claim dated before the enrolment can be made."""
     b = Builder(rng, truth, plan_counts(n_rows or truth.n, CLAIM_RATES))
@@ -432,7 +508,7 @@ def bad_claims(rng, truth: Table, keys: Keys, enrollments_early: tuple[list[str]
 
     kind = "unknown_enrollment:enrollment_id"
     t = new(kind)
-    t.set_text("enrollment_id", np.arange(t.n), unknown_enrollment_ids[:t.n])
+    t.set_text("enrollment_id", np.arange(t.n), unknown_enrollment_ids[: t.n])
     b.add(kind, t)
     kind = "claim_before_enrollment:claim_date"
     t = new(kind)
@@ -464,19 +540,29 @@ def bad_claims(rng, truth: Table, keys: Keys, enrollments_early: tuple[list[str]
     k = b.k(PAIR)
     if k:
         t = new(PAIR, k)
-        both = b.pairs("claim_id", keys.take(k), t,
-                       lambda tt, rows: _set(tt, "benefit_yuan", rows,
-                                             np.asarray(tt.values["benefit_yuan"])[rows] + 5000))
+        both = b.pairs(
+            "claim_id",
+            keys.take(k),
+            t,
+            lambda tt, rows: _set(
+                tt, "benefit_yuan", rows, np.asarray(tt.values["benefit_yuan"])[rows] + 5000
+            ),
+        )
         b.add(PAIR, both, pairs=True)
     return b.done()
 
 
 LOAN_RATES = {
-    "invalid_id_number:id_number": 0.001, "unknown_member:id_number": 0.0016,
-    "out_of_range:amount_yuan": 0.001, "out_of_range:term_months": 0.0012,
-    "not_allowed:status": 0.0008, "unparseable:disbursed_date": 0.0008,
-    "missing_required:bank": 0.0008, "unparseable:amount_yuan": 0.0006,
-    PAIR: 0.0004, FREE: 0.001,
+    "invalid_id_number:id_number": 0.001,
+    "unknown_member:id_number": 0.0016,
+    "out_of_range:amount_yuan": 0.001,
+    "out_of_range:term_months": 0.0012,
+    "not_allowed:status": 0.0008,
+    "unparseable:disbursed_date": 0.0008,
+    "missing_required:bank": 0.0008,
+    "unparseable:amount_yuan": 0.0006,
+    PAIR: 0.0004,
+    FREE: 0.001,
 }
 
 
@@ -523,6 +609,7 @@ def bad_loans(rng, truth: Table, persons: Persons, keys: Keys, n_rows: int = 0) 
     k = b.k(PAIR)
     if k:
         t = new(PAIR, k)
+
         def change(tt, rows):
             _set(tt, "amount_yuan", rows, np.asarray(tt.values["amount_yuan"])[rows] + 1_000_000)
 
@@ -532,10 +619,14 @@ def bad_loans(rng, truth: Table, persons: Persons, keys: Keys, n_rows: int = 0) 
 
 
 TRAINING_RATES = {
-    "invalid_id_number:id_number": 0.001, "not_allowed:program": 0.0008,
-    "missing_required:session_id": 0.0008, "unparseable:session_date": 0.0006,
-    "out_of_range:hours": 0.0005, "unparseable:completed": 0.0004,
-    PAIR: 0.00025, FREE: 0.0008,
+    "invalid_id_number:id_number": 0.001,
+    "not_allowed:program": 0.0008,
+    "missing_required:session_id": 0.0008,
+    "unparseable:session_date": 0.0006,
+    "out_of_range:hours": 0.0005,
+    "unparseable:completed": 0.0004,
+    PAIR: 0.00025,
+    FREE: 0.0008,
 }
 
 
@@ -574,9 +665,11 @@ def bad_training(rng, truth: Table, keys: Keys, n_rows: int = 0) -> BadRows:
     k = b.k(PAIR)
     if k:
         t = new(PAIR, k)
-        both = b.pairs("record_id", keys.take(k), t,
-                       lambda tt, rows: _set(tt, "hours", rows,
-                                             np.asarray(tt.values["hours"])[rows] + 100))
+        both = b.pairs(
+            "record_id",
+            keys.take(k),
+            t,
+            lambda tt, rows: _set(tt, "hours", rows, np.asarray(tt.values["hours"])[rows] + 100),
+        )
         b.add(PAIR, both, pairs=True)
     return b.done()
-

@@ -66,38 +66,85 @@ from union_pipeline.demo._programs import (
     build_training,
 )
 from union_pipeline.demo._writers import Style, write_csv, write_xlsx
+from union_pipeline.settings import DEMO_MARKER
 
 DEFAULT_SEED = 20191231
-FOLDERS = ("unions", "members", "mutual_aid_enrollments", "mutual_aid_claims", "loans",
-           "training", "targets", "published")
+FOLDERS = (
+    "unions",
+    "members",
+    "mutual_aid_enrollments",
+    "mutual_aid_claims",
+    "loans",
+    "training",
+    "targets",
+    "published",
+)
 MAX_CSV_ROWS = 1_900_000  # split larger files (at most ~2M rows each)
 MAX_XLSX_ROWS = 200_000
 
 HEADERS = {
-    "unions": {"union_id": "工会编码", "union_name": "工会名称", "street": "所属镇街",
-               "org_type": "单位类型", "employee_count": "职工人数", "founded_date": "成立日期",
-               "authorized_date": "授权日期", "star_rating": "星级", "dissolved_date": "撤销日期"},
-    "members": {"member_id": "会员编号", "name": "姓名", "id_number": "身份证号",
-                "phone": "手机号", "union_id": "工会编码", "join_date": "入会日期",
-                "leave_date": "离会日期", "collected_date": "采集日期",
-                "app_verified_date": "APP认证日期", "frontline": "一线职工"},
-    "mutual_aid_enrollments": {"enrollment_id": "参保编号", "id_number": "身份证号",
-                               "union_id": "工会编码", "plan_year": "保障年度",
-                               "enrolled_date": "参保日期", "premium_yuan": "缴费金额",
-                               "plan_type": "保障类型"},
-    "mutual_aid_claims": {"claim_id": "申领编号", "enrollment_id": "参保编号",
-                          "claim_date": "申领日期", "benefit_yuan": "补助金额", "status": "状态"},
-    "loans": {"loan_id": "贷款编号", "id_number": "身份证号", "disbursed_date": "放款日期",
-              "amount_yuan": "贷款金额", "term_months": "期限月数", "bank": "合作银行",
-              "status": "状态"},
-    "training": {"record_id": "记录编号", "id_number": "身份证号", "program": "项目",
-                 "session_id": "场次编号", "session_date": "日期", "hours": "学时",
-                 "completed": "结业"},
+    "unions": {
+        "union_id": "工会编码",
+        "union_name": "工会名称",
+        "street": "所属镇街",
+        "org_type": "单位类型",
+        "employee_count": "职工人数",
+        "founded_date": "成立日期",
+        "authorized_date": "授权日期",
+        "star_rating": "星级",
+        "dissolved_date": "撤销日期",
+    },
+    "members": {
+        "member_id": "会员编号",
+        "name": "姓名",
+        "id_number": "身份证号",
+        "phone": "手机号",
+        "union_id": "工会编码",
+        "join_date": "入会日期",
+        "leave_date": "离会日期",
+        "collected_date": "采集日期",
+        "app_verified_date": "APP认证日期",
+        "frontline": "一线职工",
+    },
+    "mutual_aid_enrollments": {
+        "enrollment_id": "参保编号",
+        "id_number": "身份证号",
+        "union_id": "工会编码",
+        "plan_year": "保障年度",
+        "enrolled_date": "参保日期",
+        "premium_yuan": "缴费金额",
+        "plan_type": "保障类型",
+    },
+    "mutual_aid_claims": {
+        "claim_id": "申领编号",
+        "enrollment_id": "参保编号",
+        "claim_date": "申领日期",
+        "benefit_yuan": "补助金额",
+        "status": "状态",
+    },
+    "loans": {
+        "loan_id": "贷款编号",
+        "id_number": "身份证号",
+        "disbursed_date": "放款日期",
+        "amount_yuan": "贷款金额",
+        "term_months": "期限月数",
+        "bank": "合作银行",
+        "status": "状态",
+    },
+    "training": {
+        "record_id": "记录编号",
+        "id_number": "身份证号",
+        "program": "项目",
+        "session_id": "场次编号",
+        "session_date": "日期",
+        "hours": "学时",
+        "completed": "结业",
+    },
 }
 TARGET_HEADER = ["指标代码", "年度", "目标值", "比较", "依据"]
 PUBLISHED_HEADER = ["指标代码", "年度", "发布值", "下限", "上限", "出处", "说明"]
 
-# The district's published 2019 figures (shared/spec/report-2019.csv), as `published/`.
+# The district's published 2019 figures (its 2019 report), as `published/`.
 REPORT_2019 = """kpi_code,year,published,lower,upper,quote,note
 members_new,2019,4456,4456,4456,全年新组建基层工会37家，发展会员4456人,
 members_collected,2019,143141,143141,143141,会员采集人数143141人次,report counts as of end of October; the demo data treats it as the year-end figure
@@ -135,25 +182,41 @@ TARGETS = [
     ("unions_authorized", 2019, 1300, ">=", "基层工会组织授权全覆盖（1300家）", True),
     ("mutual_aid_enrollments", 2019, 160000, ">=", "医疗互助参保扩面：16万人次", True),
     ("mutual_aid_premium_yuan", 2019, 10000000, ">=", "医疗互助参保金额1000万元以上", True),
-    ("mutual_aid_benefit_yuan", 2019, 8000000, "<=", "医疗互助补助资金年度预算上限800万元",
-     True),
+    ("mutual_aid_benefit_yuan", 2019, 8000000, "<=", "医疗互助补助资金年度预算上限800万元", True),
     ("loan_borrowers_cum", 2019, 4000, ">=", "蓝领贷累计发放4000人", True),
     ("training_sessions", 2019, 100, ">=", "百场吾意乐学公益培训", True),
     ("training_participations", 2019, 4000, ">=", "吾意乐学惠及职工4000人次", True),
     ("education_enrollees", 2019, 60, ">=", "职工学历提升招录60人", True),
     ("contest_events", 2019, 30, ">=", "雄镇杯技能竞赛30场", True),
-    ("membership_rate", 2020, 0.95, ">=",
-     "2020年工作思路：工会组建率和职工入会率动态保持95%以上", False),
+    (
+        "membership_rate",
+        2020,
+        0.95,
+        ">=",
+        "2020年工作思路：工会组建率和职工入会率动态保持95%以上",
+        False,
+    ),
     ("members_new", 2020, 4500, ">=", "2020年工作思路：推进新经济新业态新领域建会入会", True),
-    ("members_collected_rate", 2020, 0.8, ">=",
-     "2020年工作思路：完善实名制数据库，实现工会会员普遍实名登记", False),
+    (
+        "members_collected_rate",
+        2020,
+        0.8,
+        ">=",
+        "2020年工作思路：完善实名制数据库，实现工会会员普遍实名登记",
+        False,
+    ),
     ("members_app_verified", 2020, 50000, ">=", "2020年工作思路：完善实名制数据库", True),
     ("unions_new", 2020, 35, ">=", "2020年工作思路：继续抓好工会组建", True),
     ("unions_authorized", 2020, 1320, ">=", "2020年工作思路：深入推进实名制管理", True),
-    ("mutual_aid_enrollments", 2020, 175000, ">=",
-     "2020年工作思路：推进职工医疗互助保障提质扩面", True),
-    ("mutual_aid_benefit_yuan", 2020, 8500000, "<=", "医疗互助补助资金年度预算上限850万元",
-     True),
+    (
+        "mutual_aid_enrollments",
+        2020,
+        175000,
+        ">=",
+        "2020年工作思路：推进职工医疗互助保障提质扩面",
+        True,
+    ),
+    ("mutual_aid_benefit_yuan", 2020, 8500000, "<=", "医疗互助补助资金年度预算上限850万元", True),
     ("loan_borrowers_cum", 2020, 5000, ">=", "蓝领贷累计发放5000人", True),
     ("loan_amount_cum_yuan", 2020, 850000000, ">=", "蓝领贷累计放款8.5亿元", True),
     ("training_sessions", 2020, 100, ">=", "百场吾意乐学公益培训", True),
@@ -186,11 +249,15 @@ CALIBRATION = {
 
 # File styles: Excel on Chinese Windows saves GBK with CRLF and 2019/3/5 dates; the
 # web systems export UTF-8 with BOM and ISO dates; a hand-kept sheet mixes everything.
-GBK = Style(encoding="gb18030", eol="\r\n", date_p=(0.2, 0.6, 0.1, 0.1),
-            amount_p=(0.45, 0.4, 0.15))
+GBK = Style(encoding="gb18030", eol="\r\n", date_p=(0.2, 0.6, 0.1, 0.1), amount_p=(0.45, 0.4, 0.15))
 BOM = Style(encoding="utf-8-sig", date_p=(0.7, 0.1, 0.1, 0.1), amount_p=(0.7, 0.15, 0.15))
-PLAIN = Style(encoding="utf-8", date_p=(0.3, 0.2, 0.2, 0.3), amount_p=(0.5, 0.2, 0.3),
-              bool_p=(0.3, 0.2, 0.2, 0.3), space_rate=0.006)
+PLAIN = Style(
+    encoding="utf-8",
+    date_p=(0.3, 0.2, 0.2, 0.3),
+    amount_p=(0.5, 0.2, 0.3),
+    bool_p=(0.3, 0.2, 0.2, 0.3),
+    space_rate=0.006,
+)
 
 
 @dataclass
@@ -237,8 +304,11 @@ class Drop:
         weights = np.array([max(specs[i].n_truth, 1) for i in takers], dtype=np.float64)
         weights /= weights.sum()
         n_units = int(bad.unit.max()) + 1 if bad is not None and len(bad.unit) else 0
-        unit_file = np.array(takers)[rng.choice(len(takers), n_units, p=weights)] if n_units \
+        unit_file = (
+            np.array(takers)[rng.choice(len(takers), n_units, p=weights)]
+            if n_units
             else np.zeros(0, np.int64)
+        )
         repeats = rng.multinomial(bad.repeats if bad else 0, weights)
         total = repeated = 0
         for i, spec in enumerate(specs):
@@ -272,9 +342,16 @@ class Drop:
             else:
                 n = write_csv(path, table, order, columns, spec.style, file_rng, extra=extra)
                 fmt = f"csv/{spec.style.encoding}"
-            self.files.append({"file": f"{source}/{spec.name}", "format": fmt, "rows": n,
-                               "truth_rows": truth.n, "bad_rows": n_bad,
-                               "repeated_rows": len(rep)})
+            self.files.append(
+                {
+                    "file": f"{source}/{spec.name}",
+                    "format": fmt,
+                    "rows": n,
+                    "truth_rows": truth.n,
+                    "bad_rows": n_bad,
+                    "repeated_rows": len(rep),
+                }
+            )
             total += n
             self.truth_rows[source] = self.truth_rows.get(source, 0) + truth.n
             del table, truth, parts
@@ -291,9 +368,17 @@ class Drop:
 def union_table(u: Unions, idx: np.ndarray) -> Table:
     idx = np.asarray(idx, np.int64)
     return Table(
-        kinds={"union_id": "text", "union_name": "text", "street": "text", "org_type": "text",
-               "employee_count": "int", "founded_date": "date", "authorized_date": "date",
-               "star_rating": "int", "dissolved_date": "date"},
+        kinds={
+            "union_id": "text",
+            "union_name": "text",
+            "street": "text",
+            "org_type": "text",
+            "employee_count": "int",
+            "founded_date": "date",
+            "authorized_date": "date",
+            "star_rating": "int",
+            "dissolved_date": "date",
+        },
         values={
             "union_id": pa.array([u.uid[i] for i in idx.tolist()], pa.string()),
             "union_name": pa.array([u.name[i] for i in idx.tolist()], pa.string()),
@@ -304,18 +389,37 @@ def union_table(u: Unions, idx: np.ndarray) -> Table:
             "authorized_date": u.authorized[idx],
             "star_rating": u.star[idx],
             "dissolved_date": u.dissolved[idx],
-        })
+        },
+    )
 
 
-def member_table(m: Members, people: People, uid: pa.Array, rows: np.ndarray, *,
-                 leave=None, collected=None, app=None, phone=None) -> Table:
+def member_table(
+    m: Members,
+    people: People,
+    uid: pa.Array,
+    rows: np.ndarray,
+    *,
+    leave=None,
+    collected=None,
+    app=None,
+    phone=None,
+) -> Table:
     rows = np.asarray(rows, np.int64)
     person = m.person[rows]
     ph = _text(people.phone[person] if phone is None else phone)
     return Table(
-        kinds={"member_id": "text", "name": "text", "id_number": "text", "phone": "text",
-               "union_id": "text", "join_date": "date", "leave_date": "date",
-               "collected_date": "date", "app_verified_date": "date", "frontline": "bool"},
+        kinds={
+            "member_id": "text",
+            "name": "text",
+            "id_number": "text",
+            "phone": "text",
+            "union_id": "text",
+            "join_date": "date",
+            "leave_date": "date",
+            "collected_date": "date",
+            "app_verified_date": "date",
+            "frontline": "bool",
+        },
         values={
             "member_id": _text(digits_text(m.number[rows], 9, "HY")),
             "name": people.name.take(pa.array(person)),
@@ -327,7 +431,8 @@ def member_table(m: Members, people: People, uid: pa.Array, rows: np.ndarray, *,
             "collected_date": (m.collected if collected is None else collected)[rows],
             "app_verified_date": (m.app if app is None else app)[rows],
             "frontline": m.frontline[rows],
-        })
+        },
+    )
 
 
 def enrollment_ids(e: Enrollments, rows) -> pa.Array:
@@ -337,12 +442,17 @@ def enrollment_ids(e: Enrollments, rows) -> pa.Array:
 
 def enrollment_table(e: Enrollments, people: People, uid: pa.Array, rows, base=False) -> Table:
     rows = np.asarray(rows, np.int64)
-    premium, date, union = e.base(rows) if base else (e.premium[rows], e.date[rows],
-                                                      e.union[rows])
+    premium, date, union = e.base(rows) if base else (e.premium[rows], e.date[rows], e.union[rows])
     return Table(
-        kinds={"enrollment_id": "text", "id_number": "text", "union_id": "text",
-               "plan_year": "int", "enrolled_date": "date", "premium_yuan": "amount",
-               "plan_type": "text"},
+        kinds={
+            "enrollment_id": "text",
+            "id_number": "text",
+            "union_id": "text",
+            "plan_year": "int",
+            "enrolled_date": "date",
+            "premium_yuan": "amount",
+            "plan_type": "text",
+        },
         values={
             "enrollment_id": enrollment_ids(e, rows),
             "id_number": _text(people.id_text[e.person[rows]]),
@@ -351,29 +461,44 @@ def enrollment_table(e: Enrollments, people: People, uid: pa.Array, rows, base=F
             "enrolled_date": date,
             "premium_yuan": premium.astype(np.int64),
             "plan_type": take_text(PLAN_TYPES, e.ptype[rows]),
-        })
+        },
+    )
 
 
 def claim_table(c: Claims, e: Enrollments, rows, base=False) -> Table:
     rows = np.asarray(rows, np.int64)
     return Table(
-        kinds={"claim_id": "text", "enrollment_id": "text", "claim_date": "date",
-               "benefit_yuan": "amount", "status": "text"},
+        kinds={
+            "claim_id": "text",
+            "enrollment_id": "text",
+            "claim_date": "date",
+            "benefit_yuan": "amount",
+            "status": "text",
+        },
         values={
-            "claim_id": _text(digits_text(c.year[rows].astype(np.int64) * 10**7 + c.seq[rows],
-                                          11, "SL")),
+            "claim_id": _text(
+                digits_text(c.year[rows].astype(np.int64) * 10**7 + c.seq[rows], 11, "SL")
+            ),
             "enrollment_id": enrollment_ids(e, c.enrollment[rows]),
             "claim_date": c.date[rows],
             "benefit_yuan": c.benefit[rows],
             "status": take_text(CLAIM_STATUS, (c.base_status if base else c.status)[rows]),
-        })
+        },
+    )
 
 
 def loan_table(ln: Loans, people: People, rows) -> Table:
     rows = np.asarray(rows, np.int64)
     return Table(
-        kinds={"loan_id": "text", "id_number": "text", "disbursed_date": "date",
-               "amount_yuan": "amount", "term_months": "int", "bank": "text", "status": "text"},
+        kinds={
+            "loan_id": "text",
+            "id_number": "text",
+            "disbursed_date": "date",
+            "amount_yuan": "amount",
+            "term_months": "int",
+            "bank": "text",
+            "status": "text",
+        },
         values={
             "loan_id": _text(digits_text(ln.seq[rows], 8, "LD")),
             "id_number": _text(people.id_text[ln.person[rows]]),
@@ -382,15 +507,22 @@ def loan_table(ln: Loans, people: People, rows) -> Table:
             "term_months": ln.term[rows],
             "bank": take_text(BANKS, ln.bank[rows]),
             "status": take_text(LOAN_STATUS, ln.status[rows]),
-        })
+        },
+    )
 
 
 def training_table(t: Training, people: People, rows) -> Table:
     rows = np.asarray(rows, np.int64)
     return Table(
-        kinds={"record_id": "text", "id_number": "text", "program": "text",
-               "session_id": "text", "session_date": "date", "hours": "amount",
-               "completed": "bool"},
+        kinds={
+            "record_id": "text",
+            "id_number": "text",
+            "program": "text",
+            "session_id": "text",
+            "session_date": "date",
+            "hours": "amount",
+            "completed": "bool",
+        },
         values={
             "record_id": _text(digits_text(t.seq[rows], 8, "PX")),
             "id_number": _text(people.id_text[t.person[rows]]),
@@ -399,7 +531,8 @@ def training_table(t: Training, people: People, rows) -> Table:
             "session_date": t.date[rows],
             "hours": t.hours[rows],
             "completed": t.completed[rows],
-        })
+        },
+    )
 
 
 def _sample_rows(rng, n: int, k: int = 20000) -> np.ndarray:
@@ -428,8 +561,9 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
             import resource
 
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-            print(f"[demo] {name}: {phases[name]} s, peak RSS {rss} MB", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[demo] {name}: {phases[name]} s, peak RSS {rss} MB", file=sys.stderr, flush=True
+            )
 
     if scale <= 0:
         raise ValueError("scale must be positive")
@@ -445,8 +579,7 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
     people = People()
     unions = build_unions(rng_for(seed, "unions"), scale, cal)
     members = build_members(rng_for(seed, "members"), scale, cal, unions, people)
-    outsiders = people.fresh(rng_for(seed, "outsiders"),
-                             scaled(12000, scale, 50))
+    outsiders = people.fresh(rng_for(seed, "outsiders"), scaled(12000, scale, 50))
     bad_pool = people.fresh(rng_for(seed, "bad-persons"), members.n // 150 + 400)
     people.finalize(rng_for(seed, "people"))
     phase("population")
@@ -455,14 +588,25 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
     drop = Drop(out, seed)
     n_spare = len(unions.spare_ids)
     bad_union_ids = unions.spare_ids[: n_spare // 2]
-    unknown_union_ids = unions.spare_ids[n_spare // 2:]
+    unknown_union_ids = unions.spare_ids[n_spare // 2 :]
 
     # unions/: one xlsx roster
     order = np.argsort(np.array(unions.uid), kind="stable")
     utab = union_table(unions, order)
     bad = _bad.bad_unions(rng_for(seed, "bad:unions"), utab, bad_union_ids)
-    drop.emit("unions", [FileSpec("基层工会名册_2020-09-30.xlsx", unions.n, lambda: utab,
-                                  list(HEADERS["unions"]), fmt="xlsx")], bad)
+    drop.emit(
+        "unions",
+        [
+            FileSpec(
+                "基层工会名册_2020-09-30.xlsx",
+                unions.n,
+                lambda: utab,
+                list(HEADERS["unions"]),
+                fmt="xlsx",
+            )
+        ],
+        bad,
+    )
     phase("unions")
 
     # members/: the export of 2020-08-31 in CSV parts, and the update of 2020-09-30 (xlsx)
@@ -483,12 +627,24 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
     rng = rng_for(seed, "remarks:loans")
     remark = np.where(loans.second, 1, np.where(rng.random(loans.n) < 0.05, 2, 0))
     lt = loan_table(loans, people, np.arange(loans.n))
-    bad = _bad.bad_loans(rng_for(seed, "bad:loans"), lt, persons,
-                         _bad.Keys("LD", 8, 50_000_000))
-    drop.emit("loans", [FileSpec(
-        "蓝领贷放款明细_截至2020-09-30.xlsx", loans.n, lambda: lt, list(HEADERS["loans"]),
-        fmt="xlsx", extra=("备注", lambda: _nullify(take_text(["", "续贷", "提前还款"], remark),
-                                                   remark == 0)))], bad)
+    bad = _bad.bad_loans(rng_for(seed, "bad:loans"), lt, persons, _bad.Keys("LD", 8, 50_000_000))
+    drop.emit(
+        "loans",
+        [
+            FileSpec(
+                "蓝领贷放款明细_截至2020-09-30.xlsx",
+                loans.n,
+                lambda: lt,
+                list(HEADERS["loans"]),
+                fmt="xlsx",
+                extra=(
+                    "备注",
+                    lambda: _nullify(take_text(["", "续贷", "提前还款"], remark), remark == 0),
+                ),
+            )
+        ],
+        bad,
+    )
 
     phase("loans")
     # training: three CSVs (UTF-8 without BOM, GBK, UTF-8 with BOM)
@@ -500,12 +656,16 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
     if abs(scale - 1) < 1e-9:
         _write_published(out)
 
+    _write_marker(out)
     kpis = truth_kpis(unions, members, enr, claims, loans, training)
     phase("targets, published, truth KPIs")
     calibration = {f"{k}:{y}": kpis[k][y] for (k, y) in CALIBRATION}
     if abs(scale - 1) < 1e-9:
-        off = {f"{k}:{y}": (kpis[k][y], lo, hi) for (k, y), (lo, hi) in CALIBRATION.items()
-               if not lo <= kpis[k][y] <= hi}
+        off = {
+            f"{k}:{y}": (kpis[k][y], lo, hi)
+            for (k, y), (lo, hi) in CALIBRATION.items()
+            if not lo <= kpis[k][y] <= hi
+        }
         if off:
             raise AssertionError(f"demo calibration is off: {off}")
     return {
@@ -524,8 +684,33 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
     }
 
 
-def _write_members(drop: Drop, m: Members, people: People, uid: pa.Array,
-                   persons: _bad.Persons, unknown_union_ids: list[str], seed: int) -> None:
+def _write_marker(out: Path) -> None:
+    """Mark the drop as generated: only this drop may refresh with the public development
+    PII key (settings.require_pii_key). The marker lists the files, so a real export
+    added to the folder makes the drop real."""
+    files = sorted(
+        f"{folder}/{p.name}"
+        for folder in FOLDERS
+        if (out / folder).is_dir()
+        for p in (out / folder).iterdir()
+    )
+    (out / DEMO_MARKER).write_text(
+        "# Generated demo drop (python -m union_pipeline.demo): invented people, no real\n"
+        "# data. Its files are listed below; a drop with any other file is not the demo.\n"
+        + "".join(f"{f}\n" for f in files),
+        encoding="utf-8",
+    )
+
+
+def _write_members(
+    drop: Drop,
+    m: Members,
+    people: People,
+    uid: pa.Array,
+    persons: _bad.Persons,
+    unknown_union_ids: list[str],
+    seed: int,
+) -> None:
     rng = rng_for(seed, "members:export")
     in_base = m.join <= BASE_EXPORT
     # the earlier export knew only what had happened by 2020-08-31 ...
@@ -536,16 +721,22 @@ def _write_members(drop: Drop, m: Members, people: People, uid: pa.Array,
     late = (m.collected != NA) & (m.collected <= yend(2019)) & (rng.random(m.n) < 0.012)
     coll_b[late] = NA
     app_b[late] = NA
-    late = (m.leave != NA) & (m.leave >= ystart(2019)) & (m.leave <= yend(2019)) & \
-        (rng.random(m.n) < 0.15)
+    late = (
+        (m.leave != NA)
+        & (m.leave >= ystart(2019))
+        & (m.leave <= yend(2019))
+        & (rng.random(m.n) < 0.15)
+    )
     leave_b[late] = NA
     coll_b, app_b = coll_b.astype(np.int32), app_b.astype(np.int32)
     # some changed their phone
     new_phone = in_base & people.has_phone[m.person] & (rng.random(m.n) < 0.001)
     phone_b = people.phone[m.person]
     k = int(new_phone.sum())
-    phone_b[new_phone] = digits_text(13_000_000_000 + rng.integers(0, 7, k) * 1_000_000_000
-                                     + rng.integers(0, 1_000_000_000, k), 11)
+    phone_b[new_phone] = digits_text(
+        13_000_000_000 + rng.integers(0, 7, k) * 1_000_000_000 + rng.integers(0, 1_000_000_000, k),
+        11,
+    )
     changed = (leave_b != m.leave) | (coll_b != m.collected) | (app_b != m.app) | new_phone
     update = ~in_base | changed
 
@@ -561,10 +752,30 @@ def _write_members(drop: Drop, m: Members, people: People, uid: pa.Array,
         return t
 
     cols = list(HEADERS["members"])
-    alt_cols = ["member_id", "union_id", "name", "id_number", "phone", "frontline", "join_date",
-                "leave_date", "collected_date", "app_verified_date"]
-    upd_cols = ["member_id", "name", "id_number", "union_id", "join_date", "leave_date",
-                "collected_date", "app_verified_date", "phone", "frontline"]
+    alt_cols = [
+        "member_id",
+        "union_id",
+        "name",
+        "id_number",
+        "phone",
+        "frontline",
+        "join_date",
+        "leave_date",
+        "collected_date",
+        "app_verified_date",
+    ]
+    upd_cols = [
+        "member_id",
+        "name",
+        "id_number",
+        "union_id",
+        "join_date",
+        "leave_date",
+        "collected_date",
+        "app_verified_date",
+        "phone",
+        "frontline",
+    ]
     specs = []
     parts = _split(len(base_rows), MAX_CSV_ROWS)
     if len(parts) == 1 and len(base_rows) > 1:  # at least two parts: GBK and UTF-8 BOM
@@ -572,50 +783,103 @@ def _write_members(drop: Drop, m: Members, people: People, uid: pa.Array,
         parts = [(0, half), (half, len(base_rows))]
     for i, (a, b) in enumerate(parts):
         rows = base_rows[a:b]
-        specs.append(FileSpec(
-            f"2020-08-31_会员实名制名册_{i + 1:02d}.csv", len(rows),
-            (lambda rows=rows: _with_phone(rows)),
-            cols if i % 2 == 0 else alt_cols, style=GBK if i % 2 == 0 else BOM))
+        specs.append(
+            FileSpec(
+                f"2020-08-31_会员实名制名册_{i + 1:02d}.csv",
+                len(rows),
+                (lambda rows=rows: _with_phone(rows)),
+                cols if i % 2 == 0 else alt_cols,
+                style=GBK if i % 2 == 0 else BOM,
+            )
+        )
     uparts = _split(len(upd_rows), MAX_XLSX_ROWS)
     for i, (a, b) in enumerate(uparts):
         rows = upd_rows[a:b]
-        name = "2020-09-30_会员信息更新.xlsx" if len(uparts) == 1 else \
-            f"2020-09-30_会员信息更新_{i + 1:02d}.xlsx"
-        specs.append(FileSpec(name, len(rows),
-                              (lambda rows=rows: member_table(m, people, uid, rows)),
-                              upd_cols, fmt="xlsx", takes_bad=False))
+        name = (
+            "2020-09-30_会员信息更新.xlsx"
+            if len(uparts) == 1
+            else f"2020-09-30_会员信息更新_{i + 1:02d}.xlsx"
+        )
+        specs.append(
+            FileSpec(
+                name,
+                len(rows),
+                (lambda rows=rows: member_table(m, people, uid, rows)),
+                upd_cols,
+                fmt="xlsx",
+                takes_bad=False,
+            )
+        )
     rng_s = rng_for(seed, "sample:members")
     sample = member_table(m, people, uid, _sample_rows(rng_s, m.n))
-    bad = _bad.bad_members(rng_for(seed, "bad:members"), sample, people, persons,
-                           _bad.Keys("HY", 9, int(m.number.max()) + 10_000),
-                           unknown_union_ids, n_rows=len(base_rows) + len(upd_rows))
+    bad = _bad.bad_members(
+        rng_for(seed, "bad:members"),
+        sample,
+        people,
+        persons,
+        _bad.Keys("HY", 9, int(m.number.max()) + 10_000),
+        unknown_union_ids,
+        n_rows=len(base_rows) + len(upd_rows),
+    )
     drop.emit("members", specs, bad)
 
 
-def _write_enrollments(drop: Drop, e: Enrollments, people: People, uid: pa.Array,
-                       persons: _bad.Persons, unknown_union_ids: list[str], seed: int) -> None:
+def _write_enrollments(
+    drop: Drop,
+    e: Enrollments,
+    people: People,
+    uid: pa.Array,
+    persons: _bad.Persons,
+    unknown_union_ids: list[str],
+    seed: int,
+) -> None:
     specs = []
     cols = list(HEADERS["mutual_aid_enrollments"])
-    alt = ["enrollment_id", "plan_year", "id_number", "union_id", "plan_type", "enrolled_date",
-           "premium_yuan"]
+    alt = [
+        "enrollment_id",
+        "plan_year",
+        "id_number",
+        "union_id",
+        "plan_type",
+        "enrolled_date",
+        "premium_yuan",
+    ]
     for y in YEARS:
         rows = np.nonzero(e.year == y)[0]
         parts = _split(len(rows), MAX_CSV_ROWS)
         for i, (a, b) in enumerate(parts):
             r = rows[a:b]
             name = f"{y}年度参保明细.csv" if len(parts) == 1 else f"{y}年度参保明细_{i + 1:02d}.csv"
-            specs.append(FileSpec(
-                name, len(r), (lambda r=r: enrollment_table(e, people, uid, r, base=True)),
-                cols if y % 2 else alt, style=GBK if y % 2 else BOM))
+            specs.append(
+                FileSpec(
+                    name,
+                    len(r),
+                    (lambda r=r: enrollment_table(e, people, uid, r, base=True)),
+                    cols if y % 2 else alt,
+                    style=GBK if y % 2 else BOM,
+                )
+            )
     fix = e.fixed
-    specs.append(FileSpec("补录更正_2020-09-30.csv", len(fix),
-                          lambda: enrollment_table(e, people, uid, fix), cols, style=GBK,
-                          takes_bad=False))
+    specs.append(
+        FileSpec(
+            "补录更正_2020-09-30.csv",
+            len(fix),
+            lambda: enrollment_table(e, people, uid, fix),
+            cols,
+            style=GBK,
+            takes_bad=False,
+        )
+    )
     rng = rng_for(seed, "sample:enrollments")
     sample = enrollment_table(e, people, uid, _sample_rows(rng, e.n))
     bad = _bad.bad_enrollments(
-        rng_for(seed, "bad:enrollments"), sample, persons,
-        _bad.Keys("HZ2019", 8, 80_000_000), unknown_union_ids, n_rows=e.n + len(fix))
+        rng_for(seed, "bad:enrollments"),
+        sample,
+        persons,
+        _bad.Keys("HZ2019", 8, 80_000_000),
+        unknown_union_ids,
+        n_rows=e.n + len(fix),
+    )
     drop.emit("mutual_aid_enrollments", specs, bad)
 
 
@@ -636,44 +900,70 @@ def _write_claims(drop: Drop, c: Claims, e: Enrollments, seed: int) -> None:
                 rr = rng_for(seed, f"remarks:claims:{name}")
                 pick = rr.integers(0, len(notes), len(r))
                 empty = rr.random(len(r)) < 0.85
-                extra = ("备注", lambda pick=pick, empty=empty:
-                         _nullify(take_text(notes, pick), empty))
-            specs.append(FileSpec(name, len(r), (lambda r=r: claim_table(c, e, r, base=True)),
-                                  alt if y == 2018 else cols, style=BOM if y % 2 else GBK,
-                                  extra=extra))
+                extra = (
+                    "备注",
+                    lambda pick=pick, empty=empty: _nullify(take_text(notes, pick), empty),
+                )
+            specs.append(
+                FileSpec(
+                    name,
+                    len(r),
+                    (lambda r=r: claim_table(c, e, r, base=True)),
+                    alt if y == 2018 else cols,
+                    style=BOM if y % 2 else GBK,
+                    extra=extra,
+                )
+            )
     rows = np.nonzero(c.in_update)[0]
     rows = rows[np.lexsort((c.seq[rows], c.year[rows]))]
-    specs.append(FileSpec("申领状态更新_2020-09-30.csv", len(rows),
-                          lambda: claim_table(c, e, rows), upd, style=BOM, takes_bad=False))
+    specs.append(
+        FileSpec(
+            "申领状态更新_2020-09-30.csv",
+            len(rows),
+            lambda: claim_table(c, e, rows),
+            upd,
+            style=BOM,
+            takes_bad=False,
+        )
+    )
     rng = rng_for(seed, "sample:claims")
     sample = claim_table(c, e, _sample_rows(rng, c.n))
     early = np.nonzero(e.date >= day("2017-03-01"))[0]
     early = early[rng.choice(len(early), min(len(early), 5000), replace=False)]
     unknown = [f"HZ2019{v:08d}" for v in range(90_000_000, 90_000_000 + max(10, c.n // 100))]
-    bad = _bad.bad_claims(rng_for(seed, "bad:claims"), sample,
-                          _bad.Keys("SL2019", 7, 9_000_000),
-                          (enrollment_ids(e, early).to_pylist(), e.date[early]), unknown,
-                          n_rows=c.n + int(c.in_update.sum()))
+    bad = _bad.bad_claims(
+        rng_for(seed, "bad:claims"),
+        sample,
+        _bad.Keys("SL2019", 7, 9_000_000),
+        (enrollment_ids(e, early).to_pylist(), e.date[early]),
+        unknown,
+        n_rows=c.n + int(c.in_update.sum()),
+    )
     drop.emit("mutual_aid_claims", specs, bad)
 
 
 def _write_training(drop: Drop, t: Training, people: People, seed: int) -> None:
     cols = list(HEADERS["training"])
-    alt = ["record_id", "session_id", "program", "session_date", "id_number", "hours",
-           "completed"]
+    alt = ["record_id", "session_id", "program", "session_date", "id_number", "hours", "completed"]
     year = t.date.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
-    groups = [("职工培训记录_2017-2018.csv", (year <= 2018), cols, PLAIN),
-              ("职工培训记录_2019.csv", (year == 2019), alt, GBK),
-              ("职工培训记录_2020.csv", (year == 2020), cols, BOM)]
+    groups = [
+        ("职工培训记录_2017-2018.csv", (year <= 2018), cols, PLAIN),
+        ("职工培训记录_2019.csv", (year == 2019), alt, GBK),
+        ("职工培训记录_2020.csv", (year == 2020), cols, BOM),
+    ]
     specs = []
     for name, sel, c, style in groups:
         rows = np.nonzero(sel)[0]
-        specs.append(FileSpec(name, len(rows), (lambda rows=rows: training_table(t, people, rows)),
-                              c, style=style))
+        specs.append(
+            FileSpec(
+                name, len(rows), (lambda rows=rows: training_table(t, people, rows)), c, style=style
+            )
+        )
     rng = rng_for(seed, "sample:training")
     sample = training_table(t, people, _sample_rows(rng, t.n))
-    bad = _bad.bad_training(rng_for(seed, "bad:training"), sample,
-                            _bad.Keys("PX", 8, 90_000_000), n_rows=t.n)
+    bad = _bad.bad_training(
+        rng_for(seed, "bad:training"), sample, _bad.Keys("PX", 8, 90_000_000), n_rows=t.n
+    )
     drop.emit("training", specs, bad)
 
 
@@ -690,17 +980,31 @@ def target_rows(scale: float) -> list[tuple[str, int, float, str, str]]:
 def _write_targets(out: Path, scale: float) -> None:
     rows = target_rows(scale)
     table = Table(
-        kinds={"kpi_code": "text", "year": "int", "target_value": "text", "comparator": "text",
-               "basis": "text"},
-        values={"kpi_code": pa.array([r[0] for r in rows]),
-                "year": np.array([r[1] for r in rows], np.int64),
-                "target_value": pa.array([f"{r[2]:g}" for r in rows]),
-                "comparator": pa.array([r[3] for r in rows]),
-                "basis": pa.array([r[4] for r in rows])})
+        kinds={
+            "kpi_code": "text",
+            "year": "int",
+            "target_value": "text",
+            "comparator": "text",
+            "basis": "text",
+        },
+        values={
+            "kpi_code": pa.array([r[0] for r in rows]),
+            "year": np.array([r[1] for r in rows], np.int64),
+            "target_value": pa.array([f"{r[2]:g}" for r in rows]),
+            "comparator": pa.array([r[3] for r in rows]),
+            "basis": pa.array([r[4] for r in rows]),
+        },
+    )
     table.kinds["target_value"] = "number"  # numeric text, written as a number cell
     columns = list(zip(table.values, TARGET_HEADER, strict=True))
-    write_xlsx(out / "targets" / "年度目标_2019-2020.xlsx", table, np.arange(len(rows)),
-               columns, rng_for(0, "targets"), sheet="年度目标")
+    write_xlsx(
+        out / "targets" / "年度目标_2019-2020.xlsx",
+        table,
+        np.arange(len(rows)),
+        columns,
+        rng_for(0, "targets"),
+        sheet="年度目标",
+    )
 
 
 def _write_published(out: Path) -> None:
@@ -710,15 +1014,25 @@ def _write_published(out: Path) -> None:
         w = csv.writer(f)
         w.writerow(PUBLISHED_HEADER)
         for row in published_rows():
-            w.writerow([row["kpi_code"], row["year"], row["published"], row["lower"],
-                        row["upper"], row["quote"], row["note"]])
+            w.writerow(
+                [
+                    row["kpi_code"],
+                    row["year"],
+                    row["published"],
+                    row["lower"],
+                    row["upper"],
+                    row["quote"],
+                    row["note"],
+                ]
+            )
 
 
 # ------------------------------------------------------------- the truth's KPIs
 
 
-def truth_kpis(u: Unions, m: Members, e: Enrollments, c: Claims, ln: Loans,
-               t: Training) -> dict[str, dict[int, float]]:
+def truth_kpis(
+    u: Unions, m: Members, e: Enrollments, c: Claims, ln: Loans, t: Training
+) -> dict[str, dict[int, float]]:
     """Every KPI of the catalogue for 2017..2020 (2020 to the as-of date), from the
     generator's truth: what the pipeline must compute from the drop."""
     out: dict[str, dict[int, float]] = {}
@@ -743,8 +1057,9 @@ def truth_kpis(u: Unions, m: Members, e: Enrollments, c: Claims, ln: Loans,
         emp = int(u.employees[uact].sum())
         put("membership_rate", y, total / emp if emp else 0.0)
         put("unions_new", y, int(((u.founded >= lo) & (u.founded <= ref)).sum()))
-        put("unions_authorized", y,
-            int((uact & (u.authorized != NA) & (u.authorized <= ref)).sum()))
+        put(
+            "unions_authorized", y, int((uact & (u.authorized != NA) & (u.authorized <= ref)).sum())
+        )
         ey = (e.year == y) & (e.date <= ref)
         put("mutual_aid_enrollments", y, int(ey.sum()))
         put("mutual_aid_premium_yuan", y, int(e.premium[ey].sum(dtype=np.int64)) / 100)

@@ -2,23 +2,38 @@
 
 Every value is read as text: typing is one SQL pass later (see `parse.py`), so that an
 unparseable value becomes a quarantined row rather than a failed file.
+
+Messages here are for the analyst who sent the file, and they end up in logs and mails:
+they name the file, the line or column and what was expected, and never quote a cell.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from union_pipeline.ingest.specs import SourceSpec
 
 BATCH_BYTES = 64 << 20
-SUFFIXES = {".csv", ".xlsx"}
+SUFFIXES = {".csv", ".xlsx", ".xls"}
+# Exports put a title, a date line or a blank row above the header; ten rows is plenty.
+HEADER_SEARCH_ROWS = 10
+FIRST_CELL = "_first_cell"
+LINE = "_line"
+# The shapes of an ID number or a mobile number (see parse.PII_PATTERN), for the few
+# texts Python itself prints: header names.
+_PII_RUN = re.compile(r"\d{17}[\dXx]|\d{15}|1[3-9]\d[- ]?\d{4}[- ]?\d{4}")
 
 
 class FileError(ValueError):
@@ -30,112 +45,279 @@ class RawFile:
     path: Path
     relative: str
     encoding: str | None = None
+    sheet: str | None = None
+    header_row: int | None = None
     unknown_columns: list[str] = field(default_factory=list)
+    blank_lines: int = 0  # lines the CSV reader itself dropped (e.g. ",,," short of fields)
+
+    def metadata(self) -> dict:
+        return {
+            "file": self.relative,
+            "format": self.encoding,
+            "sheet": self.sheet,
+            "header_row": self.header_row,
+            "unknown_columns": self.unknown_columns,
+        }
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _candidates(spec: SourceSpec, raw_dir: Path) -> tuple[list[Path], list[str]]:
+    """(files to read, other files in the folder) — lock files and hidden files aside."""
+    folder = raw_dir / spec.folder
+    if not folder.is_dir():
+        return [], []
+    read, other = [], []
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.name.startswith(("~$", ".")):
+            continue
+        if p.suffix.lower() in SUFFIXES:
+            read.append(p)
+        elif p.is_file() or p.is_symlink():
+            other.append(f"{spec.folder}/{p.name}")
+    return read, other
+
+
+def unread_files(spec: SourceSpec, raw_dir: Path) -> list[str]:
+    """Files in the source folder that are not read (not .csv/.xlsx/.xls), for metadata."""
+    return _candidates(spec, raw_dir)[1]
 
 
 def discover(spec: SourceSpec, raw_dir: Path) -> list[RawFile]:
     """The source's files in lexical order of their names (later files win)."""
     folder = raw_dir / spec.folder
-    files = (
-        sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file()
-             and not p.name.startswith(("~$", "."))),
-            key=lambda p: p.name,
-        )
-        if folder.is_dir()
-        else []
-    )
+    paths, _ = _candidates(spec, raw_dir)
+    files = []
+    for p in paths:
+        relative = f"{spec.folder}/{p.name}"
+        # a link may point anywhere on the server: only files inside the drop are data
+        if not _inside(p, raw_dir):
+            raise FileError(
+                f"{relative}: is a link to a file outside the raw folder {raw_dir}; "
+                "copy the file itself into the folder"
+            )
+        if p.is_file():
+            files.append(RawFile(p, relative))
+        elif p.is_symlink():
+            raise FileError(f"{relative}: is a link to a file that does not exist")
     if not files and spec.required:
-        problem = "is missing" if not folder.is_dir() else "holds no .csv or .xlsx file"
+        problem = "is missing" if not folder.is_dir() else "holds no .csv, .xlsx or .xls file"
         raise FileError(
             f"{spec.folder}/ ({spec.title_zh}) {problem} in {raw_dir}: "
             f"this source is required for a refresh"
         )
-    return [RawFile(p, f"{spec.folder}/{p.name}") for p in files]
+    return files
+
+
+# ------------------------------------------------------------------------ encodings
+
+
+def _first_error(path: Path, encoding: str, start: int) -> tuple[int, int, bool] | None:
+    """Where `path` stops decoding as `encoding`: (byte offset, line, whether non-ASCII
+    text decoded fine before it), or None when the whole file decodes."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset, lines, non_ascii = start, 1, False
+    with open(path, "rb") as f:
+        f.seek(start)
+        while True:
+            chunk = f.read(16 << 20)
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                at = max(err.start - pending, 0)
+                before = chunk[:at]
+                non_ascii = non_ascii or not before.isascii()
+                return offset + at, lines + before.count(b"\n"), non_ascii
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+            non_ascii = non_ascii or not chunk.isascii()
+            offset += len(chunk)
 
 
 def detect_encoding(path: Path, relative: str) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK); strict, whole file."""
+    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK); strict, whole file.
+
+    A file that is UTF-8 for a while and then not (rows pasted from a GBK file) is refused
+    with the line: decoding the rest as GBK would turn its Chinese into nonsense.
+    """
     with open(path, "rb") as f:
-        head = f.read(3)
-    if head == codecs.BOM_UTF8:
-        return "utf-8-sig"
-    failure = None
-    for encoding in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-        offset = 0
-        try:
-            with open(path, "rb") as f:
-                while chunk := f.read(16 << 20):
-                    decoder.decode(chunk)
-                    offset += len(chunk)
-                decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError as err:
-            failure = failure or (offset + err.start)
-    raise FileError(
-        f"{relative}: cannot be decoded as UTF-8 or GBK/GB18030 (first bad byte at offset "
-        f"{failure}); save the export as UTF-8 or GBK CSV"
-    )
+        bom = f.read(3) == codecs.BOM_UTF8
+    failure = _first_error(path, "utf-8", 3 if bom else 0)
+    if failure is None:
+        return "utf-8-sig" if bom else "utf-8"
+    offset, line, utf8_before = failure
+    if bom or utf8_before:
+        why = "starts with a UTF-8 byte-order mark" if bom else "is UTF-8 up to there"
+        raise FileError(
+            f"{relative}: line {line} (byte offset {offset}) is not UTF-8 although the file "
+            f"{why}: it mixes encodings (e.g. rows pasted from a GBK file); open it in "
+            "Excel or an editor and save the whole file once as UTF-8 CSV"
+        )
+    gbk = _first_error(path, "gb18030", 0)
+    if gbk is not None:
+        raise FileError(
+            f"{relative}: cannot be decoded as UTF-8 or GBK/GB18030 (first bad byte at line "
+            f"{line}, byte offset {offset}); save the export as UTF-8 or GBK CSV"
+        )
+    return "gb18030"
 
 
-def _canonical_names(spec: SourceSpec, raw_file: RawFile, headers: list[str]) -> list[str]:
-    mapping = spec.header_map
-    names, seen = [], set()
+# -------------------------------------------------------------------------- headers
+
+
+def normalise_header(text: str | None) -> str:
+    """Full-width letters, spaces anywhere and a trailing required-mark do not matter."""
+    text = unicodedata.normalize("NFKC", text or "").replace("\ufeff", "")
+    return re.sub(r"\s+", "", text).strip("*").lower()
+
+
+def _header_lookup(spec: SourceSpec) -> dict[str, str]:
+    return {normalise_header(h): name for h, name in spec.header_map.items()}
+
+
+def _score(lookup: dict[str, str], row: list) -> int:
+    return len({lookup[k] for cell in row if (k := normalise_header(cell)) in lookup})
+
+
+def _safe_header(text: str) -> str:
+    """A header as printed: an ID- or phone-shaped run is not printed."""
+    return _PII_RUN.sub("<number>", text.strip())
+
+
+def expected_headers(spec: SourceSpec) -> str:
+    return ", ".join(c.header for c in spec.columns)
+
+
+def find_header(spec: SourceSpec, rows: list[list]) -> int | None:
+    """Index of the header row among the first rows: the earliest with the most known
+    headers, at least two (so a data row cannot pass for one)."""
+    lookup = _header_lookup(spec)
+    scores = [_score(lookup, r) for r in rows[:HEADER_SEARCH_ROWS]]
+    best = max(scores, default=0)
+    if best < min(2, len(spec.columns)):
+        return None
+    return scores.index(best)
+
+
+def _canonical_names(spec: SourceSpec, raw_file: RawFile, headers: list) -> list[str]:
+    lookup = _header_lookup(spec)
+    names, seen = [], {}
     for i, header in enumerate(headers):
-        header = (header or "").strip().lstrip("\ufeff")
-        name = mapping.get(header)
-        if name is None or name in seen:
-            raw_file.unknown_columns.append(header or f"<empty header #{i + 1}>")
+        text = (header or "").strip().lstrip("\ufeff")
+        name = lookup.get(normalise_header(text))
+        if name is None:
+            raw_file.unknown_columns.append(_safe_header(text) or f"<empty header #{i + 1}>")
             name = f"__ignored_{i}"
-        seen.add(name)
+        elif name in seen:
+            first = seen[name]
+            raise FileError(
+                f"{raw_file.relative}{_where(raw_file)}: columns {first + 1} "
+                f"({_safe_header(headers[first])}) and {i + 1} ({_safe_header(text)}) are "
+                f"both {name} ({spec.column(name).header}); delete or rename one of them"
+            )
+        else:
+            seen[name] = i
         names.append(name)
     missing = [c for c in spec.columns if c.required and c.name not in seen]
     if missing:
         wanted = ", ".join(f"{c.header} ({c.name})" for c in missing)
-        found = ", ".join(h.strip() for h in headers)
+        found = ", ".join(_safe_header(h or "") for h in headers if (h or "").strip())
         what = "column" if len(missing) == 1 else "columns"
         verb = "is" if len(missing) == 1 else "are"
         raise FileError(
-            f"{raw_file.relative}: required {what} {wanted} {verb} missing; "
-            f"the file has the columns: {found}"
+            f"{raw_file.relative}{_where(raw_file)}: required {what} {wanted} {verb} missing; "
+            f"the header row has the columns: {found}"
         )
     return names
 
 
-def _keep(spec: SourceSpec, table: pa.RecordBatch | pa.Table, names: list[str]):
+def _where(raw_file: RawFile) -> str:
+    sheet = f", sheet {raw_file.sheet}" if raw_file.sheet else ""
+    row = raw_file.header_row
+    return f"{sheet}, header row {row}" if row and row > 1 else sheet
+
+
+def _no_header(spec: SourceSpec, raw_file: RawFile, what: str) -> FileError:
+    return FileError(
+        f"{raw_file.relative}: no header row found in the first {HEADER_SEARCH_ROWS} rows of "
+        f"{what}; expected a row with the headers {expected_headers(spec)} (or the canonical "
+        f"names in assets/sources/{spec.name}.yaml). Is the header row missing?"
+    )
+
+
+# -------------------------------------------------------------------------- batches
+
+
+def _first_cell(table: pa.RecordBatch | pa.Table) -> pa.Array:
+    """The row's first non-empty cell in file order: tells blank and totals rows apart.
+    (A cell of spaces counts here; SQL cleans the cell and decides.)"""
+    cells = [column.cast(pa.string()) for column in table.columns]
+    first = pc.coalesce(*cells) if cells else pa.nulls(table.num_rows, pa.string())
+    return first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
+
+
+def _keep(spec: SourceSpec, table, names: list[str], lines: np.ndarray) -> pa.RecordBatch:
     known = {c.name for c in spec.columns}
     keep = [i for i, n in enumerate(names) if n in known]
-    return table.select(keep).rename_columns([names[i] for i in keep])
+    arrays = [table.column(i) for i in keep]
+    arrays = [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays]
+    return pa.RecordBatch.from_arrays(
+        [*arrays, _first_cell(table), pa.array(lines, pa.int32())],
+        names=[*(names[i] for i in keep), FIRST_CELL, LINE],
+    )
+
+
+_BLANK_LINE = re.compile(r"[\s,]*")
 
 
 def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     encoding = detect_encoding(raw_file.path, raw_file.relative)
     raw_file.encoding = encoding
     with open(raw_file.path, encoding=encoding, newline="") as f:
-        header_line = f.readline()
-    if not header_line.strip():
+        # one line, one row: the same rule as the reader below (newlines_in_values=False)
+        head = [next(csv.reader([line]), []) for line in islice(f, HEADER_SEARCH_ROWS)]
+    if not any(any(c.strip() for c in row) for row in head):
         raise FileError(f"{raw_file.relative}: the file is empty (no header row)")
-    headers = next(csv.reader([header_line]))
-    names = _canonical_names(spec, raw_file, headers)
+    index = find_header(spec, head)
+    if index is None:
+        raise _no_header(spec, raw_file, "the file")
+    raw_file.header_row = index + 1
+    names = _canonical_names(spec, raw_file, head[index])
+    blank_lines: list[int] = []
     bad_rows = []
 
     def on_invalid_row(row) -> str:
+        # a line of nothing but commas, short of fields, is a blank row, not a broken one
+        if _BLANK_LINE.fullmatch(row.text or ""):
+            blank_lines.append(row.number)
+            return "skip"
         # remember where, never what: the row's text may hold names and ID numbers
         bad_rows.append((row.number, row.expected_columns, row.actual_columns))
         return "error"
 
+    emitted = 0
     try:
         reader = pacsv.open_csv(
             raw_file.path,
             read_options=pacsv.ReadOptions(
                 encoding="utf8" if encoding.startswith("utf-8") else encoding,
                 column_names=names,
-                skip_rows=1,
+                skip_rows=index + 1,
                 block_size=BATCH_BYTES,
+                use_threads=False,  # gives invalid rows their line numbers (and is faster)
             ),
             parse_options=pacsv.ParseOptions(
-                newlines_in_values=False, invalid_row_handler=on_invalid_row
+                newlines_in_values=False,
+                ignore_empty_lines=False,  # keeps line numbers true; empty = a blank row
+                invalid_row_handler=on_invalid_row,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
@@ -144,36 +326,67 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
             ),
         )
         for batch in reader:
-            yield _keep(spec, batch, names)
+            n = batch.num_rows
+            lines = np.arange(emitted, emitted + n, dtype=np.int64) + index + 2
+            for skipped in sorted(blank_lines):  # few: Excel's trailing ",,," lines
+                lines[lines >= skipped] += 1
+            emitted += n
+            yield _keep(spec, batch, names, lines)
     except pa.ArrowInvalid as err:
         if bad_rows:
             number, expected, actual = bad_rows[0]
-            where = f"line {number + 1}" if number is not None else "a row"
+            where = f"line {number}" if number is not None else "a row"
             raise FileError(
                 f"{raw_file.relative}: {where} has {actual} fields where the header has "
                 f"{expected}; fix or re-export the file"
             ) from None
         problem = str(err).split(":", 1)[0]  # pyarrow quotes the row after the colon
         raise FileError(f"{raw_file.relative}: not a readable CSV file ({problem})") from None
+    raw_file.blank_lines = len(blank_lines)
 
 
-def _read_xlsx(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
+def _read_excel(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     import fastexcel
 
-    raw_file.encoding = "xlsx"
+    kind = raw_file.path.suffix.lower().lstrip(".")
+    raw_file.encoding = kind
     try:
-        sheet = fastexcel.read_excel(str(raw_file.path)).load_sheet(0, dtypes="string")
-        table = pa.Table.from_batches([sheet.to_arrow()])
+        book = fastexcel.read_excel(str(raw_file.path))
+        sheets = []
+        for i, name in enumerate(book.sheet_names):
+            table = pa.Table.from_batches(
+                [book.load_sheet(i, header_row=None, dtypes="string").to_arrow()]
+            )
+            head = table.slice(0, HEADER_SEARCH_ROWS).to_pylist()
+            index = find_header(spec, [list(r.values()) for r in head])
+            if index is not None:
+                sheets.append((name, index, table))
     except Exception as err:  # fastexcel raises its own error types per problem
-        raise FileError(f"{raw_file.relative}: not a readable xlsx workbook: {err}") from err
-    names = _canonical_names(spec, raw_file, list(table.column_names))
-    table = _keep(spec, table.cast(pa.schema([(n, pa.string()) for n in table.column_names])),
-                  names)
-    yield from table.to_batches(max_chunksize=1_000_000)
+        problem = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise FileError(f"{raw_file.relative}: not a readable {kind} workbook: {problem}") from err
+    if not sheets:
+        which = "any sheet" if len(book.sheet_names) > 1 else "the sheet"
+        raise _no_header(spec, raw_file, which)
+    if len(sheets) > 1:
+        both = ", ".join(s[0] for s in sheets)
+        raise FileError(
+            f"{raw_file.relative}: sheets {both} all hold this source's headers; only one "
+            "sheet per workbook is read, so save each sheet as a file of its own"
+        )
+    raw_file.sheet, index, table = sheets[0]
+    raw_file.header_row = index + 1  # counted from the sheet's first non-empty row
+    headers = [None if v is None else str(v) for v in table.slice(index, 1).to_pylist()[0].values()]
+    names = _canonical_names(spec, raw_file, headers)
+    body = table.slice(index + 1)
+    for start in range(0, body.num_rows, 1_000_000):
+        part = body.slice(start, 1_000_000)
+        lines = np.arange(start, start + part.num_rows, dtype=np.int64) + index + 2
+        yield _keep(spec, part, names, lines)
 
 
 def read_batches(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
-    """Text batches with canonical column names (unknown columns dropped and recorded)."""
-    if raw_file.path.suffix.lower() == ".xlsx":
-        return _read_xlsx(spec, raw_file)
+    """Text batches with canonical column names (unknown columns dropped and recorded),
+    plus `_first_cell` (the row's first non-blank cell) and `_line` (its line or row)."""
+    if raw_file.path.suffix.lower() in (".xlsx", ".xls"):
+        return _read_excel(spec, raw_file)
     return _read_csv(spec, raw_file)

@@ -1,9 +1,10 @@
 """Load one source into `staging.<source>`: read, type, row rules, repeats, later file wins,
 references, quarantine. Plain functions on a DuckDB connection; no Dagster in here.
 
-Every row read ends in exactly one of four places, which `LoadResult` counts from the
-tables themselves so that the identity check can fail:
-    read = loaded + quarantined + collapsed + superseded
+Every row read (below the header row) ends in exactly one of five places, which
+`LoadResult` counts from the tables themselves so that the identity check can fail:
+    read = loaded + quarantined + collapsed + superseded + skipped
+where skipped rows are blank rows and totals rows (合计/小计), counted by reason.
 """
 
 from __future__ import annotations
@@ -16,16 +17,25 @@ import duckdb
 import pyarrow as pa
 
 from union_pipeline.ingest import parse, rules
-from union_pipeline.ingest.files import discover, read_batches
+from union_pipeline.ingest.files import FIRST_CELL, LINE, discover, read_batches, unread_files
 from union_pipeline.ingest.specs import SourceSpec
+from union_pipeline.settings import check_pii_key
 
 QUARANTINE = "staging.quarantine"
 QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
     source VARCHAR, file VARCHAR, line INTEGER, rule VARCHAR, "column" VARCHAR,
     rules VARCHAR, values_masked VARCHAR)"""
 RULE_ORDER = (
-    "unparseable", "missing_required", "invalid_id_number", "invalid_phone", "not_allowed",
-    "out_of_range", "after_as_of", "date_order", "conflicting_duplicate",
+    "unparseable",
+    "missing_required",
+    "invalid_id_number",
+    "invalid_phone",
+    "not_allowed",
+    "out_of_range",
+    "after_as_of",
+    "future_date",
+    "date_order",
+    "conflicting_duplicate",
 )
 
 
@@ -39,18 +49,61 @@ class LoadResult:
     superseded: int
     files: list[dict] = field(default_factory=list)
     quarantine_by_rule: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)  # blank, totals
+    quarantine_by_file: dict[str, int] = field(default_factory=dict)
+    unread_files: list[str] = field(default_factory=list)  # in the folder, not .csv/.xls(x)
+    pii_key_warning: str | None = None  # set when the public demo key keys the demo drop
+    title_zh: str = ""
 
     @property
     def identity_holds(self) -> bool:
-        return self.read == self.loaded + self.quarantined + self.collapsed + self.superseded
+        return self.read == (
+            self.loaded + self.quarantined + self.collapsed + self.superseded + self.skipped
+        )
 
     @property
     def quarantine_share(self) -> float:
         return self.quarantined / self.read if self.read else 0.0
 
+    def threshold_exceeded(self, threshold: float) -> bool:
+        return self.quarantine_share > threshold
+
+    def threshold_message(self, threshold: float) -> str:
+        """The quarantine against the threshold, in Chinese and English: the source, its
+        files and its top rules with counts. Counts only, never a value."""
+        over = self.threshold_exceeded(threshold)
+        top = list(self.quarantine_by_rule.items())[:3]
+        files = sorted(self.quarantine_by_file.items(), key=lambda kv: -kv[1])[:5]
+        rules_zh = "；".join(f"{r} {n} 行" for r, n in top) or "无"
+        files_zh = "；".join(f"{f} {n} 行" for f, n in files) or "无"
+        rules_en = (
+            "; ".join(
+                f"{r} {n} ({rules.RULES[r][0]}: {rules.RULES[r][1]})"
+                if r in rules.RULES
+                else f"{r} {n}"
+                for r, n in top
+            )
+            or "none"
+        )
+        files_en = ", ".join(f"{f} ({n})" for f, n in files) or "none"
+        name = f"{self.title_zh} ({self.source})" if self.title_zh else self.source
+        share, limit = f"{self.quarantine_share:.1%}", f"{threshold:.1%}"
+        return (
+            f"{name}：读入 {self.read} 行，隔离 {self.quarantined} 行（{share}），"
+            f"{'超过' if over else '未超过'}阈值 {limit}。主要规则：{rules_zh}。"
+            f"涉及文件：{files_zh}。隔离明细（已脱敏）见 staging.quarantine，"
+            "规则说明见 docs/data-contract.md。\n"
+            f"{self.source}: {self.quarantined} of {self.read} rows quarantined ({share}), "
+            f"{'above' if over else 'within'} the threshold of {limit} "
+            f"(UNION_QUARANTINE_THRESHOLD). Top rules: {rules_en}. Files: {files_en}. "
+            "The rows are in staging.quarantine with their values masked; "
+            "docs/data-contract.md explains each rule."
+        )
+
 
 def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> list[dict]:
-    """All files' rows as text in temp table `landing`, numbered in reading order.
+    """All files' rows as cleaned text in temp table `landing`, numbered in reading order.
 
     Landing stays until the load ends: quarantined rows take their masked values from it,
     so the typed rows carry no copy of them.
@@ -58,46 +111,68 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
     columns = ", ".join(f'"{c.name}" VARCHAR' for c in spec.columns)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE landing ({rules.ROW_ID} BIGINT, _file_order INTEGER, "
-        f"_line INTEGER, {columns})"
+        f"{LINE} INTEGER, {FIRST_CELL} VARCHAR, {columns})"
     )
     con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_file_order INTEGER, _file VARCHAR)")
     files, row_id = [], 0
     for order, raw_file in enumerate(discover(spec, raw_dir)):
         con.execute("INSERT INTO landing_files VALUES (?, ?)", [order, raw_file.relative])
-        line = 2  # line 1 is the header
+        rows = 0
         for batch in read_batches(spec, raw_file):
             n = batch.num_rows
             numbered = pa.Table.from_batches([batch]).append_column(
                 rules.ROW_ID, pa.array(range(row_id, row_id + n), pa.int64())
-            ).append_column("_line", pa.array(range(line, line + n), pa.int32()))
+            )
+            values = [c for c in batch.schema.names if c != LINE]
             con.register("landing_batch", numbered)
             con.execute(
-                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM landing_batch",
+                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM ("
+                + parse.clean_sql(values, "landing_batch", [rules.ROW_ID, LINE])
+                + ")",
                 [order],
             )
             con.unregister("landing_batch")
-            line, row_id = line + n, row_id + n
+            rows, row_id = rows + n, row_id + n
+        # lines the reader dropped as blank are read rows all the same, and skipped
         files.append(
             {
-                "file": raw_file.relative,
-                "format": raw_file.encoding,
-                "rows": line - 2,
-                "unknown_columns": raw_file.unknown_columns,
+                **raw_file.metadata(),
+                "rows": rows + raw_file.blank_lines,
+                "skipped": {"blank": raw_file.blank_lines} if raw_file.blank_lines else {},
             }
         )
     return files
 
 
+def _skip(con, spec: SourceSpec) -> None:
+    """Blank rows and totals rows (合计/小计) out of `landing` into temp table `skipped`:
+    harmless, so counted by reason rather than quarantined."""
+    nothing = " AND ".join(f'"{c.name}" IS NULL' for c in spec.columns)
+    first = FIRST_CELL  # cleaned as it landed
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE skipped AS
+        SELECT {rules.ROW_ID}, _file_order,
+               CASE WHEN {first} IS NULL AND {nothing} THEN 'blank' ELSE 'totals' END AS reason
+        FROM landing
+        WHERE ({first} IS NULL AND {nothing}) OR up_totals({first})"""
+    )
+    con.execute(f"DELETE FROM landing WHERE {rules.ROW_ID} IN (SELECT {rules.ROW_ID} FROM skipped)")
+
+
 def _type(con, spec: SourceSpec, today: dt.date) -> None:
-    keep = [rules.ROW_ID, "_file_order", "_line",
-            f"{parse.content_hash_sql(spec)} AS _content_hash"]
+    keep = [
+        rules.ROW_ID,
+        "_file_order",
+        "_line",
+        f"{parse.content_hash_sql(spec)} AS _content_hash",
+    ]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE typed AS "
-        + parse.typed_select(spec.columns, today, "landing", keep)
+        + parse.typed_select(spec.columns, today, "landing", keep, spec.join_columns)
     )
 
 
-def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date) -> None:
+def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date, today: dt.date) -> None:
     """Run pandera over typed rows in batches; failures into temp table `failures`."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE failures ({rules.ROW_ID} BIGINT, rule VARCHAR, "
@@ -106,7 +181,7 @@ def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date) -> None:
     wanted = ", ".join(f'"{c}"' for c in [rules.ROW_ID, *rules.validation_columns(spec)])
     reader = con.sql(f"SELECT {wanted} FROM typed").to_arrow_reader(rules.BATCH_ROWS)
     # failures are few (the threshold is 5%): hold them until the reader is done
-    found = list(rules.find_failures(spec, reader, as_of))
+    found = list(rules.find_failures(spec, reader, as_of, today))
     for table in found:
         con.register("failure_batch", table)
         con.execute("INSERT INTO failures SELECT * FROM failure_batch")
@@ -204,18 +279,29 @@ def load_source(
     raw_dir: Path,
     rule_as_of: dt.date,
     pii_key: bytes,
+    *,
+    today: dt.date | None = None,
 ) -> LoadResult:
-    """Replace `staging.<source>` and its quarantine rows with this drop's rows."""
+    """Replace `staging.<source>` and its quarantine rows with this drop's rows.
+
+    `today` is the refresh date (default: the real one): a date after it is a typo,
+    quarantined as `future_date` whatever `rule_as_of` says. Raises ConfigError when the
+    public development key would key anything but the generated demo drop.
+    """
+    key_warning = check_pii_key(pii_key, raw_dir)  # first: before any row is hashed
+    today = today or dt.date.today()
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(QUARANTINE_DDL)
     for sql in parse.macros_sql(pii_key):
         con.execute(sql)
     files = _land(con, spec, raw_dir)
     read = con.execute("SELECT count(*) FROM landing").fetchall()[0][0]
+    read += sum(f["skipped"].get("blank", 0) for f in files)
+    _skip(con, spec)
     _type(con, spec, rule_as_of)
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
-    _apply_row_rules(con, spec, rule_as_of)
+    _apply_row_rules(con, spec, rule_as_of, today)
     _quarantine(con, spec, 'SELECT _row_id, rule, "column" FROM failures')
     collapsed, superseded = _resolve_repeats(con, spec)
     _apply_references(con, spec)
@@ -226,7 +312,12 @@ def load_source(
         FROM typed JOIN landing_files lf USING (_file_order) ORDER BY _row_id"""
     )
     con.execute("COMMIT")
-    for temp in ("typed", "landing", "landing_files", "failures"):
+    for order, reason, n in con.execute(
+        "SELECT _file_order, reason, count(*) FROM skipped GROUP BY ALL ORDER BY ALL"
+    ).fetchall():
+        skipped = files[order]["skipped"]
+        skipped[reason] = skipped.get(reason, 0) + n
+    for temp in ("typed", "landing", "landing_files", "failures", "skipped"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     loaded = con.execute(f"SELECT count(*) FROM staging.{spec.name}").fetchall()[0][0]
     by_rule = dict(
@@ -236,6 +327,18 @@ def load_source(
             [spec.name],
         ).fetchall()
     )
+    by_file = dict(
+        con.execute(
+            f"SELECT file, count(*) FROM {QUARANTINE} WHERE source = ? GROUP BY file "
+            "ORDER BY 2 DESC, 1",
+            [spec.name],
+        ).fetchall()
+    )
+    skipped_by_reason: dict[str, int] = {}
+    for f in files:
+        f["quarantined"] = by_file.get(f["file"], 0)
+        for reason, n in f["skipped"].items():
+            skipped_by_reason[reason] = skipped_by_reason.get(reason, 0) + n
     return LoadResult(
         source=spec.name,
         read=read,
@@ -245,4 +348,10 @@ def load_source(
         superseded=superseded,
         files=files,
         quarantine_by_rule=by_rule,
+        skipped=sum(skipped_by_reason.values()),
+        skipped_by_reason=skipped_by_reason,
+        quarantine_by_file=by_file,
+        unread_files=unread_files(spec, raw_dir),
+        pii_key_warning=key_warning,
+        title_zh=spec.title_zh,
     )

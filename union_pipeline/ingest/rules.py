@@ -20,6 +20,48 @@ from union_pipeline.ingest.specs import Column, SourceSpec
 BATCH_ROWS = 1_000_000
 ROW_ID = "_row_id"
 
+# Every quarantine rule: (meaning, how to fix it), for messages and docs/data-contract.md.
+RULES = {
+    "unparseable": (
+        "a value is present but is not a date, number or yes/no as the column needs",
+        "write the value in one of the accepted styles",
+    ),
+    "missing_required": ("a required column is empty", "fill in the value"),
+    "invalid_id_number": (
+        "身份证号 is not 18 characters with a valid check digit and a real birth date",
+        "correct the ID number at the source",
+    ),
+    "invalid_phone": ("手机号 is not 11 digits starting with 1", "correct or empty the phone"),
+    "not_allowed": (
+        "the value is not one of the column's allowed values",
+        "use one of the listed values",
+    ),
+    "out_of_range": ("a number is outside the column's range", "correct the number"),
+    "after_as_of": (
+        "a date is after the as-of date (UNION_AS_OF, else the refresh date)",
+        "correct the date, or set UNION_AS_OF later",
+    ),
+    "future_date": (
+        "a date is after the day of the refresh: a typo, not an event",
+        "correct the date",
+    ),
+    "date_order": (
+        "a date is before the date it must follow (e.g. leaving before joining)",
+        "correct one of the two dates",
+    ),
+    "conflicting_duplicate": (
+        "the same key twice in one file with different values",
+        "keep one row, or put the update in a later file",
+    ),
+    "unknown_union": ("工会编码 is not in the union roster", "add the union or fix the code"),
+    "unknown_member": ("the ID number matches no member", "add the member or fix the number"),
+    "unknown_enrollment": ("参保编号 is not among the enrolments", "fix the enrolment number"),
+    "claim_before_enrollment": (
+        "the claim is dated before its enrolment",
+        "correct one of the dates",
+    ),
+}
+
 
 def _bound(value, as_of: dt.date):
     if value == "as_of":
@@ -29,7 +71,7 @@ def _bound(value, as_of: dt.date):
     return value
 
 
-def _column_checks(col: Column, as_of: dt.date) -> dict[str, pa.Column]:
+def _column_checks(col: Column, as_of: dt.date, today: dt.date) -> dict[str, pa.Column]:
     if col.is_pii:
         rule = {"id_number": "invalid_id_number", "phone": "invalid_phone"}.get(col.type)
         checks = [pa.Check.eq(True, error=f"{rule}:{col.name}")] if rule else []
@@ -43,6 +85,9 @@ def _column_checks(col: Column, as_of: dt.date) -> dict[str, pa.Column]:
     if high is not None:
         rule = "after_as_of" if col.max == "as_of" else "out_of_range"
         checks.append(pa.Check.le(high, error=f"{rule}:{col.name}"))
+    if col.type == "date":
+        # whatever the as-of date, an event after the refresh day is a typo (2999-06-01)
+        checks.append(pa.Check.le(today, error=f"future_date:{col.name}"))
     if col.allowed:
         checks.append(pa.Check.isin(list(col.allowed), error=f"not_allowed:{col.name}"))
     columns = {col.name: pa.Column(nullable=not col.required, checks=checks)}
@@ -62,10 +107,12 @@ def _order_check(col: Column) -> pa.Check:
     return pa.Check(in_order, error=f"date_order:{later}")
 
 
-def build_schema(spec: SourceSpec, as_of: dt.date) -> pa.DataFrameSchema:
+def build_schema(
+    spec: SourceSpec, as_of: dt.date, today: dt.date | None = None
+) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {}
     for col in spec.columns:
-        columns.update(_column_checks(col, as_of))
+        columns.update(_column_checks(col, as_of, today or dt.date.today()))
     return pa.DataFrameSchema(
         columns,
         checks=[_order_check(c) for c in spec.columns if c.not_before],
@@ -87,10 +134,13 @@ def _rule_and_column(check: str, column: str) -> tuple[str, str]:
 
 
 def find_failures(
-    spec: SourceSpec, batches: Iterator[pa_arrow.RecordBatch], as_of: dt.date
+    spec: SourceSpec,
+    batches: Iterator[pa_arrow.RecordBatch],
+    as_of: dt.date,
+    today: dt.date | None = None,
 ) -> Iterator[pa_arrow.Table]:
     """Yield (row id, rule, column) tables of every broken row rule, batch by batch."""
-    schema = build_schema(spec, as_of)
+    schema = build_schema(spec, as_of, today)
     for batch in batches:
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype).set_index(ROW_ID)
         try:

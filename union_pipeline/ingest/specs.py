@@ -66,6 +66,12 @@ class SourceSpec:
         return any(c.type == "id_number" for c in self.columns)
 
     @property
+    def join_columns(self) -> frozenset[str]:
+        """Columns that join rows (the key, the references): PII-shaped values in them are
+        hashed, not masked, so the joins still hold."""
+        return frozenset(self.key) | {r.column for r in self.references}
+
+    @property
     def header_map(self) -> dict[str, str]:
         """Accepted header (Chinese or canonical) -> canonical column name."""
         mapping = {c.header: c.name for c in self.columns}
