@@ -1,7 +1,7 @@
 """Charts, exports and the briefing, with the real browser (Debian chromium + CJK fonts).
 
 The input is a small warehouse built here in a temporary DuckDB file, in the shape of the
-marts contract (/work/shared/spec/kpis.md) and the staging schema (docs/staging-schema.md).
+marts contract (docs/marts.md) and the staging schema (docs/staging-schema.md).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 import pytest
 from pypdf import PdfReader
 
+from tests.runs import register_marts
 from union_pipeline.kpis import load_catalogue
 from union_pipeline.reports import (
     build_charts,
@@ -33,6 +34,7 @@ from union_pipeline.reports import (
 )
 from union_pipeline.reports.pixels import ink, read_png
 from union_pipeline.reports.render import Job, render
+from union_pipeline.settings import ASSETS_DIR
 
 AS_OF = dt.date(2020, 9, 30)
 FIRST_YEAR = 2017
@@ -190,6 +192,9 @@ def build_test_warehouse(path: Path, staging: bool = True) -> Path:
             con.unregister("frame")
         if staging:
             _staging(con)
+            # the series marts, by their own SQL, from the hand-made staging rows
+            for sql in sorted((ASSETS_DIR / "marts").glob("*.sql")):
+                con.execute(f"CREATE TABLE marts.{sql.stem} AS {sql.read_text('utf-8')}")
     return path
 
 
@@ -480,8 +485,9 @@ def test_without_chromium_the_html_is_written_and_the_fix_said_once(
 
 # ---------------------------------------------------------------------------- Dagster
 
-REPORT_ASSETS = ["kpi_scorecard", "kpi_trends", "street_comparison", "mutual_aid_monthly",
-                 "loans_cumulative", "training_by_programme", "dashboard", "briefing"]
+CHARTS = ["kpi_scorecard", "kpi_trends", "street_comparison", "mutual_aid_monthly",
+          "loans_cumulative", "training_by_programme"]
+REPORT_ASSETS = [*CHARTS, "dashboard", "briefing"]
 
 
 def test_report_assets_are_declared_for_readers():
@@ -490,61 +496,77 @@ def test_report_assets_are_declared_for_readers():
     graph = defs().resolve_asset_graph()
     warehouse_key = dg.AssetKey(["warehouse", "union_duckdb"])
     keys = {k for k in graph.get_all_asset_keys() if k.path[0] == "reports"}
-    assert keys == {dg.AssetKey(["reports", name]) for name in REPORT_ASSETS}
+    assert keys == {dg.AssetKey(["reports", name]) for name in [*REPORT_ASSETS, "briefing_mail"]}
+    chart_keys = {dg.AssetKey(["reports", name]) for name in CHARTS}
     for key in keys:
         node = graph.get(key)
         assert node.group_name == "reports"
-        assert set(node.kinds) == {"plotly"} and node.owners == ["team:data-platform"]
+        assert node.owners == ["team:data-platform"]
         first_line = node.description.splitlines()[0]
         assert re.search(r"[\u4e00-\u9fff]", first_line) and re.search(r"[A-Za-z]{4}", first_line)
-        assert warehouse_key in node.parent_keys, f"{key} must read the published warehouse"
+        # charts read marts only (after the publish); the rest is made from the charts
+        upstream = {k.path[0] for k in node.parent_keys}
+        if key in chart_keys:
+            assert upstream == {"marts", "warehouse"}, key
+            assert warehouse_key in node.parent_keys, f"{key} follows the published warehouse"
+        elif key.path[-1] in ("dashboard", "briefing"):
+            assert node.parent_keys == chart_keys, key
+
+
+def materialize_reports(instance, warehouse: Path, tmp_path: Path) -> dg.ExecuteInProcessResult:
+    """The report assets alone, on the marts of `warehouse` recorded as materialized."""
+    from union_pipeline.assetkit.resources import WarehouseResource
+    from union_pipeline.defs.reports import assets
+
+    register_marts(instance, warehouse, tmp_path / "mart_outputs")
+    return dg.materialize(
+        [assets.charts, assets.dashboard, assets.briefing, assets.briefing_mail],
+        instance=instance,
+        resources={"warehouse": WarehouseResource(path=str(tmp_path / "wh" / "union.duckdb"))},
+    )
 
 
 @needs_browser
 def test_report_assets_materialize_with_previews_and_paths(warehouse, tmp_path, monkeypatch):
-    from union_pipeline.assetkit.resources import WarehouseResource
-    from union_pipeline.defs.reports import assets
-
     monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
     monkeypatch.delenv("UNION_SMTP_HOST", raising=False)
-    result = dg.materialize(
-        [getattr(assets, name) for name in REPORT_ASSETS],
-        resources={"warehouse": WarehouseResource(path=str(warehouse))},
-    )
-    assert result.success
+    with dg.instance_for_test() as instance:
+        result = materialize_reports(instance, warehouse, tmp_path)
+        assert result.success
+        again = materialize_reports(instance, warehouse, tmp_path)
+    assert again.success
+    for event in again.get_asset_materialization_events():
+        if event.asset_key.path[-1] in REPORT_ASSETS:
+            meta = event.materialization.metadata
+            assert meta["union/reused"].value is True, f"{event.asset_key} rendered again"
     metadata = {e.asset_key.path[-1]: e.materialization.metadata
                 for e in result.get_asset_materialization_events()}
-    assert set(metadata) == set(REPORT_ASSETS)
+    assert set(metadata) == {*REPORT_ASSETS, "briefing_mail"}
     day = tmp_path / "exports" / "2020-09-30"
     for name in REPORT_ASSETS[:6]:
         meta = metadata[name]
         preview = meta["preview"].value
         assert preview.startswith("![") and "(data:image/png;base64," in preview
         assert len(preview) < 120_000, f"{name}: preview too big for metadata"
-        files = [Path(p) for p in meta["files"].value]
+        files = [Path(p) for p in meta["union/files"].value]
         assert files and all(p.is_file() and p.parent == day / "charts" for p in files)
         assert Path(meta["png"].value).suffix == ".png"
     assert metadata["street_comparison"]["suppressed_cells"].value == 2
     assert Path(metadata["dashboard"]["path"].value) == day / "dashboard-2020-09-30.html"
     assert metadata["briefing"]["pages"].value == 1 + metadata["dashboard"]["charts"].value
-    assert metadata["briefing"]["delivery"].value.startswith("not configured")
+    assert metadata["briefing_mail"]["delivery"].value.startswith("not configured")
 
 
 def test_without_chromium_the_refresh_goes_on_and_says_once(warehouse, tmp_path, monkeypatch):
-    from union_pipeline.assetkit.resources import WarehouseResource
-    from union_pipeline.defs.reports import assets
-
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/for-the-dagster-test/chromium")
     monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [getattr(assets, name) for name in REPORT_ASSETS], instance=instance,
-            resources={"warehouse": WarehouseResource(path=str(warehouse))},
-        )
+        result = materialize_reports(instance, warehouse, tmp_path)
         logs = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
     assert result.success
     made = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert made == set(REPORT_ASSETS) - {"briefing"}     # no PDF here, so no briefing
+    # no PDF here, so no briefing (and nothing to mail)
+    assert made == set(REPORT_ASSETS) - {"briefing"} | {"briefing_mail"}
     assert (tmp_path / "exports" / "2020-09-30" / "dashboard-2020-09-30.html").is_file()
     assert not list((tmp_path / "exports").rglob("*.png"))
     said = [m for m in logs if "apt-get install chromium fonts-noto-cjk" in m]

@@ -33,6 +33,7 @@ LOAD = "union/load"
 QUARANTINE_FILE = "union/quarantine_file"
 RULE_DATE = "union/rule_date"
 DATE_SENSITIVE = "union/date_sensitive"
+PII_KEY_WARNING = "⚠ pii_key"
 # rules whose outcome moves with the refresh date (an event "not after" it)
 DATED_RULES = ("after_as_of", "future_date")
 EAGER = dg.AutomationCondition.eager()
@@ -86,7 +87,7 @@ def raw_source(source: str) -> dg.AssetsDefinition:
             owners=[OWNER],
             description=(
                 f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by the "
-                f"source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx; headers in "
+                f"source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx, *.xls; headers in "
                 f"assets/sources/{source}.yaml). Its data version is the files' content."
             ),
             metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
@@ -115,13 +116,17 @@ def _summary(result, threshold: float) -> dict:
         "rows_quarantined": result.quarantined,
         "repeats_collapsed": result.collapsed,
         "rows_superseded": result.superseded,
+        "rows_skipped": result.skipped,
     }
     return {
         "counts": counts,
         "by_rule": result.quarantine_by_rule,
+        "skipped_by_reason": result.skipped_by_reason,
         "identity_holds": result.identity_holds,
         "share": round(result.quarantine_share, 6),
-        "files": result.files,
+        "threshold_message": result.threshold_message(threshold)
+        if result.threshold_exceeded(threshold) else None,
+        "pii_key_warning": result.pii_key_warning,
     }
 
 
@@ -130,6 +135,7 @@ def _check_results(summary: dict, samples_md: str, threshold: float):
     evidence = {
         **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
         "quarantined_by_rule": dg.MetadataValue.json(summary["by_rule"]),
+        "skipped_by_reason": dg.MetadataValue.json(summary.get("skipped_by_reason", {})),
         "sample_quarantined_rows (masked)": dg.MetadataValue.md(samples_md),
     }
     identity = dg.AssetCheckResult(
@@ -137,10 +143,12 @@ def _check_results(summary: dict, samples_md: str, threshold: float):
         passed=bool(summary["identity_holds"]),
         metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()},
     )
+    passed = summary["share"] <= threshold
     under = dg.AssetCheckResult(
         check_name=THRESHOLD_CHECK,
-        passed=summary["share"] <= threshold,
+        passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=None if passed else summary.get("threshold_message"),
         metadata={
             "quarantined_share": dg.MetadataValue.float(summary["share"]),
             "threshold": dg.MetadataValue.float(threshold),
@@ -175,7 +183,7 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["raw", source]), *upstream],
         description=(
             f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
-            f"Rows of `{spec.folder}/` (*.csv, *.xlsx) that pass the data contract's rules; "
+            f"Rows of `{spec.folder}/` (*.csv, *.xlsx, *.xls) that pass the data contract's rules; "
             "the others are in `staging/quarantine` with the broken rule. "
             f"{spec.title_zh}：经校验、去标识化后的明细，违规行见隔离表。"
         ),
@@ -183,7 +191,8 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 IDENTITY_CHECK,
                 asset=key,
-                description="行数守恒 — read = loaded + quarantined + collapsed + superseded",
+                description="行数守恒 — every row read is accounted for: read = loaded + "
+                "quarantined + collapsed + superseded + skipped (blank and totals rows)",
             ),
             dg.AssetCheckSpec(
                 THRESHOLD_CHECK,
@@ -259,6 +268,8 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
                 LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
                 RULE_DATE: dg.MetadataValue.text(rule_date),
                 DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
+                **({PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
+                   if result.pii_key_warning else {}),
             },
         )
         yield identity

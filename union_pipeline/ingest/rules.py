@@ -20,47 +20,20 @@ from union_pipeline.ingest.specs import Column, SourceSpec
 BATCH_ROWS = 1_000_000
 ROW_ID = "_row_id"
 
-# Every quarantine rule: (meaning, how to fix it), for messages and docs/data-contract.md.
-RULES = {
-    "unparseable": (
-        "a value is present but is not a date, number or yes/no as the column needs",
-        "write the value in one of the accepted styles",
-    ),
-    "missing_required": ("a required column is empty", "fill in the value"),
-    "invalid_id_number": (
-        "身份证号 is not 18 characters with a valid check digit and a real birth date",
-        "correct the ID number at the source",
-    ),
-    "invalid_phone": ("手机号 is not 11 digits starting with 1", "correct or empty the phone"),
-    "not_allowed": (
-        "the value is not one of the column's allowed values",
-        "use one of the listed values",
-    ),
-    "out_of_range": ("a number is outside the column's range", "correct the number"),
-    "after_as_of": (
-        "a date is after the as-of date (UNION_AS_OF, else the refresh date)",
-        "correct the date, or set UNION_AS_OF later",
-    ),
-    "future_date": (
-        "a date is after the day of the refresh: a typo, not an event",
-        "correct the date",
-    ),
-    "date_order": (
-        "a date is before the date it must follow (e.g. leaving before joining)",
-        "correct one of the two dates",
-    ),
-    "conflicting_duplicate": (
-        "the same key twice in one file with different values",
-        "keep one row, or put the update in a later file",
-    ),
-    "unknown_union": ("工会编码 is not in the union roster", "add the union or fix the code"),
-    "unknown_member": ("the ID number matches no member", "add the member or fix the number"),
-    "unknown_enrollment": ("参保编号 is not among the enrolments", "fix the enrolment number"),
-    "claim_before_enrollment": (
-        "the claim is dated before its enrolment",
-        "correct one of the dates",
-    ),
-}
+
+
+def _rules() -> dict[str, tuple[str, str]]:
+    """Every quarantine rule: (meaning, how to fix it), in English, for messages; Chinese
+    beside them in assets/quarantine_rules.yaml, the one list of rules."""
+    import yaml
+
+    from union_pipeline.settings import ASSETS_DIR
+
+    data = yaml.safe_load((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
+    return {code: (r["en"], r["fix_en"]) for code, r in data.items()}
+
+
+RULES = _rules()
 
 
 def _bound(value, as_of: dt.date):

@@ -2,7 +2,7 @@
 
 kaleido drives a Chrome over the DevTools protocol. Here it must be the system's browser
 (Debian: `apt-get install chromium fonts-noto-cjk`): nothing may download one. Two traps
-decide the shape of this module (measured, see /work/shared/notes/measured-facts.md):
+decide the shape of this module (measured on the project machines):
 
 - `fig.write_image` starts a browser per call (~2.6 s a chart); one sync server started
   once per process renders a chart in ~0.2 s. So one server, started on first use and kept

@@ -144,9 +144,11 @@ class Warehouse:
         tables: Mapping[str, Path | str],
         comments: Mapping[str, str] | None = None,
         column_comments: Mapping[tuple[str, str], str] | None = None,
+        derived: Mapping[str, str] | None = None,
     ) -> Path:
-        """Compose a new live file from Parquet outputs (`schema.table` -> file) and swap it
-        in atomically. Readers keep the old file until they reconnect."""
+        """Compose a new live file from Parquet outputs (`schema.table` -> file), plus
+        `derived` tables (`schema.table` -> SELECT over `published.*`), and swap it in
+        atomically. Readers keep the old file until they reconnect."""
         self.live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds()
         build = self.live.with_name(f".{self.live.stem}.build-{uuid.uuid4().hex[:12]}.duckdb")
@@ -162,6 +164,10 @@ class Warehouse:
                         f'CREATE TABLE published."{schema}"."{table}" AS '
                         f"SELECT * FROM read_parquet({sql_path(path)})"
                     )
+                for name, query in (derived or {}).items():
+                    schema, table = name.split(".")
+                    con.execute(f'CREATE SCHEMA IF NOT EXISTS published."{schema}"')
+                    con.execute(f'CREATE TABLE published."{schema}"."{table}" AS {query}')
                 for name, text in (comments or {}).items():
                     con.execute(f"COMMENT ON TABLE published.{name} IS {sql_path(text)}")
                 for (name, column), text in (column_comments or {}).items():

@@ -14,10 +14,11 @@ from union_pipeline.assetkit.outputs import (
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
-from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
+from union_pipeline.assetkit.staging import EAGER, OWNER, PII_KEY_WARNING, package_digest
 from union_pipeline.defs.marts.assets import MART_KEYS
 from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
+from union_pipeline.warehouse import sql_path
 from union_pipeline.warehouse.versions import digest
 
 KEY = dg.AssetKey(["warehouse", "union_duckdb"])
@@ -29,6 +30,7 @@ PUBLISHED = [
 ]
 CODE_VERSION = package_digest("warehouse")
 LIVE_STAT = "union/live_file"
+REFRESH_INFO = "meta.refresh"
 
 
 def _stat(path: Path) -> list[int]:
@@ -97,7 +99,16 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
     tables = {name: path for found in upstream.values() for name, path in found.tables.items()}
     table_comments, column_comments = _comments(context, upstream)
-    store.publish(tables, table_comments, column_comments)
+    warnings = sorted({w for found in upstream.values() if (w := found.get(PII_KEY_WARNING))})
+    pii_note = "; ".join(warnings) or "secret key (UNION_PII_KEY)"
+    table_comments[REFRESH_INFO] = (
+        "刷新信息 — when this warehouse was published, as of when, by which run, and which PII "
+        "key made person_key"
+    )
+    store.publish(tables, table_comments, column_comments, derived={REFRESH_INFO: f"""
+        SELECT now()::TIMESTAMP AS published_at, as_of, first_year,
+               '{context.run.run_id}' AS run_id, {sql_path(pii_note)} AS pii_key
+        FROM published.marts.refresh_context"""})
     with store.reading() as con:
         rows = dict(con.execute(
             "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
@@ -114,6 +125,7 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "tables": dg.MetadataValue.json(rows),
             "versions": dg.MetadataValue.json(versions_of(upstream)),
             "outputs_removed": dg.MetadataValue.int(len(removed)),
+            "pii_key": dg.MetadataValue.text(("⚠ " if warnings else "") + pii_note),
             VERSION: dg.MetadataValue.text(version),
             LIVE_STAT: dg.MetadataValue.json(_stat(live)),
             REUSED: dg.MetadataValue.bool(False),
