@@ -20,13 +20,17 @@ def warehouse_keys(include_reports: bool = False) -> list[dg.AssetKey]:
     and cost most of a refresh)."""
     graph = defs().resolve_asset_graph()
     return sorted(
-        k for k in graph.get_all_asset_keys()
+        k
+        for k in graph.get_all_asset_keys()
         if graph.get(k).is_executable and (include_reports or k.path[0] != "reports")
     )
 
 
-def run(instance: dg.DagsterInstance, selection: list[dg.AssetKey] | None = None,
-        include_reports: bool = False) -> dg.ExecuteInProcessResult:
+def run(
+    instance: dg.DagsterInstance,
+    selection: list[dg.AssetKey] | None = None,
+    include_reports: bool = False,
+) -> dg.ExecuteInProcessResult:
     return refresh_job().execute_in_process(
         instance=instance,
         asset_selection=selection or warehouse_keys(include_reports),
@@ -42,8 +46,9 @@ def warehouse_state(path: Path) -> dict[str, tuple]:
             "SELECT schema_name || '.' || table_name FROM duckdb_tables() ORDER BY 1"
         ).fetchall()
         return {
-            name: tuple(con.execute(f"SELECT count(*), sum(hash(t)) FROM {name} AS t")
-                        .fetchall()[0])
+            name: tuple(
+                con.execute(f"SELECT count(*), sum(hash(t)) FROM {name} AS t").fetchall()[0]
+            )
             for (name,) in tables
         }
 
@@ -66,12 +71,18 @@ def register_marts(instance: dg.DagsterInstance, warehouse: Path, folder: Path) 
 
     folder.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [name for (name,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()]
+        names = [
+            name
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'"
+            ).fetchall()
+        ]
         for name in names:
             path = folder / f"{name}.parquet"
             con.execute(f"COPY marts.{name} TO '{path}' (FORMAT parquet)")
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=["marts", name],
-                metadata=output_metadata(f"test-{name}", {f"marts.{name}": path}),
-            ))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=["marts", name],
+                    metadata=output_metadata(f"test-{name}", {f"marts.{name}": path}),
+                )
+            )

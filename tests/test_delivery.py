@@ -46,17 +46,23 @@ def smtp():
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
-        yield inbox, SmtpConfig(host="127.0.0.1", port=controller.port,
-                                sender="union-pipeline@example.org")
+        yield (
+            inbox,
+            SmtpConfig(host="127.0.0.1", port=controller.port, sender="union-pipeline@example.org"),
+        )
     finally:
         controller.stop()
 
 
 def test_send_mail_delivers_subject_body_and_attachment(smtp):
     inbox, config = smtp
-    result = send_mail("【简报】数据截至2020年9月30日", "2019年目标：达成9项，未达成5项\n",
-                       ["leader@example.org", "office@example.org"],
-                       [Attachment("briefing-2020-09-30.pdf", b"%PDF-1.7 test")], config)
+    result = send_mail(
+        "【简报】数据截至2020年9月30日",
+        "2019年目标：达成9项，未达成5项\n",
+        ["leader@example.org", "office@example.org"],
+        [Attachment("briefing-2020-09-30.pdf", b"%PDF-1.7 test")],
+        config,
+    )
     assert result.sent and result.attempts == 1 and result.error is None
     [message] = inbox.messages
     assert message["Subject"] == "【简报】数据截至2020年9月30日"
@@ -72,8 +78,15 @@ def test_a_transient_refusal_is_retried_with_backoff(smtp):
     inbox, config = smtp
     inbox.fail = 2
     waits = []
-    result = send_mail("s", "b", ["a@example.org"], config=config, attempts=4,
-                       backoff_seconds=1.5, sleep=waits.append)
+    result = send_mail(
+        "s",
+        "b",
+        ["a@example.org"],
+        config=config,
+        attempts=4,
+        backoff_seconds=1.5,
+        sleep=waits.append,
+    )
     assert result.sent and result.attempts == 3
     assert waits == [1.5, 3.0]
     assert len(inbox.messages) == 1 and len(result.errors) == 2 and "451" in result.errors[0]
@@ -89,17 +102,30 @@ def test_a_permanent_refusal_is_not_retried(smtp):
 
 
 def test_an_unreachable_server_fails_after_the_retries_without_raising():
-    config = SmtpConfig(host="127.0.0.1", port=free_port(), timeout=2)   # nobody listens
+    config = SmtpConfig(host="127.0.0.1", port=free_port(), timeout=2)  # nobody listens
     waits = []
-    result = send_mail("s", "b", ["a@example.org"], config=config, attempts=3,
-                       backoff_seconds=0.5, sleep=waits.append)
+    result = send_mail(
+        "s",
+        "b",
+        ["a@example.org"],
+        config=config,
+        attempts=3,
+        backoff_seconds=0.5,
+        sleep=waits.append,
+    )
     assert not result.sent and result.attempts == 3 and waits == [0.5, 1.0]
     assert "Connection" in result.error or "refused" in result.error.lower()
 
 
 def test_configuration_from_the_environment(monkeypatch):
-    for var in ("UNION_SMTP_HOST", "UNION_SMTP_PORT", "UNION_SMTP_USER", "UNION_SMTP_PASSWORD",
-                "UNION_SMTP_FROM", "UNION_SMTP_STARTTLS"):
+    for var in (
+        "UNION_SMTP_HOST",
+        "UNION_SMTP_PORT",
+        "UNION_SMTP_USER",
+        "UNION_SMTP_PASSWORD",
+        "UNION_SMTP_FROM",
+        "UNION_SMTP_STARTTLS",
+    ):
         monkeypatch.delenv(var, raising=False)
     assert smtp_config_from_env() is None
     assert not send_mail("s", "b", ["a@example.org"]).sent
@@ -110,7 +136,11 @@ def test_configuration_from_the_environment(monkeypatch):
     monkeypatch.setenv("UNION_SMTP_STARTTLS", "yes")
     config = smtp_config_from_env()
     assert (config.host, config.port, config.sender, config.starttls) == (
-        "mail.example.org", 587, "bot@example.org", True)
+        "mail.example.org",
+        587,
+        "bot@example.org",
+        True,
+    )
     assert "s3cret" not in repr(config)
     monkeypatch.setenv("UNION_SMTP_PORT", "smtp")
     result = send_mail("s", "b", ["a@example.org"])
@@ -139,8 +169,11 @@ def _materialize_briefing(warehouse: Path, instance) -> dg.ExecuteInProcessResul
 
 
 def _mail_metadata(result: dg.ExecuteInProcessResult) -> dict:
-    [event] = [e for e in result.get_asset_materialization_events()
-               if e.asset_key.path[-1] == "briefing_mail"]
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "briefing_mail"
+    ]
     return event.materialization.metadata
 
 
@@ -149,7 +182,7 @@ def test_a_refresh_mails_the_briefing_to_leadership(refresh_env):
     warehouse, inbox = refresh_env
     with dg.instance_for_test() as instance:
         result = _materialize_briefing(warehouse, instance)
-        again = _materialize_briefing(warehouse, instance)    # a retry, or nothing new
+        again = _materialize_briefing(warehouse, instance)  # a retry, or nothing new
     assert result.success and again.success
     meta = _mail_metadata(result)
     assert meta["delivery"].value.startswith("sent to 2 recipient(s)")
@@ -158,7 +191,7 @@ def test_a_refresh_mails_the_briefing_to_leadership(refresh_env):
     assert "2020年9月30日" in message["Subject"] and "简报" in message["Subject"]
     body = message.get_body(("plain",)).get_content()
     assert "2019年目标：达成" in body and "未达成" in body
-    assert "预计未达成：" in body and "新发展会员" in body      # the off-track KPIs by name
+    assert "预计未达成：" in body and "新发展会员" in body  # the off-track KPIs by name
     [part] = list(message.iter_attachments())
     assert part.get_filename() == "briefing-2020-09-30.pdf"
     assert part.get_content()[:5] == b"%PDF-"
@@ -169,7 +202,7 @@ def test_a_refresh_mails_the_briefing_to_leadership(refresh_env):
 @needs_browser
 def test_a_failed_send_is_reported_not_fatal(refresh_env):
     warehouse, inbox = refresh_env
-    inbox.fail = 99     # the relay keeps saying "try again later"
+    inbox.fail = 99  # the relay keeps saying "try again later"
     with dg.instance_for_test() as instance:
         result = _materialize_briefing(warehouse, instance)
         logs = instance.all_logs(result.run_id)

@@ -44,16 +44,24 @@ def fresh_state(tmp_path: Path, monkeypatch, name: str = "fresh") -> dict:
 
 
 def new_unions(raw: Path) -> Path:
-    return write_csv(raw / "unions" / "zz-2020-new.csv", UNION_HEADER, [
-        ["U-NEW-1", "新成立甲工会", "招宝山街道", "企业", "80", "2020-05-06", "", "", ""],
-        ["U-NEW-2", "新成立乙工会", "蛟川街道", "企业", "30", "2020-06-01", "", "", ""],
-    ])
+    return write_csv(
+        raw / "unions" / "zz-2020-new.csv",
+        UNION_HEADER,
+        [
+            ["U-NEW-1", "新成立甲工会", "招宝山街道", "企业", "80", "2020-05-06", "", "", ""],
+            ["U-NEW-2", "新成立乙工会", "蛟川街道", "企业", "30", "2020-06-01", "", "", ""],
+        ],
+    )
 
 
 def changed_target(raw: Path) -> Path:
-    return write_csv(raw / "targets" / "zz-revised.csv", TARGET_HEADER, [
-        ["members_total", "2020", "1", ">=", "revised in the test"],
-    ])
+    return write_csv(
+        raw / "targets" / "zz-revised.csv",
+        TARGET_HEADER,
+        [
+            ["members_total", "2020", "1", ">=", "revised in the test"],
+        ],
+    )
 
 
 def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_path, monkeypatch):
@@ -64,27 +72,38 @@ def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_pat
         assert run(instance).success
         before = warehouse_state(env)
         new_unions(demo_drop)
-        broken = write_csv(demo_drop / "targets" / "zz-broken.csv", ["指标代码", "年度"],
-                           [["members_total", "2020"]])
-        first = dg.execute_job(job, instance, asset_selection=warehouse_keys(),
-                               raise_on_error=False)
+        broken = write_csv(
+            demo_drop / "targets" / "zz-broken.csv",
+            ["指标代码", "年度"],
+            [["members_total", "2020"]],
+        )
+        first = dg.execute_job(
+            job, instance, asset_selection=warehouse_keys(), raise_on_error=False
+        )
         assert not first.success
         assert warehouse_state(env) == before, "a failed run publishes nothing"
         broken.unlink()
         retry = dg.execute_job(
-            job, instance, raise_on_error=False,
+            job,
+            instance,
+            raise_on_error=False,
             reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
         )
         assert retry.success
         published = warehouse_state(env)
     with duckdb.connect(str(env), read_only=True) as con:
-        assert con.execute(
-            "SELECT count(*) FROM staging.unions WHERE union_id LIKE 'U-NEW-%'").fetchall()[0][0] == 2
+        assert (
+            con.execute(
+                "SELECT count(*) FROM staging.unions WHERE union_id LIKE 'U-NEW-%'"
+            ).fetchall()[0][0]
+            == 2
+        )
     assert published == fresh_state(tmp_path, monkeypatch)
 
 
-def test_one_asset_materialized_is_followed_by_its_downstream(env, demo_drop, tmp_path,
-                                                               monkeypatch):
+def test_one_asset_materialized_is_followed_by_its_downstream(
+    env, demo_drop, tmp_path, monkeypatch
+):
     definitions = defs()
     targets = dg.AssetKey(["staging", "targets"])
     with dg.instance_for_test() as instance:
@@ -98,29 +117,41 @@ def test_one_asset_materialized_is_followed_by_its_downstream(env, demo_drop, tm
         assert run(instance, [targets]).success
         assert warehouse_state(env) == before
         # ... and the automation brings what is downstream up to date without a click
-        evaluation = dg.evaluate_automation_conditions(definitions, instance,
-                                                       cursor=evaluation.cursor)
-        requested = {k for k in warehouse_keys(include_reports=True)
-                     if evaluation.get_num_requested(k)}
-        assert {dg.AssetKey(["marts", "kpi_yearly"]),
-                dg.AssetKey(["warehouse", "union_duckdb"])} <= requested
+        evaluation = dg.evaluate_automation_conditions(
+            definitions, instance, cursor=evaluation.cursor
+        )
+        requested = {
+            k for k in warehouse_keys(include_reports=True) if evaluation.get_num_requested(k)
+        }
+        assert {
+            dg.AssetKey(["marts", "kpi_yearly"]),
+            dg.AssetKey(["warehouse", "union_duckdb"]),
+        } <= requested
         assert targets not in requested
         # one run, in dependency order (the charts follow on a later tick, as here)
         assert run(instance, sorted(k for k in requested if k.path[0] != "reports")).success
         assert warehouse_state(env) != before
-        evaluation = dg.evaluate_automation_conditions(definitions, instance,
-                                                       cursor=evaluation.cursor)
+        evaluation = dg.evaluate_automation_conditions(
+            definitions, instance, cursor=evaluation.cursor
+        )
         assert not [k for k in warehouse_keys() if evaluation.get_num_requested(k)]
         # selecting an asset with its downstream publishes at once
-        write_csv(demo_drop / "targets" / "zz-revised.csv", TARGET_HEADER,
-                  [["members_total", "2020", "2", ">=", "revised again"]])
-        downstream = dg.AssetSelection.assets(targets).downstream().resolve(
-            definitions.resolve_asset_graph())
+        write_csv(
+            demo_drop / "targets" / "zz-revised.csv",
+            TARGET_HEADER,
+            [["members_total", "2020", "2", ">=", "revised again"]],
+        )
+        downstream = (
+            dg.AssetSelection.assets(targets)
+            .downstream()
+            .resolve(definitions.resolve_asset_graph())
+        )
         assert run(instance, sorted(k for k in downstream if k.path[0] != "reports")).success
         published = warehouse_state(env)
     with duckdb.connect(str(env), read_only=True) as con:
-        assert con.execute("SELECT target FROM marts.kpi_yearly WHERE kpi_code = "
-                           "'members_total' AND year = 2020").fetchall() == [(2.0,)]
+        assert con.execute(
+            "SELECT target FROM marts.kpi_yearly WHERE kpi_code = 'members_total' AND year = 2020"
+        ).fetchall() == [(2.0,)]
     assert published == fresh_state(tmp_path, monkeypatch)
 
 
@@ -164,14 +195,30 @@ def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_pat
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-               "union_pipeline.definitions", "--select", "not group:reports"]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "union_pipeline.definitions",
+        "--select",
+        "not group:reports",
+    ]
     no_reports = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
     assert subprocess.run(command, env=no_reports, cwd=ROOT, capture_output=True).returncode == 0
     before = warehouse_state(env)
     new_unions(demo_drop)
-    refresh = subprocess.Popen(command, env=no_reports, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True, text=True)
+    refresh = subprocess.Popen(
+        command,
+        env=no_reports,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
+    )
     killed_at = None
     for line in refresh.stdout:
         if "STEP_START" in line and "staging__members" in line:
@@ -184,5 +231,9 @@ def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_pat
     again = subprocess.run(command, env=no_reports, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stdout[-2000:]
     with duckdb.connect(str(env), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM staging.unions "
-                           "WHERE union_id LIKE 'U-NEW-%'").fetchall()[0][0] == 2
+        assert (
+            con.execute(
+                "SELECT count(*) FROM staging.unions WHERE union_id LIKE 'U-NEW-%'"
+            ).fetchall()[0][0]
+            == 2
+        )

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.drops import id_number, write_csv
+from union_pipeline.assetkit.outputs import latest
 from union_pipeline.definitions import defs
 from union_pipeline.defs.quality.checks import suite_checks
 from union_pipeline.ingest.specs import load_specs
@@ -29,8 +30,16 @@ from union_pipeline.quality.validate import compute_frames, validate
 
 AS_OF = dt.date(2020, 9, 30)
 YEARS = range(2017, 2021)
-STREETS = ["招宝山街道", "蛟川街道", "骆驼街道", "庄市街道", "贵驷街道", "澥浦镇", "九龙湖镇",
-           "区直机关"]
+STREETS = [
+    "招宝山街道",
+    "蛟川街道",
+    "骆驼街道",
+    "庄市街道",
+    "贵驷街道",
+    "澥浦镇",
+    "九龙湖镇",
+    "区直机关",
+]
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -40,8 +49,11 @@ CHROMIUM = "/usr/bin/chromium"
 def _write(raw: Path, source: str, rows: list[dict]) -> None:
     spec = load_specs()[source]
     header = [c.header for c in spec.columns]
-    write_csv(raw / spec.folder / f"{source}.csv", header,
-              [[r.get(c.name, "") for c in spec.columns] for r in rows])
+    write_csv(
+        raw / spec.folder / f"{source}.csv",
+        header,
+        [[r.get(c.name, "") for c in spec.columns] for r in rows],
+    )
 
 
 def _days(year: int, count: int, start: int = 0, step: int = 5) -> list[dt.date]:
@@ -61,25 +73,41 @@ def steady_drop(raw: Path, new_members_2019: int = 60) -> Path:
     plausibility check passes), with every source; `new_members_2019` bends one KPI."""
     unions = []
     for i in range(24):
-        founded = dt.date(2000 + i % 12, 3, 1) if i < 16 else dt.date(2017 + (i - 16) // 2,
-                                                                     3 + 3 * (i % 2), 1)
-        unions.append({"union_id": f"U{i:02d}", "union_name": f"第{i}公司工会",
-                       "street": STREETS[i % 8], "org_type": "企业", "employee_count": "120",
-                       "founded_date": founded.isoformat(),
-                       "authorized_date": (founded + dt.timedelta(days=30)).isoformat(),
-                       "star_rating": "3"})
+        founded = (
+            dt.date(2000 + i % 12, 3, 1)
+            if i < 16
+            else dt.date(2017 + (i - 16) // 2, 3 + 3 * (i % 2), 1)
+        )
+        unions.append(
+            {
+                "union_id": f"U{i:02d}",
+                "union_name": f"第{i}公司工会",
+                "street": STREETS[i % 8],
+                "org_type": "企业",
+                "employee_count": "120",
+                "founded_date": founded.isoformat(),
+                "authorized_date": (founded + dt.timedelta(days=30)).isoformat(),
+                "star_rating": "3",
+            }
+        )
     _write(raw, "unions", unions)
 
     members, n = [], 0
     for year in range(2010, 2021):
         per_year = new_members_2019 if year == 2019 else 60
         for day in _days(year, per_year, step=365 // per_year):
-            members.append({"member_id": f"M{n:05d}", "name": "张三", "id_number": _person(n),
-                            "union_id": f"U{n % 16:02d}", "join_date": day.isoformat(),
-                            "collected_date": (day + dt.timedelta(days=10)).isoformat(),
-                            "app_verified_date": (day + dt.timedelta(days=20)).isoformat()
-                            if n % 2 else "",
-                            "frontline": "是" if n % 3 else "否"})
+            members.append(
+                {
+                    "member_id": f"M{n:05d}",
+                    "name": "张三",
+                    "id_number": _person(n),
+                    "union_id": f"U{n % 16:02d}",
+                    "join_date": day.isoformat(),
+                    "collected_date": (day + dt.timedelta(days=10)).isoformat(),
+                    "app_verified_date": (day + dt.timedelta(days=20)).isoformat() if n % 2 else "",
+                    "frontline": "是" if n % 3 else "否",
+                }
+            )
             n += 1
     _write(raw, "members", members)
     early = [m for m in members if m["join_date"] < "2014-01-01"]  # members in every year
@@ -89,42 +117,93 @@ def steady_drop(raw: Path, new_members_2019: int = 60) -> Path:
         for i, day in enumerate(_days(year, 40, step=2)):
             m = early[(i * 7 + year) % len(early)]
             eid = f"E{year}{i:03d}"
-            enrollments.append({"enrollment_id": eid, "id_number": m["id_number"],
-                                "union_id": m["union_id"], "plan_year": str(year),
-                                "enrolled_date": day.isoformat(), "premium_yuan": "100",
-                                "plan_type": ["住院医疗互助", "特殊病种", "女职工安康"][i % 3]})
+            enrollments.append(
+                {
+                    "enrollment_id": eid,
+                    "id_number": m["id_number"],
+                    "union_id": m["union_id"],
+                    "plan_year": str(year),
+                    "enrolled_date": day.isoformat(),
+                    "premium_yuan": "100",
+                    "plan_type": ["住院医疗互助", "特殊病种", "女职工安康"][i % 3],
+                }
+            )
         for i, day in enumerate(_days(year, 21, start=100, step=12)):
-            claims.append({"claim_id": f"C{year}{i:03d}", "enrollment_id": f"E{year}{i:03d}",
-                           "claim_date": day.isoformat(), "benefit_yuan": "800",
-                           "status": ["已发放", "审核中", "不予补助"][i % 3]})
+            claims.append(
+                {
+                    "claim_id": f"C{year}{i:03d}",
+                    "enrollment_id": f"E{year}{i:03d}",
+                    "claim_date": day.isoformat(),
+                    "benefit_yuan": "800",
+                    "status": ["已发放", "审核中", "不予补助"][i % 3],
+                }
+            )
         for i, day in enumerate(_days(year, 15, step=24)):
             m = early[(i * 11 + year * 3) % len(early)]
-            loans.append({"loan_id": f"L{year}{i:03d}", "id_number": m["id_number"],
-                          "disbursed_date": day.isoformat(), "amount_yuan": "50000",
-                          "term_months": "12", "bank": "宁波银行", "status": "正常"})
+            loans.append(
+                {
+                    "loan_id": f"L{year}{i:03d}",
+                    "id_number": m["id_number"],
+                    "disbursed_date": day.isoformat(),
+                    "amount_yuan": "50000",
+                    "term_months": "12",
+                    "bank": "宁波银行",
+                    "status": "正常",
+                }
+            )
     _write(raw, "mutual_aid_enrollments", enrollments)
     _write(raw, "mutual_aid_claims", claims)
     _write(raw, "loans", loans)
 
     training, r = [], 0
     for year in YEARS:
-        for program, sessions, size in (("吾意乐学", 10, 5), ("学历提升", 6, 1),
-                                        ("雄镇杯技能竞赛", 4, 3), ("技能培训", 3, 4)):
+        for program, sessions, size in (
+            ("吾意乐学", 10, 5),
+            ("学历提升", 6, 1),
+            ("雄镇杯技能竞赛", 4, 3),
+            ("技能培训", 3, 4),
+        ):
             for s, day in enumerate(_days(year, sessions, start=10, step=30)):
                 for _ in range(size):
-                    training.append({"record_id": f"T{r:05d}", "id_number": _person(5000 + r),
-                                     "program": program, "session_id": f"{program}-{year}-{s}",
-                                     "session_date": day.isoformat(), "hours": "4",
-                                     "completed": "是"})
+                    training.append(
+                        {
+                            "record_id": f"T{r:05d}",
+                            "id_number": _person(5000 + r),
+                            "program": program,
+                            "session_id": f"{program}-{year}-{s}",
+                            "session_date": day.isoformat(),
+                            "hours": "4",
+                            "completed": "是",
+                        }
+                    )
                     r += 1
     _write(raw, "training", training)
-    _write(raw, "targets", [
-        {"kpi_code": "members_total", "year": "2019", "target_value": "500", "comparator": ">="},
-        {"kpi_code": "members_collected_rate", "year": "2019", "target_value": "0.9"},
-    ])
-    _write(raw, "published", [
-        {"kpi_code": "unions_new", "year": "2019", "published": "2", "lower": "2", "upper": "2"},
-    ])
+    _write(
+        raw,
+        "targets",
+        [
+            {
+                "kpi_code": "members_total",
+                "year": "2019",
+                "target_value": "500",
+                "comparator": ">=",
+            },
+            {"kpi_code": "members_collected_rate", "year": "2019", "target_value": "0.9"},
+        ],
+    )
+    _write(
+        raw,
+        "published",
+        [
+            {
+                "kpi_code": "unions_new",
+                "year": "2019",
+                "published": "2",
+                "lower": "2",
+                "upper": "2",
+            },
+        ],
+    )
     return raw
 
 
@@ -156,23 +235,42 @@ def refresh(raw: Path, monkeypatch, instance, definitions=None):
     job = dg.define_asset_job("warehouse_refresh", selection=WAREHOUSE_ONLY)
     merged = dg.Definitions.merge(definitions or defs(), dg.Definitions(jobs=[job]))
     return merged.resolve_job_def("warehouse_refresh").execute_in_process(
-        instance=instance, raise_on_error=False)
+        instance=instance, raise_on_error=False
+    )
 
 
 def run_checks_alone(instance, asset: str):
-    """Run the gx checks of one asset by themselves: they read the live warehouse."""
+    """Run the gx checks of one asset by themselves: they read its latest output."""
     key = dg.AssetKey(asset.split("/"))
-    keys = [k for k in defs().resolve_asset_graph().asset_check_keys
-            if k.asset_key == key and k.name.startswith("gx_")]
+    keys = [
+        k
+        for k in defs().resolve_asset_graph().asset_check_keys
+        if k.asset_key == key and k.name.startswith("gx_")
+    ]
     job = dg.define_asset_job("gx_only", selection=dg.AssetSelection.checks(*keys))
     merged = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job]))
     return merged.resolve_job_def("gx_only").execute_in_process(
-        instance=instance, raise_on_error=False)
+        instance=instance, raise_on_error=False
+    )
+
+
+def duplicate_a_member(instance) -> None:
+    """Corrupt the latest members output (a row twice), as a broken writer would: the
+    checks validate what the latest materialization holds."""
+    found = latest(instance, dg.AssetKey(["staging", "members"]))
+    [path] = found.tables.values()
+    with duckdb.connect() as con:
+        con.execute(f"""COPY (SELECT * FROM read_parquet('{path}') UNION ALL
+                              SELECT * FROM read_parquet('{path}') WHERE member_id = 'M00042')
+                        TO '{path}.new' (FORMAT parquet)""")
+    os.replace(f"{path}.new", path)
 
 
 def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
-    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e
-            for e in result.get_asset_check_evaluations()}
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 def text(evaluation, key: str) -> str:
@@ -193,31 +291,49 @@ def steady(env, tmp_path, monkeypatch, instance):
 
 def test_checks_and_severities_are_the_contract():
     graph = defs().resolve_asset_graph()
-    gx = {f"{k.asset_key.to_user_string()}:{k.name}": graph.get_check_spec(k)
-          for k in graph.asset_check_keys if k.name.startswith("gx_")}
+    gx = {
+        f"{k.asset_key.to_user_string()}:{k.name}": graph.get_check_spec(k)
+        for k in graph.asset_check_keys
+        if k.name.startswith("gx_")
+    }
     blocking = {name for name, spec in gx.items() if spec.blocking}
-    assert {"staging/members:gx_keys_unique", "staging/members:gx_derived_values",
-            "marts/kpi_by_street:gx_streets_bound_district",
-            "marts/report_reconciliation:gx_agrees_with_kpi_yearly"} <= blocking
+    assert {
+        "staging/members:gx_keys_unique",
+        "staging/members:gx_derived_values",
+        "marts/kpi_by_street:gx_streets_bound_district",
+        "marts/report_reconciliation:gx_agrees_with_kpi_yearly",
+    } <= blocking
     warning = set(gx) - blocking
     assert {"staging/members:gx_volume", "marts/kpi_yearly:gx_yoy_within_bounds"} <= warning
     # every staging table and the three marts have suites; volumes on every data source
     assert {name.split(":")[0] for name in gx} == {
         *(f"staging/{s}" for s in load_specs()),
-        "marts/kpi_yearly", "marts/kpi_by_street", "marts/report_reconciliation"}
-    for source in ("unions", "members", "mutual_aid_enrollments", "mutual_aid_claims",
-                   "loans", "training"):
+        "marts/kpi_yearly",
+        "marts/kpi_by_street",
+        "marts/report_reconciliation",
+    }
+    for source in (
+        "unions",
+        "members",
+        "mutual_aid_enrollments",
+        "mutual_aid_claims",
+        "loans",
+        "training",
+    ):
         assert f"staging/{source}:gx_volume" in warning
         assert f"staging/{source}:gx_keys_unique" in blocking
     for name in gx:
         kind = name.split(":gx_")[1]
-        assert (name in blocking) == (kind not in {"volume", "yoy_within_bounds", "ranges"}
-                                      and not kind.endswith("_covered")), name
+        assert (name in blocking) == (
+            kind not in {"volume", "yoy_within_bounds", "ranges"} and not kind.endswith("_covered")
+        ), name
 
 
 def test_definitions_load_without_importing_great_expectations():
-    code = ("import sys; from union_pipeline.definitions import defs; defs(); "
-            "assert 'great_expectations' not in sys.modules, 'GX imported at load time'")
+    code = (
+        "import sys; from union_pipeline.definitions import defs; defs(); "
+        "assert 'great_expectations' not in sys.modules, 'GX imported at load time'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
 
 
@@ -235,10 +351,12 @@ def test_every_shipped_expectation_is_a_valid_gx_expectation():
 
 def test_a_malformed_suite_is_refused_with_its_file_and_check(tmp_path):
     path = tmp_path / "staging.members.yaml"
-    path.write_text("table: staging.members\nchecks:\n  keys:\n    severity: fatal\n"
-                    "    data: {duplicates_of: [member_id]}\n"
-                    "    expect: [{expect_column_values_to_be_unique: {column: member_id}}]\n",
-                    encoding="utf-8")
+    path.write_text(
+        "table: staging.members\nchecks:\n  keys:\n    severity: fatal\n"
+        "    data: {duplicates_of: [member_id]}\n"
+        "    expect: [{expect_column_values_to_be_unique: {column: member_id}}]\n",
+        encoding="utf-8",
+    )
     with pytest.raises(QualityError, match=r"staging.members.yaml: check keys: severity"):
         load_suite(path)
 
@@ -256,8 +374,10 @@ def big(tmp_path):
                CAST(1950 + i % 50 AS INTEGER) AS birth_year,
                DATE '1990-01-01' + CAST(i % 10000 AS INTEGER) AS join_date
         FROM range(2000000) t(i)""")
-    con.execute("INSERT INTO staging.members SELECT * FROM staging.members "
-                "WHERE member_id IN ('M17', 'M1234567')")
+    con.execute(
+        "INSERT INTO staging.members SELECT * FROM staging.members "
+        "WHERE member_id IN ('M17', 'M1234567')"
+    )
     yield con
     con.close()
 
@@ -270,8 +390,11 @@ def test_frames_are_small_and_decide_exactly(big):
     distinct = compute_frame(big, FrameSpec("distinct_of", members, ("gender",)))
     assert distinct.df.to_dict("list") == {"gender": ["女", "男"], "row_count": [1000002, 1000000]}
     ext = compute_frame(big, FrameSpec("extremes_of", members, ("birth_year", "join_date")))
-    assert ext.df.to_dict("list") == {"stat": ["min", "max"], "birth_year": [1950, 1999],
-                                      "join_date": [dt.date(1990, 1, 1), dt.date(2017, 5, 18)]}
+    assert ext.df.to_dict("list") == {
+        "stat": ["min", "max"],
+        "birth_year": [1950, 1999],
+        "join_date": [dt.date(1990, 1, 1), dt.date(2017, 5, 18)],
+    }
     sample = compute_frame(big, FrameSpec("sample_of", members, ("birth_year",), rows=5000))
     assert len(sample.df) == 5000 and "estimates" in sample.note
     volume = compute_frame(big, FrameSpec("volume", members), previous_rows=3000004)
@@ -297,14 +420,17 @@ def test_uniqueness_over_millions_fails_with_the_repeated_keys(big, tmp_path):
 
 def test_an_expectation_gx_cannot_evaluate_fails_its_check(big, tmp_path):
     path = tmp_path / "staging.members.yaml"
-    path.write_text("""table: staging.members
+    path.write_text(
+        """table: staging.members
 checks:
   typo:
     severity: warn
     data: {extremes_of: [join_date]}
     expect:
       - expect_column_min_to_be_between: {column: join_dat, min_value: 1950-01-01}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     suite = load_suite(path)
     (outcome,) = validate(suite, compute_frames(big, suite))
     assert not outcome.passed
@@ -330,10 +456,7 @@ def test_clean_refresh_passes_every_suite_and_writes_data_docs(steady, env):
 
 
 def test_a_duplicated_key_fails_the_blocking_key_check_with_the_key(steady, env, instance):
-    live = env / "warehouse" / "union.duckdb"
-    with duckdb.connect(str(live)) as con:
-        con.execute("INSERT INTO staging.members SELECT * FROM staging.members "
-                    "WHERE member_id = 'M00042'")
+    duplicate_a_member(instance)
     result = run_checks_alone(instance, "staging/members")
     checks = evaluations(result)
     keys = checks["staging/members:gx_keys_unique"]
@@ -347,13 +470,11 @@ def test_a_duplicated_key_fails_the_blocking_key_check_with_the_key(steady, env,
     assert "M00042" in page.read_text(encoding="utf-8")
 
 
-def test_a_source_losing_a_third_warns_and_the_refresh_goes_on(steady, env, monkeypatch,
-                                                               instance):
+def test_a_source_losing_a_third_warns_and_the_refresh_goes_on(steady, env, monkeypatch, instance):
     raw, first = steady
     members = raw / "members" / "members.csv"
     lines = members.read_text(encoding="utf-8").splitlines()
-    members.write_text("\n".join(lines[: 1 + (len(lines) - 1) * 6 // 10]) + "\n",
-                       encoding="utf-8")
+    members.write_text("\n".join(lines[: 1 + (len(lines) - 1) * 6 // 10]) + "\n", encoding="utf-8")
     result = refresh(raw, monkeypatch, instance)
     assert result.success, "a WARN check never stops a refresh"
     checks = evaluations(result)
@@ -372,24 +493,28 @@ def test_a_source_losing_a_third_warns_and_the_refresh_goes_on(steady, env, monk
     assert not alone.passed and text(alone, "previous_refresh_run") == first.run_id
 
 
-def test_a_kpi_jumping_300_percent_warns_with_the_kpi_and_year(env, tmp_path, monkeypatch,
-                                                               instance):
+def test_a_kpi_jumping_300_percent_warns_with_the_kpi_and_year(
+    env, tmp_path, monkeypatch, instance
+):
     raw = steady_drop(tmp_path / "raw", new_members_2019=240)  # 60 a year, then 240
     result = refresh(raw, monkeypatch, instance)
     assert result.success
     yoy = evaluations(result)["marts/kpi_yearly:gx_yoy_within_bounds"]
     assert not yoy.passed and yoy.severity == dg.AssetCheckSeverity.WARN
     evidence = text(yoy, "evidence")
-    assert "expect_column_values_to_be_between(column=yoy_pct, min_value=-0.5, " \
-           "max_value=1.0) where kpi_code = members_new" in evidence
+    assert (
+        "expect_column_values_to_be_between(column=yoy_pct, min_value=-0.5, "
+        "max_value=1.0) where kpi_code = members_new" in evidence
+    )
     rows = [r for r in evidence.splitlines() if "members_new" in r and "2019" in r]
     assert rows and re.search(r"\|\s+3\s+\|$", rows[0]), evidence  # +300 %
     # the way back down is also out of bounds: 2020 to date against 2019 to date
     assert any("members_new" in r and "2020" in r for r in evidence.splitlines())
 
 
-def test_a_failing_error_check_blocks_the_marts_and_the_publish(env, tmp_path, monkeypatch,
-                                                                instance):
+def test_a_failing_error_check_blocks_the_marts_and_the_publish(
+    env, tmp_path, monkeypatch, instance
+):
     raw = steady_drop(tmp_path / "raw")
     first = refresh(raw, monkeypatch, instance)
     assert first.success
@@ -397,7 +522,8 @@ def test_a_failing_error_check_blocks_the_marts_and_the_publish(env, tmp_path, m
     before = live.read_bytes()
     suite_file = tmp_path / "suites" / "staging.unions.yaml"
     suite_file.parent.mkdir()
-    suite_file.write_text("""table: staging.unions
+    suite_file.write_text(
+        """table: staging.unions
 title: a stricter roster
 checks:
   streets_allowlist:
@@ -406,9 +532,12 @@ checks:
     data: {distinct_of: [street]}
     expect:
       - expect_column_distinct_values_to_be_in_set: {column: street, value_set: [招宝山街道]}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     strict = dg.Definitions.merge(
-        defs(), dg.Definitions(asset_checks=[suite_checks(load_suite(suite_file), "strict")]))
+        defs(), dg.Definitions(asset_checks=[suite_checks(load_suite(suite_file), "strict")])
+    )
     blocked = refresh(raw, monkeypatch, instance, strict)
     assert not blocked.success
     check = evaluations(blocked)["staging/unions:gx_streets_allowlist"]
@@ -429,28 +558,42 @@ checks:
 
 def _dump_dom(page: Path, profile: Path) -> str:
     out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
 def test_data_docs_open_offline_in_chromium(steady, env, instance, tmp_path):
-    with duckdb.connect(str(env / "warehouse" / "union.duckdb")) as con:
-        con.execute("INSERT INTO staging.members SELECT * FROM staging.members "
-                    "WHERE member_id = 'M00042'")
+    duplicate_a_member(instance)
     failing = evaluations(run_checks_alone(instance, "staging/members"))
     site = env / "exports" / "data_docs"
     dom = _dump_dom(site / "index.html", tmp_path / "chromium")
     shown = set(re.findall(r'<tr class="suite" data-suite="([^"]+)"', dom))
     assert shown == {s.gx_suite_name(c) for s in load_suites() for c in s.checks}
-    row = re.search(r'<tr class="suite" data-suite="staging.members.keys_unique">(.*?)</tr>',
-                    dom, re.S).group(1)
+    row = re.search(
+        r'<tr class="suite" data-suite="staging.members.keys_unique">(.*?)</tr>', dom, re.S
+    ).group(1)
     assert "✘" in row and "0/1 expectations met" in row and "✔" in row  # history: passed
-    page = Path(text(failing["staging/members:gx_keys_unique"], "validation_result")
-                .removeprefix("file://"))
+    page = Path(
+        text(failing["staging/members:gx_keys_unique"], "validation_result").removeprefix("file://")
+    )
     page_dom = _dump_dom(page, tmp_path / "chromium")
     visible = re.sub(r"<(script|style)\b.*?</\1>", "", page_dom, flags=re.S)
     visible = re.sub(r"<[^>]+>", " ", visible)
@@ -481,7 +624,9 @@ def test_evidence_frames_do_not_carry_full_person_keys():
     from union_pipeline.quality.validate import _evidence
 
     frame = pd.DataFrame({"person_key": ["a" * 64, "a" * 64], "copies": [2, 2]})
-    rows = _evidence(frame, ExpectationDef("expect_column_values_to_be_unique",
-                                           {"column": "person_key"}),
-                     {"partial_unexpected_index_list": [0, 1]})
+    rows = _evidence(
+        frame,
+        ExpectationDef("expect_column_values_to_be_unique", {"column": "person_key"}),
+        {"partial_unexpected_index_list": [0, 1]},
+    )
     assert list(rows["person_key"]) == ["aaaaaaaa…"]

@@ -21,9 +21,7 @@ def rows_check_result(
         severity=severity,
         metadata={
             "failing_rows": dg.MetadataValue.int(int(count)),
-            "sample": dg.MetadataValue.md(
-                sample.to_markdown(index=False) if count else "(none)"
-            ),
+            "sample": dg.MetadataValue.md(sample.to_markdown(index=False) if count else "(none)"),
             **(extra or {}),
         },
     )

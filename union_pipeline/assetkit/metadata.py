@@ -23,15 +23,14 @@ def table_metadata(
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     shown = [c for c, _ in columns if not c.startswith("_")]
     select = ", ".join(
-        f"left(\"{c}\", 8) || '…' AS \"{c}\"" if c in SHORTENED else f'"{c}"' for c in shown
+        f'left("{c}", 8) || \'…\' AS "{c}"' if c in SHORTENED else f'"{c}"' for c in shown
     )
     preview = con.execute(f"SELECT {select} FROM {table} LIMIT {PREVIEW_ROWS}").df()
     return {
         "dagster/row_count": dg.MetadataValue.int(int(rows)),
         "dagster/column_schema": dg.TableSchema(
             columns=[
-                dg.TableColumn(name=c, type=t, description=descriptions.get(c))
-                for c, t in columns
+                dg.TableColumn(name=c, type=t, description=descriptions.get(c)) for c, t in columns
             ]
         ),
         "dagster/table_name": dg.MetadataValue.text(table),

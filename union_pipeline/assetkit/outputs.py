@@ -165,19 +165,21 @@ def blocking_check_failures(
 ) -> list[str]:
     """Blocking checks of `keys` whose latest evaluation failed with severity ERROR."""
     graph = context.job_def.asset_layer.asset_graph
-    check_keys = [c for key in keys for c in graph.get(key).check_keys
-                  if graph.get_check_spec(c).blocking]
+    check_keys = [
+        c for key in keys for c in graph.get(key).check_keys if graph.get_check_spec(c).blocking
+    ]
     if not check_keys:
         return []
-    records = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        check_keys
-    )
+    records = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     failed = []
     for check_key, record in records.items():
         evaluation = None
         if record.event is not None and record.event.dagster_event is not None:
             evaluation = record.event.dagster_event.event_specific_data
-        if (evaluation is not None and getattr(evaluation, "passed", True) is False
-                and getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.ERROR):
+        if (
+            evaluation is not None
+            and getattr(evaluation, "passed", True) is False
+            and getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.ERROR
+        ):
             failed.append(f"{check_key.asset_key.to_user_string()}:{check_key.name}")
     return sorted(failed)

@@ -1,7 +1,6 @@
 """One factory turns a source spec into its raw source asset, its staging asset and its
 load checks."""
 
-
 import hashlib
 import json
 from pathlib import Path
@@ -43,8 +42,11 @@ def package_digest(*packages: str) -> str:
     """The code version of a step: a digest of its packages' source, so any change to the
     code that makes a result makes it stale."""
     root = Path(__file__).resolve().parent.parent
-    texts = [p.read_text(encoding="utf-8") for name in packages
-             for p in sorted((root / name).glob("*.py"))]
+    texts = [
+        p.read_text(encoding="utf-8")
+        for name in packages
+        for p in sorted((root / name).glob("*.py"))
+    ]
     return digest(*texts)
 
 
@@ -80,18 +82,21 @@ def raw_source(source: str) -> dg.AssetsDefinition:
 
     @dg.multi_observable_source_asset(
         name=f"raw_{source}",
-        specs=[dg.AssetSpec(
-            key,
-            group_name=spec.group,
-            kinds={"csv", "xlsx"},
-            owners=[OWNER],
-            description=(
-                f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by the "
-                f"source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx, *.xls; headers in "
-                f"assets/sources/{source}.yaml). Its data version is the files' content."
-            ),
-            metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
-        )],
+        specs=[
+            dg.AssetSpec(
+                key,
+                group_name=spec.group,
+                kinds={"csv", "xlsx"},
+                owners=[OWNER],
+                description=(
+                    f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by "
+                    f"the source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx, "
+                    f"*.xls; headers in assets/sources/{source}.yaml). Its data version is the "
+                    "files' content."
+                ),
+                metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
+            )
+        ],
     )
     def _raw(context) -> dg.ObserveResult:
         records = context.instance.fetch_observations(key, limit=1).records
@@ -102,8 +107,10 @@ def raw_source(source: str) -> dg.AssetsDefinition:
         state = files_state(raw_files(spec, load_settings().raw_dir), known)
         return dg.ObserveResult(
             data_version=dg.DataVersion(state_version(state)),
-            metadata={RAW_STATE: dg.MetadataValue.json(state),
-                      "files": dg.MetadataValue.int(len(state))},
+            metadata={
+                RAW_STATE: dg.MetadataValue.json(state),
+                "files": dg.MetadataValue.int(len(state)),
+            },
         )
 
     return _raw
@@ -125,7 +132,8 @@ def _summary(result, threshold: float) -> dict:
         "identity_holds": result.identity_holds,
         "share": round(result.quarantine_share, 6),
         "threshold_message": result.threshold_message(threshold)
-        if result.threshold_exceeded(threshold) else None,
+        if result.threshold_exceeded(threshold)
+        else None,
         "pii_key_warning": result.pii_key_warning,
     }
 
@@ -208,8 +216,9 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
         store = warehouse.warehouse
         references = {k: require(context.instance, k) for k in upstream}
         previous = latest(context.instance, key)
-        state = files_state(raw_files(spec, settings.raw_dir),
-                            previous.get(RAW_STATE) if previous else None)
+        state = files_state(
+            raw_files(spec, settings.raw_dir), previous.get(RAW_STATE) if previous else None
+        )
         rule_date = settings.rule_as_of.isoformat()
         version = digest(
             code_version,
@@ -220,11 +229,14 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
         )
         threshold = settings.quarantine_threshold
         if _can_reuse(previous, version, rule_date):
-            context.log.info(f"{source}: files and inputs unchanged, result of run "
-                             f"{previous.made_in_run[:8]} stands (no file read)")
+            context.log.info(
+                f"{source}: files and inputs unchanged, result of run "
+                f"{previous.made_in_run[:8]} stands (no file read)"
+            )
             summary = json.loads(previous.get(LOAD))
             _, identity, under = _check_results(
-                summary, previous.get("sample_quarantined_rows (masked)", ""), threshold)
+                summary, previous.get("sample_quarantined_rows (masked)", ""), threshold
+            )
             yield dg.MaterializeResult(
                 data_version=dg.DataVersion(version),
                 metadata=reused_metadata(previous, publishable=under.passed),
@@ -236,12 +248,17 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
         with scratch(store.spill_dir) as con:
             for found in references.values():
                 create_views(con, found.tables)
-            result = load_source(con, spec, settings.raw_dir, settings.rule_as_of,
-                                 settings.pii_key)
-            files = store.outputs.write(con, "staging", source, version, {
-                "data": f"SELECT * FROM staging.{source}",
-                "quarantine": "SELECT * FROM staging.quarantine",
-            })
+            result = load_source(con, spec, settings.raw_dir, settings.rule_as_of, settings.pii_key)
+            files = store.outputs.write(
+                con,
+                "staging",
+                source,
+                version,
+                {
+                    "data": f"SELECT * FROM staging.{source}",
+                    "quarantine": "SELECT * FROM staging.quarantine",
+                },
+            )
             metadata = table_metadata(con, f"staging.{source}", _descriptions(spec))
             samples = con.execute(
                 "SELECT file, line, rules, values_masked FROM staging.quarantine "
@@ -261,15 +278,19 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
                 **metadata,
                 **evidence,
                 "files": dg.MetadataValue.json(result.files),
-                **output_metadata(version, {f"staging.{source}": files["data"]},
-                                  publishable=under.passed),
+                **output_metadata(
+                    version, {f"staging.{source}": files["data"]}, publishable=under.passed
+                ),
                 QUARANTINE_FILE: dg.MetadataValue.path(str(files["quarantine"])),
                 RAW_STATE: dg.MetadataValue.json(state),
                 LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
                 RULE_DATE: dg.MetadataValue.text(rule_date),
                 DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
-                **({PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
-                   if result.pii_key_warning else {}),
+                **(
+                    {PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
+                    if result.pii_key_warning
+                    else {}
+                ),
             },
         )
         yield identity

@@ -1,5 +1,4 @@
-"""What the charts read: the marts, and nothing else (no staging table, no detail row).
-"""
+"""What the charts read: the marts, and nothing else (no staging table, no detail row)."""
 
 from __future__ import annotations
 
@@ -21,8 +20,8 @@ class ReportData:
     as_of: dt.date
     first_year: int
     catalogue: list[Kpi]
-    yearly: pd.DataFrame        # marts.kpi_yearly
-    by_street: pd.DataFrame     # marts.kpi_by_street (persons: null when the mart has none)
+    yearly: pd.DataFrame  # marts.kpi_yearly
+    by_street: pd.DataFrame  # marts.kpi_by_street (persons: null when the mart has none)
     # year, month (0 = enrolled before the plan year began), enrolments
     enrolments_monthly: pd.DataFrame | None = None
     # year, month, benefit_yuan, claims (paid claims)
@@ -108,23 +107,43 @@ def read_report_data(
     notes: list[str] = []
     # this year and the last: month 0 is enrolled before the plan year began (in advance)
     enrolments = _mart(
-        con, tables, "marts.mutual_aid_monthly",
+        con,
+        tables,
+        "marts.mutual_aid_monthly",
         "SELECT year, month, enrolments FROM marts.mutual_aid_monthly "
         "WHERE enrolments IS NOT NULL AND year BETWEEN ? AND ? ORDER BY ALL",
-        [as_of.year - 1, as_of.year], notes, "no enrolments by month")
+        [as_of.year - 1, as_of.year],
+        notes,
+        "no enrolments by month",
+    )
     benefits = _mart(
-        con, tables, "marts.mutual_aid_monthly",
+        con,
+        tables,
+        "marts.mutual_aid_monthly",
         "SELECT year, month, benefit_yuan, claims_paid AS claims FROM marts.mutual_aid_monthly "
         "WHERE claims_paid IS NOT NULL AND year BETWEEN ? AND ? ORDER BY ALL",
-        [as_of.year - 1, as_of.year], notes, "no benefits by month")
+        [as_of.year - 1, as_of.year],
+        notes,
+        "no benefits by month",
+    )
     loans = _mart(
-        con, tables, "marts.loans_monthly",
+        con,
+        tables,
+        "marts.loans_monthly",
         "SELECT month, amount_yuan, new_borrowers FROM marts.loans_monthly ORDER BY month",
-        [], notes, "loans drawn from kpi_yearly's year ends")
+        [],
+        notes,
+        "loans drawn from kpi_yearly's year ends",
+    )
     training = _mart(
-        con, tables, "marts.training_by_programme",
+        con,
+        tables,
+        "marts.training_by_programme",
         "SELECT * FROM marts.training_by_programme ORDER BY ALL",
-        [], notes, "no training by programme")
+        [],
+        notes,
+        "no training by programme",
+    )
     return ReportData(
         as_of=as_of,
         first_year=int(first_year),

@@ -2,7 +2,6 @@
 and the monthly series the charts show. Each mart reads the latest staging outputs and
 writes its own; unchanged inputs mean the mart is not recomputed."""
 
-
 import re
 from collections.abc import Callable
 
@@ -98,14 +97,19 @@ def _mart(
             inputs = digest(code_version, versions_of(upstream), settings_used(settings))
             previous = reusable(context.instance, key, inputs)
             if previous:
-                context.log.info(f"marts.{name}: inputs unchanged, result of run "
-                                 f"{previous.made_in_run[:8]} stands")
-                return dg.MaterializeResult(data_version=dg.DataVersion(previous.version),
-                                            metadata=reused_metadata(previous))
+                context.log.info(
+                    f"marts.{name}: inputs unchanged, result of run "
+                    f"{previous.made_in_run[:8]} stands"
+                )
+                return dg.MaterializeResult(
+                    data_version=dg.DataVersion(previous.version),
+                    metadata=reused_metadata(previous),
+                )
             build(con, settings)
             version = content_version(con, f"marts.{name}")
-            files = store.outputs.write(con, "marts", name, inputs,
-                                        {"data": f"SELECT * FROM marts.{name}"})
+            files = store.outputs.write(
+                con, "marts", name, inputs, {"data": f"SELECT * FROM marts.{name}"}
+            )
             metadata = table_metadata(con, f"marts.{name}", columns)
             as_of, first_year = con.execute(
                 "SELECT as_of, first_year FROM marts.refresh_context"
@@ -178,9 +182,13 @@ def _sql_mart(path) -> dg.AssetsDefinition:
     sql = path.read_text(encoding="utf-8")
     name = path.stem
     comment = [line[2:].strip() for line in sql.splitlines() if line.startswith("--")]
-    deps = sorted({dg.AssetKey([schema, table])
-                   for schema, table in re.findall(r"\b(staging|marts)\.(\w+)", sql)},
-                  key=lambda k: k.path)
+    deps = sorted(
+        {
+            dg.AssetKey([schema, table])
+            for schema, table in re.findall(r"\b(staging|marts)\.(\w+)", sql)
+        },
+        key=lambda k: k.path,
+    )
     return _mart(
         name,
         lambda con, s: con.execute(f"CREATE OR REPLACE TABLE marts.{name} AS {sql}"),
@@ -193,6 +201,7 @@ def _sql_mart(path) -> dg.AssetsDefinition:
 
 series = [_sql_mart(p) for p in sorted((ASSETS_DIR / "marts").glob("*.sql"))]
 
-MART_KEYS = [a.key for a in (refresh_context, kpi_yearly, kpi_by_street, report_reconciliation,
-                             *series)]
+MART_KEYS = [
+    a.key for a in (refresh_context, kpi_yearly, kpi_by_street, report_reconciliation, *series)
+]
 REPORT_MART_KEYS = [a.key for a in (refresh_context, kpi_yearly, kpi_by_street, *series)]

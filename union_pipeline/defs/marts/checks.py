@@ -28,8 +28,11 @@ def _additive(kpi) -> bool:
     return not kpi.is_ratio and "distinct" not in value and kpi.has_street
 
 
-@dg.asset_check(asset=KPI_YEARLY, blocking=True,
-                description="Exactly one row per (kpi_code, year): every KPI, every year.")
+@dg.asset_check(
+    asset=KPI_YEARLY,
+    blocking=True,
+    description="Exactly one row per (kpi_code, year): every KPI, every year.",
+)
 def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
     reported = [k for k in load_catalogue() if k.reported]
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
@@ -48,8 +51,9 @@ def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(asset=KPI_YEARLY, blocking=True,
-                description="Ratios (and their projections) lie in [0, 1].")
+@dg.asset_check(
+    asset=KPI_YEARLY, blocking=True, description="Ratios (and their projections) lie in [0, 1]."
+)
 def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
     ratios = [k for k in load_catalogue() if k.is_ratio]
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
@@ -61,8 +65,9 @@ def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(asset=KPI_YEARLY, blocking=True,
-                description="No nulls where the marts contract allows none.")
+@dg.asset_check(
+    asset=KPI_YEARLY, blocking=True, description="No nulls where the marts contract allows none."
+)
 def required_values_present(context, warehouse: WarehouseResource):
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
         return rows_check_result(
@@ -77,9 +82,11 @@ def required_values_present(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(asset=KPI_BY_STREET, blocking=True,
-                description="For additive KPIs (counts, sums) the streets add up to the "
-                "district figure.")
+@dg.asset_check(
+    asset=KPI_BY_STREET,
+    blocking=True,
+    description="For additive KPIs (counts, sums) the streets add up to the district figure.",
+)
 def streets_sum_to_district(context, warehouse: WarehouseResource):
     additive = [k for k in load_catalogue() if k.reported and _additive(k)]
     with _latest(context, warehouse, KPI_YEARLY, KPI_BY_STREET) as (con, _):
@@ -96,9 +103,11 @@ def streets_sum_to_district(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(asset=RECONCILIATION,
-                description="Every published figure lies within its bounds. A mismatch warns: "
-                "it is a question for the analyst, not a reason to publish nothing.")
+@dg.asset_check(
+    asset=RECONCILIATION,
+    description="Every published figure lies within its bounds. A mismatch warns: "
+    "it is a question for the analyst, not a reason to publish nothing.",
+)
 def published_figures_matched(context, warehouse: WarehouseResource):
     with _latest(context, warehouse, RECONCILIATION) as (con, _):
         total = con.execute("SELECT count(*) FROM marts.report_reconciliation").fetchall()[0][0]

@@ -1,6 +1,5 @@
 """The quarantine: every row a source sent that the data contract held back, and why."""
 
-
 from functools import cache
 
 import dagster as dg
@@ -36,8 +35,9 @@ def _rule_legend(counts: list[tuple[str, str, int]]) -> str:
     lines = ["| 数据源 source | 规则 rule | 含义 | meaning | 行数 rows |", "|---|---|---|---|---|"]
     for source, rule, n in counts:
         names = rules.get(rule, {})
-        lines.append(f"| {source} | `{rule}` | {names.get('zh', '')} | {names.get('en', '')} "
-                     f"| {n:,} |")
+        lines.append(
+            f"| {source} | `{rule}` | {names.get('zh', '')} | {names.get('en', '')} | {n:,} |"
+        )
     return "\n".join(lines)
 
 
@@ -64,48 +64,62 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     version = digest(CODE_VERSION, {k.to_user_string(): parts[k].version for k in files})
     previous = reusable(context.instance, KEY, version)  # its inputs are its version
     if previous:
-        return dg.MaterializeResult(data_version=dg.DataVersion(version),
-                                    metadata=reused_metadata(previous))
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(version), metadata=reused_metadata(previous)
+        )
     with scratch(store.spill_dir) as con:
         union = " UNION ALL ".join(
             f"SELECT * FROM read_parquet({sql_path(f)})" for f in files.values()
-        ) or ("SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS file, NULL::INTEGER AS line, "
-              "NULL::VARCHAR AS rule, NULL::VARCHAR AS \"column\", NULL::VARCHAR AS rules, "
-              "NULL::VARCHAR AS values_masked WHERE false")
+        ) or (
+            "SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS file, NULL::INTEGER AS line, "
+            'NULL::VARCHAR AS rule, NULL::VARCHAR AS "column", NULL::VARCHAR AS rules, '
+            "NULL::VARCHAR AS values_masked WHERE false"
+        )
         con.execute(f"CREATE TABLE quarantine AS {union} ORDER BY source, file, line")
-        written = store.outputs.write(con, "staging", "quarantine", version,
-                                      {"data": "SELECT * FROM quarantine"})
+        written = store.outputs.write(
+            con, "staging", "quarantine", version, {"data": "SELECT * FROM quarantine"}
+        )
         rows = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
         counts = con.execute(
             "SELECT source, rule, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC"
         ).fetchall()
         preview = con.execute(
-            f"SELECT source, file, line, rule, \"column\", values_masked FROM quarantine "
+            f'SELECT source, file, line, rule, "column", values_masked FROM quarantine '
             f"LIMIT {PREVIEW_ROWS}"
         ).df()
     rules = quarantine_rules()
-    preview.insert(4, "规则 rule", [f"{rules.get(r, {}).get('zh', r)} ({r})"
-                                   for r in preview["rule"]])
+    preview.insert(
+        4, "规则 rule", [f"{rules.get(r, {}).get('zh', r)} ({r})" for r in preview["rule"]]
+    )
     preview = preview.drop(columns=["rule"])
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(int(rows)),
             "dagster/table_name": dg.MetadataValue.text("staging.quarantine"),
-            "dagster/column_schema": dg.TableSchema(columns=[
-                dg.TableColumn("source", "VARCHAR", description="数据源 source"),
-                dg.TableColumn("file", "VARCHAR", description="文件 file, relative to the raw "
-                               "folder"),
-                dg.TableColumn("line", "INTEGER", description="行号 line (header = 1)"),
-                dg.TableColumn("rule", "VARCHAR", description="首个违反的规则 first broken rule"),
-                dg.TableColumn("column", "VARCHAR", description="列 column"),
-                dg.TableColumn("rules", "VARCHAR", description="全部违反的规则 every broken rule"),
-                dg.TableColumn("values_masked", "VARCHAR",
-                               description="脱敏后的原值 the row's values, PII masked"),
-            ]),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn("source", "VARCHAR", description="数据源 source"),
+                    dg.TableColumn(
+                        "file", "VARCHAR", description="文件 file, relative to the raw folder"
+                    ),
+                    dg.TableColumn("line", "INTEGER", description="行号 line (header = 1)"),
+                    dg.TableColumn(
+                        "rule", "VARCHAR", description="首个违反的规则 first broken rule"
+                    ),
+                    dg.TableColumn("column", "VARCHAR", description="列 column"),
+                    dg.TableColumn(
+                        "rules", "VARCHAR", description="全部违反的规则 every broken rule"
+                    ),
+                    dg.TableColumn(
+                        "values_masked",
+                        "VARCHAR",
+                        description="脱敏后的原值 the row's values, PII masked",
+                    ),
+                ]
+            ),
             "rules": dg.MetadataValue.md(_rule_legend(counts) if counts else "(none)"),
-            "preview": dg.MetadataValue.md(
-                preview.to_markdown(index=False) if rows else "(empty)"),
+            "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if rows else "(empty)"),
             **output_metadata(version, {"staging.quarantine": written["data"]}),
         },
     )

@@ -44,11 +44,14 @@ def previous_refresh_rows(
     """
     records = instance.fetch_materializations(key, limit=HISTORY).records
     ours = any(r.run_id == run_id for r in records)
-    published = {r.run_id for r in instance.fetch_materializations(PUBLISHED,
-                                                                   limit=HISTORY).records}
+    published = {
+        r.run_id for r in instance.fetch_materializations(PUBLISHED, limit=HISTORY).records
+    }
     refreshes = [
-        r for r in records
-        if r.run_id != run_id and r.run_id in published
+        r
+        for r in records
+        if r.run_id != run_id
+        and r.run_id in published
         and ROW_COUNT in r.asset_materialization.metadata
     ]
     if not ours:
@@ -72,16 +75,19 @@ def result_metadata(outcome) -> dict:
     metadata = {
         "expectation_suite": dg.MetadataValue.text(outcome.gx_suite),
         "gx_frame": dg.MetadataValue.text(outcome.note),
-        "expectations": dg.MetadataValue.md("\n".join(lines) if outcome.expectations
-                                            else f"(skipped: {outcome.skipped})"),
+        "expectations": dg.MetadataValue.md(
+            "\n".join(lines) if outcome.expectations else f"(skipped: {outcome.skipped})"
+        ),
         "failed_expectations": dg.MetadataValue.int(len(outcome.failures)),
         "seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
     }
     if outcome.failures:
         parts = []
         for i, e in enumerate(outcome.failures):
-            parts.append(f"**{e.label}**\n\nobserved: {e.observed}"
-                         + (f"\n\nGX error: {e.error}" if e.error else ""))
+            parts.append(
+                f"**{e.label}**\n\nobserved: {e.observed}"
+                + (f"\n\nGX error: {e.error}" if e.error else "")
+            )
             if e.evidence is not None and i < EVIDENCE_TABLES:
                 parts.append(_md_table(e.evidence))
         metadata["evidence"] = dg.MetadataValue.md("\n\n".join(parts))
@@ -97,8 +103,10 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
     """The asset checks of one table's suite file (`name`: of their op, if not the table's)."""
     key = dg.AssetKey(suite.asset_key_path)
     # the tables the suite's SQL names: the latest output of each is what it validates
-    reads = {key} | {dg.AssetKey([schema, table]) for schema, table in
-                     re.findall(r"\b(staging|marts)\.(\w+)", suite.path.read_text("utf-8"))}
+    reads = {key} | {
+        dg.AssetKey([schema, table])
+        for schema, table in re.findall(r"\b(staging|marts)\.(\w+)", suite.path.read_text("utf-8"))
+    }
     by_name = {check_name(c): c for c in suite.checks}
     specs = [
         dg.AssetCheckSpec(
@@ -107,8 +115,10 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
             blocking=c.blocking,
             description=f"[{c.severity}] {c.description} (Great Expectations suite "
             f"{suite.gx_suite_name(c)}, {suite.path.name})",
-            metadata={"severity": c.severity, "suite_file": f"assets/expectations/"
-                      f"{suite.path.name}"},
+            metadata={
+                "severity": c.severity,
+                "suite_file": f"assets/expectations/{suite.path.name}",
+            },
         )
         for check_key, c in by_name.items()
     ]
@@ -128,11 +138,13 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
         previous = None
         if any(c.data.kind == "volume" for c in checks):
             previous = previous_refresh_rows(context.instance, key, context.run.run_id)
-        with reading_latest(context.instance, sorted(reads, key=lambda k: k.path),
-                            warehouse.warehouse) as (con, _):
+        with reading_latest(
+            context.instance, sorted(reads, key=lambda k: k.path), warehouse.warehouse
+        ) as (con, _):
             frames = compute_frames(con, suite, checks, previous[0] if previous else None)
-        outcomes = validate(suite, frames, docs_dir=data_docs_dir(),
-                            run_name=context.run.run_id[:8])
+        outcomes = validate(
+            suite, frames, docs_dir=data_docs_dir(), run_name=context.run.run_id[:8]
+        )
         for outcome in outcomes:
             metadata = result_metadata(outcome)
             if outcome.check.data.kind == "volume" and previous:

@@ -6,7 +6,6 @@ are one step (the marts read once, one browser); a chart whose figure did not ch
 rendered again. The dashboard and the briefing are made from the chart assets' outputs.
 """
 
-
 import json
 from pathlib import Path
 
@@ -92,9 +91,19 @@ CHART_KEYS = {name: dg.AssetKey(["reports", name]) for name in BUILDERS}
 
 
 def _chart_records(charts: list[Chart]) -> list[dict]:
-    return [{"slug": c.slug, "group": c.group, "section": c.section, "title": c.title,
-             "wide": c.wide, "suppressed": c.suppressed, "note": c.note,
-             "figure": c.figure.to_json()} for c in charts]
+    return [
+        {
+            "slug": c.slug,
+            "group": c.group,
+            "section": c.section,
+            "title": c.title,
+            "wide": c.wide,
+            "suppressed": c.suppressed,
+            "note": c.note,
+            "figure": c.figure.to_json(),
+        }
+        for c in charts
+    ]
 
 
 def _charts_from(record_file: str) -> list[Chart]:
@@ -112,9 +121,14 @@ def _exported(paths, charts: list[dict]) -> list[Path]:
     name="charts",
     specs=[
         dg.AssetSpec(
-            key, group_name=GROUP, kinds={"plotly"}, owners=[OWNER],
-            deps=[*REPORT_MARTS, WAREHOUSE], description=CHART_DOCS[name],
-            code_version=digest(REPORTS_CODE, THEME), automation_condition=EAGER,
+            key,
+            group_name=GROUP,
+            kinds={"plotly"},
+            owners=[OWNER],
+            deps=[*REPORT_MARTS, WAREHOUSE],
+            description=CHART_DOCS[name],
+            code_version=digest(REPORTS_CODE, THEME),
+            automation_condition=EAGER,
         )
         for name, key in CHART_KEYS.items()
     ],
@@ -136,23 +150,27 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         version = digest(REPORTS_CODE, THEME, theme.lang, str(paths.root), records)
         previous = latest(context.instance, CHART_KEYS[name])
         files = _exported(paths, records)
-        fresh = (previous is not None and previous.version == version
-                 and Path(previous.get(CHART_FILE, "")).is_file()
-                 and all(p.is_file() for p in files))
+        fresh = (
+            previous is not None
+            and previous.version == version
+            and Path(previous.get(CHART_FILE, "")).is_file()
+            and all(p.is_file() for p in files)
+        )
         plans.append((name, records, version, previous if fresh else None))
 
-    to_render = [c for c in built
-                 if any(p[0] == c.group and p[3] is None for p in plans)]
+    to_render = [c for c in built if any(p[0] == c.group and p[3] is None for p in plans)]
     static = export_static(to_render, paths, theme, context.log) if to_render else None
     for name, records, version, previous in plans:
         key = CHART_KEYS[name]
         if previous is not None:
             metadata = dict(previous.metadata)
             metadata[REUSED] = dg.MetadataValue.bool(True)
-            metadata[MADE_IN_RUN] = dg.MetadataValue.text(previous.get(MADE_IN_RUN,
-                                                                       previous.run_id))
-            yield dg.MaterializeResult(asset_key=key, data_version=dg.DataVersion(version),
-                                       metadata=metadata)
+            metadata[MADE_IN_RUN] = dg.MetadataValue.text(
+                previous.get(MADE_IN_RUN, previous.run_id)
+            )
+            yield dg.MaterializeResult(
+                asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
+            )
             continue
         folder = store.outputs.folder("reports", name, version)
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,8 +182,10 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "charts": dg.MetadataValue.json([r["slug"] for r in records]),
             "export_dir": dg.MetadataValue.path(str(paths.charts)),
             "static_export": dg.MetadataValue.text(
-                static.skipped if static and static.skipped
-                else f"{2 * len(records)} files (PNG + PDF)"),
+                static.skipped
+                if static and static.skipped
+                else f"{2 * len(records)} files (PNG + PDF)"
+            ),
             VERSION: dg.MetadataValue.text(version),
             CHART_FILE: dg.MetadataValue.path(str(record_file)),
             FILES: dg.MetadataValue.json([str(p) for p in _exported(paths, records)]),
@@ -173,7 +193,8 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         }
         if not records:
             metadata["note"] = dg.MetadataValue.text(
-                "no data for this chart in the marts; " + "; ".join(data.notes))
+                "no data for this chart in the marts; " + "; ".join(data.notes)
+            )
         else:
             metadata["preview"] = dg.MetadataValue.md(preview_markdown(group_charts[0], theme))
             if not static_export_problem():
@@ -181,23 +202,26 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                 metadata["pdf"] = dg.MetadataValue.path(str(paths.pdf(records[0]["slug"])))
         if name == "street_comparison":
             metadata["suppressed_cells"] = dg.MetadataValue.int(
-                sum(r["suppressed"] for r in records))
-        yield dg.MaterializeResult(asset_key=key, data_version=dg.DataVersion(version),
-                                   metadata=metadata)
+                sum(r["suppressed"] for r in records)
+            )
+        yield dg.MaterializeResult(
+            asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
+        )
 
 
 def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:
     found = {k: require_chart(context, k) for k in CHART_KEYS.values()}
     charts = [c for f in found.values() for c in _charts_from(f.get(CHART_FILE))]
-    return order_charts(charts, theme), {k.to_user_string(): f.version
-                                          for k, f in found.items()}
+    return order_charts(charts, theme), {k.to_user_string(): f.version for k, f in found.items()}
 
 
 def require_chart(context, key: dg.AssetKey):
     found = latest(context.instance, key)
     if found is None or not found.get(CHART_FILE) or not Path(found.get(CHART_FILE)).is_file():
-        raise dg.Failure(f"{key.to_user_string()} has no chart output yet: materialize the "
-                         f"charts first. 请先生成图表。")
+        raise dg.Failure(
+            f"{key.to_user_string()} has no chart output yet: materialize the "
+            f"charts first. 请先生成图表。"
+        )
     return found
 
 
@@ -216,8 +240,12 @@ def _reuse(context, key: dg.AssetKey, version: str, path: Path):
 
 
 @dg.asset(
-    key=["reports", "dashboard"], group_name=GROUP, kinds={"plotly", "html"}, owners=[OWNER],
-    deps=list(CHART_KEYS.values()), code_version=digest(REPORTS_CODE, THEME),
+    key=["reports", "dashboard"],
+    group_name=GROUP,
+    kinds={"plotly", "html"},
+    owners=[OWNER],
+    deps=list(CHART_KEYS.values()),
+    code_version=digest(REPORTS_CODE, THEME),
     automation_condition=EAGER,
 )
 def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -232,29 +260,44 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     data, mart_versions = _report_data(context, warehouse)
     paths = export_paths(warehouse.settings.export_dir, data.as_of)
     briefing_name = None if static_export_problem() else paths.briefing.name
-    version = digest(REPORTS_CODE, THEME, theme.lang, chart_versions, mart_versions,
-                     str(paths.dashboard), briefing_name)
+    version = digest(
+        REPORTS_CODE,
+        THEME,
+        theme.lang,
+        chart_versions,
+        mart_versions,
+        str(paths.dashboard),
+        briefing_name,
+    )
     reused = _reuse(context, dg.AssetKey(["reports", "dashboard"]), version, paths.dashboard)
     if reused:
         return reused
     path = write_dashboard(charts, paths.dashboard, data, theme, briefing_name)
-    return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
-        "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
-        "path": dg.MetadataValue.path(str(path)),
-        "charts": dg.MetadataValue.int(len(charts)),
-        "size_mb": dg.MetadataValue.float(round(path.stat().st_size / 1e6, 1)),
-        VERSION: dg.MetadataValue.text(version),
-        REUSED: dg.MetadataValue.bool(False),
-    })
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
+            "path": dg.MetadataValue.path(str(path)),
+            "charts": dg.MetadataValue.int(len(charts)),
+            "size_mb": dg.MetadataValue.float(round(path.stat().st_size / 1e6, 1)),
+            VERSION: dg.MetadataValue.text(version),
+            REUSED: dg.MetadataValue.bool(False),
+        },
+    )
 
 
 BRIEFING = dg.AssetKey(["reports", "briefing"])
 
 
 @dg.asset(
-    key=BRIEFING, group_name=GROUP, kinds={"plotly", "pdf"}, owners=[OWNER],
-    deps=list(CHART_KEYS.values()), code_version=digest(REPORTS_CODE, THEME),
-    automation_condition=EAGER, output_required=False,
+    key=BRIEFING,
+    group_name=GROUP,
+    kinds={"plotly", "pdf"},
+    owners=[OWNER],
+    deps=list(CHART_KEYS.values()),
+    code_version=digest(REPORTS_CODE, THEME),
+    automation_condition=EAGER,
+    output_required=False,
 )
 def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """领导简报 — Leadership briefing PDF (A4): a cover with the as-of date and the targets met
@@ -271,28 +314,38 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     charts, chart_versions = _all_charts(context, theme)
     data, mart_versions = _report_data(context, warehouse)
     paths = export_paths(warehouse.settings.export_dir, data.as_of)
-    version = digest(REPORTS_CODE, THEME, theme.lang, chart_versions, mart_versions,
-                     str(paths.briefing))
+    version = digest(
+        REPORTS_CODE, THEME, theme.lang, chart_versions, mart_versions, str(paths.briefing)
+    )
     reused = _reuse(context, BRIEFING, version, paths.briefing)
     if reused:
         yield reused
         return
-    made = write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts},
-                          paths.briefing, data, theme)
-    yield dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
-        "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
-        "path": dg.MetadataValue.path(str(made.path)),
-        "pages": dg.MetadataValue.int(made.pages),
-        "titles": dg.MetadataValue.json(made.titles),
-        "size_mb": dg.MetadataValue.float(round(made.path.stat().st_size / 1e6, 2)),
-        VERSION: dg.MetadataValue.text(version),
-        REUSED: dg.MetadataValue.bool(False),
-    })
+    made = write_briefing(
+        charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
+    )
+    yield dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
+            "path": dg.MetadataValue.path(str(made.path)),
+            "pages": dg.MetadataValue.int(made.pages),
+            "titles": dg.MetadataValue.json(made.titles),
+            "size_mb": dg.MetadataValue.float(round(made.path.stat().st_size / 1e6, 2)),
+            VERSION: dg.MetadataValue.text(version),
+            REUSED: dg.MetadataValue.bool(False),
+        },
+    )
 
 
 @dg.asset(
-    key=["reports", "briefing_mail"], group_name=GROUP, kinds={"email"}, owners=[OWNER],
-    deps=[BRIEFING, WAREHOUSE], code_version="mail-1", automation_condition=EAGER,
+    key=["reports", "briefing_mail"],
+    group_name=GROUP,
+    kinds={"email"},
+    owners=[OWNER],
+    deps=[BRIEFING, WAREHOUSE],
+    code_version="mail-1",
+    automation_condition=EAGER,
 )
 def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """简报邮件 — The briefing mailed to leadership, once per new briefing.
@@ -304,33 +357,44 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """
     made = latest(context.instance, BRIEFING)
     if made is None:
-        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(
-            "no briefing (static export unavailable on this machine)")})
+        return dg.MaterializeResult(
+            metadata={
+                "delivery": dg.MetadataValue.text(
+                    "no briefing (static export unavailable on this machine)"
+                )
+            }
+        )
     sent_before = latest(context.instance, dg.AssetKey(["reports", "briefing_mail"]))
     if sent_before and sent_before.get("mailed_version") == made.version:
-        return dg.MaterializeResult(metadata={
-            "delivery": dg.MetadataValue.text("already mailed: this briefing was sent in run "
-                                              f"{sent_before.run_id[:8]}"),
-            "mailed_version": dg.MetadataValue.text(made.version),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "delivery": dg.MetadataValue.text(
+                    f"already mailed: this briefing was sent in run {sent_before.run_id[:8]}"
+                ),
+                "mailed_version": dg.MetadataValue.text(made.version),
+            }
+        )
     to = recipients_from_env("UNION_BRIEFING_TO")
     try:
         config = smtp_config_from_env()
     except ValueError as err:
         context.log.error(f"briefing not mailed: {err}")
-        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(
-            f"FAILED: {err}")})
+        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(f"FAILED: {err}")})
     if config is None or not to:
-        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(
-            "not configured (set UNION_SMTP_HOST and UNION_BRIEFING_TO to mail it)")})
+        return dg.MaterializeResult(
+            metadata={
+                "delivery": dg.MetadataValue.text(
+                    "not configured (set UNION_SMTP_HOST and UNION_BRIEFING_TO to mail it)"
+                )
+            }
+        )
     theme = load_theme()
     data, _ = _report_data(context, warehouse)
     path = Path(made.get("path"))
     briefing_file = Briefing(path, int(made.get("pages", 0)), list(made.get("titles", [])))
     paths = export_paths(warehouse.settings.export_dir, data.as_of)
     subject, body = mail_text(briefing_file, data, theme, paths.dashboard)
-    result = send_mail(subject, body, to, [Attachment.from_path(path)], config,
-                       logger=context.log)
+    result = send_mail(subject, body, to, [Attachment.from_path(path)], config, logger=context.log)
     metadata = {
         "delivery": dg.MetadataValue.text(result.summary),
         "delivery_attempts": dg.MetadataValue.int(result.attempts),

@@ -1,6 +1,5 @@
 """Publishing: the live warehouse file analysts read, composed from the latest outputs."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -82,7 +81,8 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     if failed:
         raise dg.Failure(
             description=(
-                "not published: blocking checks failed on " + ", ".join(failed)
+                "not published: blocking checks failed on "
+                + ", ".join(failed)
                 + ". The live warehouse keeps its last complete state. "
                 "阻断性检查未通过，仓库保持上一次完整状态。"
             )
@@ -90,8 +90,12 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     version = digest(CODE_VERSION, versions_of(upstream))
     previous = latest(context.instance, KEY)
     live = store.live
-    if (previous and previous.version == version and live.exists()
-            and previous.get(LIVE_STAT) == _stat(live)):
+    if (
+        previous
+        and previous.version == version
+        and live.exists()
+        and previous.get(LIVE_STAT) == _stat(live)
+    ):
         context.log.info("the live warehouse already holds the latest outputs")
         metadata = dict(previous.metadata)
         metadata[REUSED] = dg.MetadataValue.bool(True)
@@ -105,15 +109,24 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "刷新信息 — when this warehouse was published, as of when, by which run, and which PII "
         "key made person_key"
     )
-    store.publish(tables, table_comments, column_comments, derived={REFRESH_INFO: f"""
+    store.publish(
+        tables,
+        table_comments,
+        column_comments,
+        derived={
+            REFRESH_INFO: f"""
         SELECT now()::TIMESTAMP AS published_at, as_of, first_year,
                '{context.run.run_id}' AS run_id, {sql_path(pii_note)} AS pii_key
-        FROM published.marts.refresh_context"""})
+        FROM published.marts.refresh_context"""
+        },
+    )
     with store.reading() as con:
-        rows = dict(con.execute(
-            "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
-            "ORDER BY 1"
-        ).fetchall())
+        rows = dict(
+            con.execute(
+                "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
+                "ORDER BY 1"
+            ).fetchall()
+        )
     # a staging folder holds its quarantine file beside its table
     keep = {Path(p).parent for found in upstream.values() for p in found.tables.values()}
     removed = store.outputs.cleanup(keep)
