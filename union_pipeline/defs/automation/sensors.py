@@ -60,3 +60,53 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
         asset_selection=keys,
         tags={**REFRESH_TAGS, "union/changed_sources": ",".join(sources)},
     )
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid the run's worker process recorded when it started."""
+    for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+    ).records:
+        event = record.event_log_entry.dagster_event
+        data = event.engine_event_data if event else None
+        pid = data.metadata.get("pid") if data and data.metadata else None
+        if pid is not None:
+            return int(getattr(pid, "value", pid))
+    return None
+
+
+def worker_alive(pid: int) -> bool:
+    """Whether `pid` is still a Dagster process (a pid reused by another program is not)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"dagster" in cmdline or b"union_pipeline" in cmdline
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A run whose worker process died (killed, out of memory) is marked failed, so "
+    "the one-refresh-at-a-time queue moves on and the retry starts. Dagster's own run "
+    "monitoring cannot see a dead worker of the default (local process) launcher. "
+    "运行进程意外终止时将该运行标记为失败，队列中的下一次刷新随即开始。",
+)
+def dead_run_worker(context: dg.SensorEvaluationContext):
+    instance = context.instance
+    records = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    failed = []
+    for record in records:
+        run = record.dagster_run
+        pid = worker_pid(instance, run.run_id)
+        if pid is None or worker_alive(pid):
+            continue
+        instance.report_run_failed(
+            run, f"The run worker (pid {pid}) is gone: killed or out of memory. "
+            "运行进程已终止。The warehouse keeps its last published state."
+        )
+        failed.append(run.run_id)
+    if not failed:
+        return dg.SkipReason("every started run has a live worker")
+    context.log.error(f"marked failed, worker gone: {failed}")
+    return dg.SkipReason(f"marked {len(failed)} run(s) with a dead worker as failed")

@@ -1,0 +1,261 @@
+"""Benchmark the refresh against the floor, per scale, in one run (figures, not a test).
+
+    .venv/bin/python bench/run.py --scale 1 10 40
+    .venv/bin/python bench/run.py --scale 1 --workdir /tmp/union-bench
+
+Per scale: the demo drop is generated once and kept under --workdir (not timed). Then:
+- floor: a plain load of the same raw files into DuckDB tables of text (DuckDB read_csv for
+  UTF-8, pyarrow for GB18030, fastexcel for xlsx), nothing else;
+- full refresh as the nightly job runs it (`dg launch --job refresh_all`, fresh instance and
+  warehouse): wall time, time per step, peak RSS (the largest process: every step runs in
+  the one run process), rows per second through staging;
+- a second refresh with nothing changed;
+- a refresh after one new members file (an update export of existing members).
+Ratios are to the floor of the same run: the machines are shared and seconds drift.
+Figures are printed and written as JSON to bench/results/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+STEP = re.compile(
+    r'Finished execution of step "([^"]+)" in (?:([0-9.]+)ms|(?:(\d+)m)?\s*(?:([0-9.]+)s)?)'
+)
+BENCH_KEY = "bench-only-key-not-for-production"
+
+
+def _mart_steps() -> set[str]:
+    sys.path.insert(0, str(ROOT))
+    from union_pipeline.defs.marts.assets import MART_KEYS
+
+    return {"__".join(k.path) for k in MART_KEYS}
+
+
+MART_STEPS = _mart_steps()
+
+FLOOR = r"""
+import sys, time, duckdb, fastexcel, pyarrow.csv as pacsv
+from pathlib import Path
+raw, db = Path(sys.argv[1]), sys.argv[2]
+started = time.perf_counter()
+rows = 0
+with duckdb.connect(db) as con:
+    for i, path in enumerate(sorted(p for p in raw.rglob("*") if p.is_file()
+                                    and p.suffix.lower() in (".csv", ".xlsx", ".xls"))):
+        table = f"t{i}"
+        if path.suffix.lower() != ".csv":
+            arrow = fastexcel.read_excel(str(path)).load_sheet(0, dtypes="string").to_arrow()
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow")
+        else:
+            try:
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', "
+                            "all_varchar=true, header=true)")
+            except duckdb.Error:  # not UTF-8: GBK/GB18030
+                arrow = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+                    encoding="gb18030"), convert_options=pacsv.ConvertOptions(
+                    column_types={}, strings_can_be_null=False, auto_dict_encode=False))
+                arrow = arrow.cast(__import__("pyarrow").schema(
+                    [(n, __import__("pyarrow").string()) for n in arrow.column_names]))
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow")
+        rows += con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    con.execute("CHECKPOINT")
+print(rows, time.perf_counter() - started)
+"""
+
+
+def _run(command: list, env: dict) -> tuple[float, int, str, int]:
+    """(wall seconds, return code, output, peak RSS MB of the largest child process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is a running maximum: report it only when this run raised it
+    return wall, done.returncode, done.stdout + done.stderr, max(peak, before) // 1024
+
+
+def _peak_of(command: list, env: dict) -> tuple[float, int, str, int]:
+    """Run under /usr/bin/time -v when available: the peak of this command alone."""
+    timer = Path("/usr/bin/time")
+    if not timer.exists():
+        return _run(command, env)
+    wall, code, output, _ = _run([str(timer), "-v", *map(str, command)], env)
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", output)
+    return wall, code, output, int(found.group(1)) // 1024 if found else -1
+
+
+def _steps(output: str) -> dict[str, float]:
+    steps = {}
+    for name, millis, minutes, secs in STEP.findall(output):
+        steps[name] = float(millis or 0) / 1000 + 60 * int(minutes or 0) + float(secs or 0)
+    return steps
+
+
+def _refresh(label: str, work: Path, env: dict) -> dict:
+    wall, code, output, peak = _peak_of([BIN / "dg", "launch", "--job", "refresh_all"], env)
+    steps = _steps(output)
+    reused = output.count("stands") + output.count("already holds")
+    result = {
+        "label": label,
+        "ok": code == 0,
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": peak,
+        "steps_s": {k: round(v, 3) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        "staging_s": round(sum(v for k, v in steps.items() if k.startswith("staging__")), 2),
+        "marts_s": round(sum(v for k, v in steps.items() if k in MART_STEPS), 2),
+        # GX suites, and the marts' SQL checks (steps named after their mart and check)
+        "checks_s": round(
+            sum(
+                v
+                for k, v in steps.items()
+                if k.startswith("gx_") or (k.startswith("marts__") and k not in MART_STEPS)
+            ),
+            2,
+        ),
+        "reports_s": round(
+            sum(v for k, v in steps.items() if k in ("charts",) or k.startswith("reports__")), 2
+        ),
+        "reused_steps": reused,
+    }
+    if code != 0:
+        result["error"] = output[-3000:]
+    return result
+
+
+def _generate(raw: Path, scale: float) -> None:
+    if (raw / ".union-demo-drop").exists():
+        return
+    shutil.rmtree(raw, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "union_pipeline.demo", "--out", str(raw), "--scale", str(scale)],
+        check=True,
+        cwd=ROOT,
+    )
+
+
+def _new_members_file(raw: Path) -> Path:
+    """An update export: the first rows of an existing members file, as a later file."""
+    source = sorted((raw / "members").glob("*.csv"))[0]
+    with open(source, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    target = raw / "members" / "zz-bench-update.csv"
+    target.write_bytes(b"".join(lines[: 1 + min(5000, len(lines) - 1)]))
+    return target
+
+
+def bench_scale(scale: float, workdir: Path) -> dict:
+    work = workdir / f"scale-{scale:g}"
+    raw = work / "raw"
+    _generate(raw, scale)
+    size = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file())
+    for leftover in ("warehouse", "home", "exports", "floor.duckdb"):
+        path = work / leftover
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
+    env = {
+        **os.environ,
+        "UNION_RAW_DIR": str(raw),
+        "UNION_PII_KEY": BENCH_KEY,
+        "UNION_WAREHOUSE": str(work / "warehouse" / "union.duckdb"),
+        "UNION_EXPORT_DIR": str(work / "exports"),
+        "DAGSTER_HOME": str(work / "home"),
+        "VIRTUAL_ENV": str(BIN.parent),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    (work / "home").mkdir(parents=True)
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", work / "home" / "dagster.yaml")
+
+    wall, code, output, peak = _peak_of(
+        [sys.executable, "-c", FLOOR, str(raw), str(work / "floor.duckdb")], env
+    )
+    if code != 0:
+        raise SystemExit(output)
+    rows, floor_s = re.search(r"^(\d+) ([0-9.]+)$", output, re.M).groups()
+    floor = {
+        "rows": int(rows),
+        "load_s": round(float(floor_s), 2),
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": peak,
+    }
+    full = _refresh("full refresh", work, env)
+    unchanged = _refresh("nothing changed", work, env)
+    added = _new_members_file(raw)
+    try:
+        new_members = _refresh("one new members file", work, env)
+    finally:
+        added.unlink()
+    members_chain = sum(
+        v for k, v in full["steps_s"].items() if k in ("staging__members", "gx_staging__members")
+    )
+    return {
+        "scale": scale,
+        "raw_mb": round(size / 1e6),
+        "floor": floor,
+        "runs": [full, unchanged, new_members],
+        "ratios": {
+            "staging_to_floor": round(full["staging_s"] / floor["load_s"], 2),
+            "full_refresh_to_floor": round(full["wall_s"] / floor["wall_s"], 2),
+            "unchanged_to_full": round(unchanged["wall_s"] / full["wall_s"], 3),
+            "new_members_to_full": round(new_members["wall_s"] / full["wall_s"], 3),
+            "checks_share": round(full["checks_s"] / full["wall_s"], 3),
+        },
+        "rows_per_s_staging": round(floor["rows"] / full["staging_s"])
+        if full["staging_s"]
+        else None,
+        "members_chain_s": round(members_chain, 2),
+    }
+
+
+def _print(result: dict) -> None:
+    floor = result["floor"]
+    print(f"\n== scale {result['scale']:g}: {floor['rows']:,} rows, {result['raw_mb']} MB raw")
+    print(
+        f"floor (bare load into DuckDB): {floor['load_s']} s load, {floor['wall_s']} s "
+        f"with start-up, peak {floor['peak_rss_mb']} MB"
+    )
+    for run in result["runs"]:
+        print(
+            f"{run['label']:>22}: {'ok' if run['ok'] else 'FAILED'} wall {run['wall_s']} s, "
+            f"peak {run['peak_rss_mb']} MB; staging {run['staging_s']} s, checks "
+            f"{run['checks_s']} s, reports {run['reports_s']} s; {run['reused_steps']} "
+            "steps reused"
+        )
+        for name, seconds in list(run["steps_s"].items())[:8]:
+            print(f"{'':>24}{seconds:8.2f} s  {name}")
+    for name, value in result["ratios"].items():
+        print(f"  {name}: {value}")
+    print(f"  rows/s through staging: {result['rows_per_s_staging']:,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/union-bench"))
+    args = parser.parse_args()
+    results = []
+    for scale in args.scale:
+        result = bench_scale(scale, args.workdir)
+        _print(result)
+        results.append(result)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    path = out / f"run-{stamp}.json"
+    path.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
