@@ -34,7 +34,7 @@ PARALLEL_TABS = 2
 
 _lock = threading.Lock()
 _server_browser: str | None = None
-_broken: str | None = None   # a render timed out: the server's queue is stuck for good
+_broken: str | None = None  # a render timed out: the server's queue is stuck for good
 _warned: set[str] = set()
 
 
@@ -54,8 +54,9 @@ def has_cjk_font() -> bool:
     if fc_list is None:
         return False
     try:
-        found = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True,
-                               text=True, timeout=20, check=False).stdout
+        found = subprocess.run(
+            [fc_list, ":lang=zh", "family"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return bool(found.strip())
@@ -65,13 +66,20 @@ def static_export_problem() -> str | None:
     """None when PNG/PDF export can run, else what is missing and what to install."""
     browser = find_browser()
     if browser is None:
-        where = (f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not an executable"
-                 if os.environ.get("BROWSER_PATH") else "no chromium on PATH")
-        return (f"PNG/PDF export skipped: {where}; only the HTML dashboard was written. "
-                f"Install the browser and Chinese fonts: `{INSTALL_HINT}`")
+        where = (
+            f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not an executable"
+            if os.environ.get("BROWSER_PATH")
+            else "no chromium on PATH"
+        )
+        return (
+            f"PNG/PDF export skipped: {where}; only the HTML dashboard was written. "
+            f"Install the browser and Chinese fonts: `{INSTALL_HINT}`"
+        )
     if not has_cjk_font():
-        return ("PNG/PDF export skipped: no Chinese (CJK) font, labels would render as "
-                f"empty boxes; only the HTML dashboard was written. Install: `{INSTALL_HINT}`")
+        return (
+            "PNG/PDF export skipped: no Chinese (CJK) font, labels would render as "
+            f"empty boxes; only the HTML dashboard was written. Install: `{INSTALL_HINT}`"
+        )
     return None
 
 
@@ -99,7 +107,7 @@ def _ensure_server() -> None:
     import plotly.io as pio
 
     browser = find_browser()
-    if browser is None:   # never start it on a missing path: the next export would hang
+    if browser is None:  # never start it on a missing path: the next export would hang
         raise RuntimeError(static_export_problem() or "no browser")
     if _broken:
         raise RuntimeError(f"the export browser stopped answering earlier: {_broken}")
@@ -111,11 +119,16 @@ def _ensure_server() -> None:
             # the browser died (its thread ended): forget it and start a new one
             server._initialized = False
         with contextlib.suppress(AttributeError):
-            pio.defaults.headers = None    # else a warning per call
+            pio.defaults.headers = None  # else a warning per call
         # plotly.js from the installed plotly, no MathJax: no request leaves the machine
-        kaleido.start_sync_server(n=PARALLEL_TABS, timeout=RENDER_TIMEOUT_SECONDS,
-                                  plotlyjs=_plotlyjs(), mathjax=False, path=browser,
-                                  silence_warnings=True)
+        kaleido.start_sync_server(
+            n=PARALLEL_TABS,
+            timeout=RENDER_TIMEOUT_SECONDS,
+            plotlyjs=_plotlyjs(),
+            mathjax=False,
+            path=browser,
+            silence_warnings=True,
+        )
         _server_browser = browser
 
 
@@ -131,7 +144,7 @@ def stop_server() -> None:
 
 @dataclass(frozen=True)
 class Job:
-    figure: object          # a plotly figure or its dict
+    figure: object  # a plotly figure or its dict
     path: Path
     width: int
     height: int
@@ -152,23 +165,29 @@ def render(jobs: list[Job]) -> None:
     for job in jobs:
         job.path.parent.mkdir(parents=True, exist_ok=True)
     specs = [
-        {"fig": job.figure, "path": str(job.path),
-         "opts": {"format": job.format, "width": job.width, "height": job.height,
-                  "scale": job.scale}}
+        {
+            "fig": job.figure,
+            "path": str(job.path),
+            "opts": {
+                "format": job.format,
+                "width": job.width,
+                "height": job.height,
+                "scale": job.scale,
+            },
+        }
         for job in jobs
     ]
-    errors = _call(kaleido.write_fig_from_object_sync, specs,
-                   timeout=30 + 10 * len(specs))
+    errors = _call(kaleido.write_fig_from_object_sync, specs, timeout=30 + 10 * len(specs))
     if errors:
         raise RuntimeError(f"static export failed for {len(errors)} file(s): {errors[0]!r}")
-    missing = [str(job.path) for job in jobs if not job.path.is_file()
-               or job.path.stat().st_size == 0]
+    missing = [
+        str(job.path) for job in jobs if not job.path.is_file() or job.path.stat().st_size == 0
+    ]
     if missing:
         raise RuntimeError(f"static export wrote nothing to {missing[:3]}")
 
 
-def render_bytes(figure, width: int, height: int, scale: float = 1.0,
-                 fmt: str = "png") -> bytes:
+def render_bytes(figure, width: int, height: int, scale: float = 1.0, fmt: str = "png") -> bytes:
     """One image in memory (the metadata thumbnail), with the shared browser."""
     import kaleido
 
