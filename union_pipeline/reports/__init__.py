@@ -44,8 +44,10 @@ from union_pipeline.reports.mail import (
 from union_pipeline.reports.privacy import SUPPRESSED_LABEL, street_values
 from union_pipeline.reports.render import (
     INSTALL_HINT,
+    TEXT_FONT,
     find_browser,
     has_cjk_font,
+    pdf_text_font,
     static_export_problem,
 )
 from union_pipeline.reports.theme import Theme, ThemeError, current_lang, load_theme
@@ -54,6 +56,7 @@ __all__ = [
     "BUILDERS",
     "INSTALL_HINT",
     "SUPPRESSED_LABEL",
+    "TEXT_FONT",
     "Attachment",
     "Briefing",
     "Chart",
@@ -78,6 +81,7 @@ __all__ = [
     "has_cjk_font",
     "load_theme",
     "mail_text",
+    "pdf_text_font",
     "preview_markdown",
     "preview_png",
     "read_report_data",

@@ -13,7 +13,7 @@ from pypdf import PdfReader, PdfWriter
 
 from union_pipeline.reports.data import ReportData
 from union_pipeline.reports.figures import Chart, target_summary
-from union_pipeline.reports.render import Job, render
+from union_pipeline.reports.render import Job, pdf_text_font, render, warn_once
 from union_pipeline.reports.theme import Theme
 
 
@@ -141,6 +141,12 @@ def write_briefing(
     charts: list[Chart], chart_pdfs: dict[str, Path], path: Path, data: ReportData, theme: Theme
 ) -> Briefing:
     """Cover + every chart's A4 PDF (made by the chart exports; missing ones are rendered)."""
+    if pdf_text_font() is None:
+        # the pages still look right; only search and copy in the PDF suffer
+        warn_once(
+            "briefing: no TrueType Chinese font, the PDF's text will not extract "
+            "(search, copy); install it: `apt-get install fonts-wqy-zenhei`"
+        )
     page = theme.page
     cover_pdf = path.with_name(f".{path.stem}.cover.pdf")
     jobs = [Job(cover_figure(charts, data, theme), cover_pdf, page["width"], page["height"])]
