@@ -4,20 +4,25 @@ the catalogue and column comments. Real files, opened with pypdf and openpyxl.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
+import openpyxl
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from tests.test_reports import build_test_warehouse
+from tests.test_reports import TINY_RATE, TINY_STREET, build_test_warehouse
 from union_pipeline.reports import (
+    build_charts,
     export_reports,
     load_theme,
     pdf_text_font,
     read_report_data,
     static_export_problem,
 )
+from union_pipeline.reports.workbook import workbook_path, write_kpi_workbook
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +77,175 @@ def test_briefing_text_is_real_text(warehouse, report_data, tmp_path):
     for page in reader.pages:
         fonts = _fonts(page["/Resources"].get_object(), set())
         assert fonts and all(subtype == "/Type0" for subtype, _ in fonts), fonts
+
+
+# ---------------------------------------------------------------------------- KPI workbook
+
+SOURCES = [
+    {
+        "source": "members",
+        "title": "会员实名制名册",
+        "rows_loaded": 1234,
+        "rows_quarantined": 5,
+        "files": ["2020-09-30_会员.xlsx", '=HYPERLINK("x").csv'],
+    },
+    {
+        "source": "unions",
+        "title": "基层工会名册",
+        "rows_loaded": 60,
+        "rows_quarantined": 0,
+        "files": 1,
+    },
+]
+
+
+def _sheet_rows(ws) -> list[tuple]:
+    return [row for row in ws.iter_rows(min_row=2, values_only=True) if any(row)]
+
+
+def test_kpi_workbook_holds_the_briefings_figures(report_data, tmp_path):
+    theme = load_theme(lang="zh")
+    path = workbook_path(tmp_path, report_data.as_of, theme)
+    assert path.name == "工作指标-2020-09-30.xlsx"
+    reconciliation = pd.DataFrame(
+        [
+            {
+                "kpi_code": "members_total",
+                "year": 2019,
+                "published": 235545.0,
+                "lower": 235545.0,
+                "upper": 235545.0,
+                "quote": "2019年工作总结",
+                "note": None,
+                "computed": 235545.0,
+                "match": True,
+                "name_zh": "会员总数",
+                "difference": 0.0,
+            },
+            {
+                "kpi_code": "loan_amount_cum_yuan",
+                "year": 2019,
+                "published": 681320000.0,
+                "lower": 681300000.0,
+                "upper": 681330000.0,
+                "quote": "=1+1",
+                "note": "约数",
+                "computed": 681000000.0,
+                "match": False,
+                "name_zh": "蓝领贷累计放款金额",
+                "difference": -320000.0,
+            },
+        ]
+    )
+    counts = write_kpi_workbook(
+        report_data,
+        path,
+        theme,
+        sources=SOURCES,
+        refreshed_at=dt.datetime(2020, 10, 1, 8, 30),
+        reconciliation=reconciliation,
+    )
+    wb = openpyxl.load_workbook(path)
+    reported = [k for k in report_data.reported]
+    sections = ["会员发展", "基层组织", "职工医疗互助", "蓝领贷", "职工培训"]
+    assert wb.sheetnames == ["工作指标完成情况", *sections, "按镇街", "与已发布数据核对", "说明"]
+    assert counts["工作指标完成情况"] == len(reported)
+    years = report_data.as_of_year - report_data.first_year + 1
+    assert sum(counts[s] for s in sections) == len(reported) * years
+    assert counts["与已发布数据核对"] == 2 and counts["说明"] == 2
+    for ws in wb:
+        assert counts[ws.title] == (len(_sheet_rows(ws)) if ws.title != "说明" else 2)
+        if ws.title != "说明":
+            assert ws.freeze_panes == "A2", ws.title
+    # the scorecard: the briefing's figures, as numbers in the briefing's units
+    chart = build_charts(report_data, theme, ["kpi_scorecard"])[0].figure.data[0]
+    shown = dict(zip(chart.cells.values[0], chart.cells.values[1], strict=True))
+    statuses = dict(zip(chart.cells.values[0], chart.cells.values[-2], strict=True))
+    score = wb["工作指标完成情况"]
+    headers = [c.value for c in score[1]]
+    assert headers[:4] == ["指标代码", "指标", "单位", "2020年实际（截至9月30日）"]
+    rows = {r[1]: dict(zip(headers, r, strict=True)) for r in _sheet_rows(score)}
+    members = rows["会员总数"]
+    assert members["单位"] == "人" and f"{members[headers[3]]:,.0f}人" == shown["会员总数"]
+    assert members["状态"] == statuses["会员总数"] == "进行中·预计未达成"
+    assert members["2020年目标"] == 245000 and members["比较"] == "≥"
+    benefit = rows["医疗互助补助金额"]
+    assert (
+        benefit["单位"] == "万元" and f"{benefit[headers[3]]:,.1f}万元" == shown["医疗互助补助金额"]
+    )
+    loans = rows["蓝领贷累计放款金额"]
+    assert (
+        loans["单位"] == "亿元" and f"{loans[headers[3]]:,.2f}亿元" == shown["蓝领贷累计放款金额"]
+    )
+    rate = rows["会员采集比例"]
+    assert rate["单位"] == "%" and f"{rate[headers[3]] * 100:.2f}%" == shown["会员采集比例"]
+    formats = {c.column_letter: c.number_format for c in score[2]}
+    assert formats["D"] == "#,##0"
+    money_row = next(r for r in score.iter_rows(min_row=2) if r[1].value == "医疗互助补助金额")
+    assert money_row[3].number_format == "#,##0.00"
+    rate_row = next(r for r in score.iter_rows(min_row=2) if r[1].value == "会员采集比例")
+    assert rate_row[3].number_format.endswith("%") and "个百分点" in rate_row[5].number_format
+    # columns wide enough for Chinese: a CJK character counts two
+    assert score.column_dimensions["D"].width >= 2 * len("（截至9月30日）")
+    # a section sheet: every year of every KPI, all kpi_yearly columns
+    members_sheet = wb["会员发展"]
+    headers = [c.value for c in members_sheet[1]]
+    assert headers == [
+        "指标代码",
+        "指标",
+        "单位",
+        "年度",
+        "实际",
+        "上年同期",
+        "同比增减",
+        "同比增幅",
+        "比较",
+        "目标",
+        "是否达成",
+        "全年数据",
+        "年末预测",
+        "预计达成",
+        "状态",
+    ]
+    total = [r for r in _sheet_rows(members_sheet) if r[0] == "members_total"]
+    assert [r[3] for r in total] == list(range(2017, 2021))
+    assert total[2][4] == 235545 and total[2][10] == "是" and total[-1][11] == "否"
+    # the streets: the tiny street only as "<5", as in the charts
+    streets = wb["按镇街"]
+    for row in _sheet_rows(streets):
+        if row[1] == TINY_STREET:
+            assert all(v == "<5" for v in row[2:6]), row
+    values = [c for r in streets.iter_rows(min_row=2, values_only=True) for c in r]
+    assert TINY_RATE not in values
+    # reconciliation: exact yuan, formulas neutralised
+    rec = _sheet_rows(wb["与已发布数据核对"])
+    assert rec[1][4] == 681320000.0 and rec[1][9] == "否" and rec[1][10] == "'=1+1"
+    # about: as-of date, refresh time, sources with counts
+    about = [r for r in wb["说明"].iter_rows(values_only=True) if any(r)]
+    flat = [c for r in about for c in r if c is not None]
+    assert "2020年9月30日" in flat and "2020-10-01 08:30:00" in flat
+    members_source = next(r for r in about if r[0] == "members")
+    assert members_source[2:4] == (1234, 5)
+    assert members_source[4].startswith("2020-09-30_会员.xlsx；")  # file names, joined
+    for ws in wb:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", f"a formula in {ws.title}!{cell.coordinate}"
+
+
+def test_kpi_workbook_in_english(report_data, tmp_path):
+    theme = load_theme(lang="en")
+    path = workbook_path(tmp_path, report_data.as_of, theme)
+    assert path.name == "kpis-2020-09-30.xlsx"
+    counts = write_kpi_workbook(report_data, path, theme)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[0] == "Scorecard" and wb.sheetnames[-3:] == [
+        "By street",
+        "Reconciliation",
+        "About",
+    ]
+    assert "Membership" in counts and counts["Reconciliation"] == 0
+    score = wb["Scorecard"]
+    assert [c.value for c in score[1]][:3] == ["Code", "Indicator", "Unit"]
+    names = [r[1] for r in _sheet_rows(score)]
+    assert "Total members" in names

@@ -9,6 +9,9 @@ Typical use, on a read-only connection to the live warehouse::
     export_static(charts, paths, theme)        # PNG + PDF per chart, one browser
     write_dashboard(charts, paths.dashboard, data, theme)
     write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, ...)
+    write_kpi_workbook(data, workbook_path(paths.root, data.as_of, theme), theme,
+                       sources=..., reconciliation=read_reconciliation(con))
+    write_problem_lists(quarantine, unions, paths.root, data.as_of, theme.lang)
 
 or `export_reports(con, export_dir)` for all of it.
 """
@@ -51,6 +54,11 @@ from union_pipeline.reports.render import (
     static_export_problem,
 )
 from union_pipeline.reports.theme import Theme, ThemeError, current_lang, load_theme
+from union_pipeline.reports.workbook import (
+    read_reconciliation,
+    workbook_path,
+    write_kpi_workbook,
+)
 
 __all__ = [
     "BUILDERS",
@@ -84,6 +92,7 @@ __all__ = [
     "pdf_text_font",
     "preview_markdown",
     "preview_png",
+    "read_reconciliation",
     "read_report_data",
     "recipients_from_env",
     "send_mail",
@@ -91,6 +100,8 @@ __all__ = [
     "static_export_problem",
     "street_values",
     "target_summary",
+    "workbook_path",
     "write_briefing",
     "write_dashboard",
+    "write_kpi_workbook",
 ]
