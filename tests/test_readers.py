@@ -5,6 +5,8 @@ the catalogue and column comments. Real files, opened with pypdf and openpyxl.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -22,6 +24,7 @@ from union_pipeline.reports import (
     read_report_data,
     static_export_problem,
 )
+from union_pipeline.reports.problems import safe_file_stem, write_problem_lists
 from union_pipeline.reports.workbook import workbook_path, write_kpi_workbook
 
 
@@ -249,3 +252,203 @@ def test_kpi_workbook_in_english(report_data, tmp_path):
     assert [c.value for c in score[1]][:3] == ["Code", "Indicator", "Unit"]
     names = [r[1] for r in _sheet_rows(score)]
     assert "Total members" in names
+
+
+# ---------------------------------------------------------------------------- problem lists
+
+ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+def _member(member_id, union_id, join_date="2019-03-05", **extra):
+    values = {
+        "member_id": member_id,
+        "name": "张*",
+        "id_number": "330211********123X",
+        "phone": "138****5678",
+        "union_id": union_id,
+        "join_date": join_date,
+        "leave_date": None,
+        "collected_date": None,
+        "app_verified_date": None,
+        "frontline": "是",
+    } | extra
+    return json.dumps(values, ensure_ascii=False)
+
+
+QUARANTINE = pd.DataFrame(
+    [
+        (
+            "members",
+            "members/2020-09-30_会员.xlsx",
+            12,
+            "unparseable",
+            "join_date",
+            "unparseable(join_date)",
+            _member("M001", "ZH/001", "2019-13-01"),
+        ),
+        (
+            "members",
+            "members/2020-09-30_会员.xlsx",
+            15,
+            "invalid_id_number",
+            "id_number",
+            "invalid_id_number(id_number); invalid_phone(phone)",
+            _member("=cmd|' /C calc'!A0", "ZH/001"),
+        ),
+        (
+            "members",
+            "members/2020-09-30_会员.xlsx",
+            20,
+            "unknown_union",
+            "union_id",
+            "unknown_union(union_id)",
+            _member("M003", "ZH-999"),
+        ),
+        (
+            "unions",
+            "unions/工会名册.csv",
+            4,
+            "not_allowed",
+            "street",
+            "not_allowed(street)",
+            json.dumps(
+                {
+                    "union_id": "ZH-002",
+                    "union_name": "+骆驼某公司工会",
+                    "street": "骆驼镇",
+                    "org_type": "企业",
+                    "employee_count": "120",
+                    "founded_date": "2018-01-01",
+                    "authorized_date": None,
+                    "star_rating": None,
+                    "dissolved_date": None,
+                },
+                ensure_ascii=False,
+            ),
+        ),
+        (
+            "mutual_aid_claims",
+            "mutual_aid_claims/理赔.xlsx",
+            7,
+            "unknown_enrollment",
+            "enrollment_id",
+            "unknown_enrollment(enrollment_id)",
+            json.dumps(
+                {
+                    "claim_id": "C1",
+                    "enrollment_id": "E404",
+                    "claim_date": "2020-02-01",
+                    "benefit_yuan": "1,200",
+                    "status": "已发放",
+                },
+                ensure_ascii=False,
+            ),
+        ),
+    ],
+    columns=["source", "file", "line", "rule", "column", "rules", "values_masked"],
+)
+UNIONS = pd.DataFrame(
+    [("ZH/001", "招宝山某公司工会", "招宝山街道"), ("ZH-002", "骆驼某公司工会", "骆驼街道")],
+    columns=["union_id", "union_name", "street"],
+)
+
+
+def _cells(path: Path) -> list:
+    wb = openpyxl.load_workbook(path)
+    return [c for ws in wb for row in ws.iter_rows() for c in row]
+
+
+def test_problem_lists_per_source_union_and_street(tmp_path):
+    out = tmp_path / "2020-09-30"
+    (out / "按工会").mkdir(parents=True)
+    (out / "按工会" / "OLD-已更正.xlsx").write_bytes(b"stale")  # an earlier run's list
+    result = write_problem_lists(QUARANTINE, UNIONS, out, dt.date(2020, 9, 30), "zh")
+    main = out / "问题数据清单-2020-09-30.xlsx"
+    assert result["path"] == str(main)
+    assert result["rows"] == {"members": 3, "mutual_aid_claims": 1, "unions": 1}
+    wb = openpyxl.load_workbook(main)
+    assert wb.sheetnames == ["说明", "会员实名制名册", "职工医疗互助补助申领", "基层工会名册"]
+    members = wb[wb.sheetnames[1]]
+    headers = [c.value for c in members[1]]
+    assert headers[:8] == [
+        "工会编码",
+        "工会名称（名册）",
+        "文件",
+        "行号",
+        "问题",
+        "列",
+        "全部问题",
+        "处理办法",
+    ]
+    assert {"会员编号", "姓名", "身份证号", "手机号", "入会日期"} <= set(headers)
+    rows = [
+        dict(zip(headers, r, strict=True)) for r in members.iter_rows(min_row=2, values_only=True)
+    ]
+    assert [r["行号"] for r in rows] == [12, 15, 20]
+    first = rows[0]
+    assert first["工会编码"] == "ZH/001" and first["工会名称（名册）"] == "招宝山某公司工会"
+    assert headers.count("工会编码") == 1
+    assert first["问题"] == "无法解析（日期、数字或是否格式不对）" and first["列"] == "入会日期"
+    assert first["处理办法"].startswith("按模板格式填写")
+    assert first["入会日期"] == "2019-13-01"
+    assert first["身份证号"] == "330211********123X" and first["手机号"] == "138****5678"
+    assert (
+        rows[1]["全部问题"] == "身份证号校验位错误或格式不对（身份证号）；手机号格式不对（手机号）"
+    )
+    assert rows[1]["会员编号"] == "'=cmd|' /C calc'!A0"  # text, never a formula
+    # by union: the slash is no path; rows without a union go to 未知工会
+    unions = sorted(p.name for p in (out / "按工会").glob("*.xlsx"))
+    assert len(unions) == 4 and "未知工会.xlsx" in unions
+    assert "OLD-已更正.xlsx" not in unions
+    slash = next(p for p in (out / "按工会").glob("ZH_001-*.xlsx"))
+    assert slash.parent == out / "按工会" and "招宝山某公司工会" in slash.name
+    own = openpyxl.load_workbook(slash)
+    own_rows = [r for r in own[own.sheetnames[1]].iter_rows(min_row=2, values_only=True)]
+    assert len(own_rows) == 2 and len(own.sheetnames) == 2
+    assert "ZH/001" in [c.value for c in _cells(slash)]
+    unknown = openpyxl.load_workbook(out / "按工会" / "未知工会.xlsx")
+    assert unknown.sheetnames == ["说明", "职工医疗互助补助申领"]
+    assert result["unions"]["未知工会.xlsx"] == 1
+    # by street: the roster row names its own street, the unknown union has none
+    streets = {p.name: p for p in (out / "按镇街").glob("*.xlsx")}
+    assert set(streets) == {"招宝山街道.xlsx", "骆驼街道.xlsx", "未知镇街.xlsx"}
+    assert result["streets"] == {"招宝山街道.xlsx": 2, "骆驼街道.xlsx": 1, "未知镇街.xlsx": 2}
+    assert result["files"] == 1 + 4 + 3
+    # nothing in clear, nothing run as a formula, in any file written
+    for path in [main, *(out / "按工会").glob("*.xlsx"), *(out / "按镇街").glob("*.xlsx")]:
+        for cell in _cells(path):
+            assert cell.data_type != "f", f"{path.name}!{cell.coordinate} is a formula"
+            if isinstance(cell.value, str):
+                assert not ID_NUMBER.search(cell.value), f"{path.name}: an ID number"
+                assert not MOBILE.search(cell.value), f"{path.name}: a mobile number"
+                assert not cell.value.startswith(("=", "+", "-", "@")), cell.value
+
+
+def test_safe_file_stem_keeps_codes_apart():
+    assert safe_file_stem("ZH001") == "ZH001"
+    assert safe_file_stem("招宝山街道") == "招宝山街道"
+    slash, underscore = safe_file_stem("A/1"), safe_file_stem("A_1")
+    assert "/" not in slash and slash != underscore and slash.startswith("A_1-")
+    assert safe_file_stem("../../etc/passwd").startswith("etc_passwd-")
+    assert safe_file_stem("CON").startswith("_CON")
+    assert len(safe_file_stem("工" * 500)) <= 60 + 7
+
+
+def test_problem_lists_in_english_and_empty(tmp_path):
+    empty = QUARANTINE.iloc[0:0]
+    result = write_problem_lists(empty, UNIONS, tmp_path, dt.date(2020, 9, 30), "en")
+    assert result["rows"] == {} and result["files"] == 1
+    wb = openpyxl.load_workbook(tmp_path / "problem-rows-2020-09-30.xlsx")
+    assert wb.sheetnames == ["About"]
+    result = write_problem_lists(QUARANTINE, UNIONS, tmp_path, dt.date(2020, 9, 30), "en")
+    wb = openpyxl.load_workbook(tmp_path / "problem-rows-2020-09-30.xlsx")
+    sheet = wb["Member real-name roster"]
+    assert [c.value for c in sheet[1]][:5] == [
+        "Union code",
+        "Union name (roster)",
+        "File",
+        "Line",
+        "Problem",
+    ]
+    assert (tmp_path / "by-union" / "unknown-union.xlsx").is_file()

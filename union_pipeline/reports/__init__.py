@@ -45,6 +45,11 @@ from union_pipeline.reports.mail import (
     smtp_config_from_env,
 )
 from union_pipeline.reports.privacy import SUPPRESSED_LABEL, street_values
+from union_pipeline.reports.problems import (
+    problem_list_path,
+    safe_file_stem,
+    write_problem_lists,
+)
 from union_pipeline.reports.render import (
     INSTALL_HINT,
     TEXT_FONT,
@@ -92,9 +97,11 @@ __all__ = [
     "pdf_text_font",
     "preview_markdown",
     "preview_png",
+    "problem_list_path",
     "read_reconciliation",
     "read_report_data",
     "recipients_from_env",
+    "safe_file_stem",
     "send_mail",
     "smtp_config_from_env",
     "static_export_problem",
@@ -104,4 +111,5 @@ __all__ = [
     "write_briefing",
     "write_dashboard",
     "write_kpi_workbook",
+    "write_problem_lists",
 ]
