@@ -16,6 +16,13 @@ import pytest
 from pypdf import PdfReader
 
 from tests.test_reports import TINY_RATE, TINY_STREET, build_test_warehouse
+from union_pipeline.kpis import load_catalogue
+from union_pipeline.kpis.describe import (
+    catalogue_frame,
+    column_comments,
+    comment_sql,
+    table_comments,
+)
 from union_pipeline.reports import (
     build_charts,
     export_reports,
@@ -452,3 +459,62 @@ def test_problem_lists_in_english_and_empty(tmp_path):
         "Problem",
     ]
     assert (tmp_path / "by-union" / "unknown-union.xlsx").is_file()
+
+
+# ---------------------------------------------------------------------------- descriptions
+
+
+def test_catalogue_frame_for_a_kpi_catalogue_table(tmp_path):
+    frame = catalogue_frame()
+    catalogue = load_catalogue()
+    assert list(frame["code"]) == [k.code for k in catalogue]
+    row = frame.set_index("code").loc["members_total"]
+    assert row["name_zh"] == "会员总数" and row["unit"] == "人" and row["kind"] == "stock"
+    assert (
+        row["definition"].startswith("年末在册会员数") and " — Active members" in row["definition"]
+    )
+    assert row["comparator"] == ">=" and bool(row["reported"])
+    rate = frame.set_index("code").loc["membership_rate"]
+    assert rate["numerator"] == "members_total" and rate["kind"] == "ratio"
+    assert not frame["reported"].all()  # helper parts are listed, marked not reported
+    # it loads into DuckDB as a table, with comments on its columns
+    with duckdb.connect(str(tmp_path / "c.duckdb")) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.register("frame", frame)
+        con.execute("CREATE TABLE marts.kpi_catalogue AS SELECT * FROM frame")
+        assert con.execute("SELECT count(*) FROM marts.kpi_catalogue").fetchone()[0] == len(
+            catalogue
+        )
+
+
+def test_column_comments_name_staging_columns_in_chinese_and_english(tmp_path):
+    comments = column_comments()
+    assert comments[("staging.members", "join_date")] == "入会日期 — join date (date)"
+    assert comments[("staging.unions", "union_id")].startswith("工会编码 — ")
+    assert comments[("staging.members", "person_key")].startswith("人员键 — ")
+    assert ("staging.members", "id_number") not in comments  # dropped at load: no comment
+    assert ("staging.members", "name") not in comments
+    assert ("staging.quarantine", "values_masked") in comments
+    assert table_comments()["staging.members"] == "会员实名制名册 — Member real-name roster"
+    # the statements run on a table of the staging shape
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
+        con.execute("CREATE SCHEMA staging")
+        con.execute(
+            "CREATE TABLE staging.members (member_id VARCHAR, join_date DATE, person_key VARCHAR)"
+        )
+        wanted = {
+            k: v
+            for k, v in comments.items()
+            if k[0] == "staging.members" and k[1] in ("member_id", "join_date", "person_key")
+        }
+        for statement in comment_sql(
+            wanted | {("staging.members", "member_id"): "会员编号 — it's"}
+        ):
+            con.execute(statement)
+        found = dict(
+            con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'members'"
+            ).fetchall()
+        )
+    assert found["join_date"] == "入会日期 — join date (date)"
+    assert found["member_id"] == "会员编号 — it's"
