@@ -9,6 +9,9 @@ Typical use, on a read-only connection to the live warehouse::
     export_static(charts, paths, theme)        # PNG + PDF per chart, one browser
     write_dashboard(charts, paths.dashboard, data, theme)
     write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, ...)
+    write_kpi_workbook(data, workbook_path(paths.root, data.as_of, theme), theme,
+                       sources=..., reconciliation=read_reconciliation(con))
+    write_problem_lists(quarantine, unions, paths.root, data.as_of, theme.lang)
 
 or `export_reports(con, export_dir)` for all of it.
 """
@@ -42,18 +45,31 @@ from union_pipeline.reports.mail import (
     smtp_config_from_env,
 )
 from union_pipeline.reports.privacy import SUPPRESSED_LABEL, street_values
+from union_pipeline.reports.problems import (
+    problem_list_path,
+    safe_file_stem,
+    write_problem_lists,
+)
 from union_pipeline.reports.render import (
     INSTALL_HINT,
+    TEXT_FONT,
     find_browser,
     has_cjk_font,
+    pdf_text_font,
     static_export_problem,
 )
 from union_pipeline.reports.theme import Theme, ThemeError, current_lang, load_theme
+from union_pipeline.reports.workbook import (
+    read_reconciliation,
+    workbook_path,
+    write_kpi_workbook,
+)
 
 __all__ = [
     "BUILDERS",
     "INSTALL_HINT",
     "SUPPRESSED_LABEL",
+    "TEXT_FONT",
     "Attachment",
     "Briefing",
     "Chart",
@@ -78,15 +94,22 @@ __all__ = [
     "has_cjk_font",
     "load_theme",
     "mail_text",
+    "pdf_text_font",
     "preview_markdown",
     "preview_png",
+    "problem_list_path",
+    "read_reconciliation",
     "read_report_data",
     "recipients_from_env",
+    "safe_file_stem",
     "send_mail",
     "smtp_config_from_env",
     "static_export_problem",
     "street_values",
     "target_summary",
+    "workbook_path",
     "write_briefing",
     "write_dashboard",
+    "write_kpi_workbook",
+    "write_problem_lists",
 ]

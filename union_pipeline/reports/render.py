@@ -1,8 +1,8 @@
 """Static export (PNG, PDF) through kaleido 1.x and the system's Chromium, one browser reused.
 
 kaleido drives a Chrome over the DevTools protocol. Here it must be the system's browser
-(Debian: `apt-get install chromium fonts-noto-cjk`): nothing may download one. Two traps
-decide the shape of this module (measured on the project machines):
+(Debian: `apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei`): nothing may download
+one. Three traps decide the shape of this module (measured on the project machines):
 
 - `fig.write_image` starts a browser per call (~2.6 s a chart); one sync server started
   once per process renders a chart in ~0.2 s. So one server, started on first use and kept
@@ -10,6 +10,10 @@ decide the shape of this module (measured on the project machines):
 - `kaleido.start_sync_server(path=<missing>)` returns normally and the next export hangs
   for ever. So the browser path is checked here first, and without a browser or CJK fonts
   nothing is started: the caller writes the HTML only and says once what to install.
+- With a CFF (OpenType/PostScript) CJK font such as Noto Sans CJK, Chromium embeds Type3
+  fonts whose text extracts wrongly (工 as ⼯ U+2F2F, digits as NUL): the PDF cannot be
+  searched or copied from. A TrueType CJK font (fonts-wqy-zenhei) is embedded as Type0 with
+  a ToUnicode map, so theme.yaml names it first; `pdf_text_font()` says whether it is there.
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ import plotly
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "apt-get install chromium fonts-noto-cjk"
+# fonts-wqy-zenhei: TrueType, so the PDF text is real text (see above)
+INSTALL_HINT = "apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei"
+TEXT_FONT = "WenQuanYi Zen Hei"
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 RENDER_TIMEOUT_SECONDS = 60
 PARALLEL_TABS = 2
 
 _lock = threading.Lock()
 _server_browser: str | None = None
-_broken: str | None = None   # a render timed out: the server's queue is stuck for good
+_broken: str | None = None  # a render timed out: the server's queue is stuck for good
 _warned: set[str] = set()
 
 
@@ -48,30 +54,56 @@ def find_browser() -> str | None:
     return None
 
 
-def has_cjk_font() -> bool:
-    """Whether fontconfig knows a font covering Chinese (fonts-noto-cjk gives several)."""
+def _fc_families(pattern: str) -> list[str]:
+    """Families fontconfig lists for `pattern` (first name of each), [] without fc-list."""
     fc_list = shutil.which("fc-list")
     if fc_list is None:
-        return False
+        return []
     try:
-        found = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True,
-                               text=True, timeout=20, check=False).stdout
+        found = subprocess.run(
+            [fc_list, pattern, "family"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
-    return bool(found.strip())
+        return []
+    return [line.split(",")[0].strip() for line in found.splitlines() if line.strip()]
+
+
+def has_cjk_font() -> bool:
+    """Whether fontconfig knows a font covering Chinese (fonts-wqy-zenhei, fonts-noto-cjk)."""
+    return bool(_fc_families(":lang=zh"))
+
+
+def pdf_text_font() -> str | None:
+    """The TrueType Chinese family the PDFs' text extracts exactly with, None without one.
+
+    TEXT_FONT (theme.yaml's first family) when installed, else any TrueType CJK family
+    (the theme would then need it named); CFF fonts (Noto Sans CJK) do not count.
+    """
+    families = _fc_families(":lang=zh:fontformat=TrueType")
+    if TEXT_FONT in families:
+        return TEXT_FONT
+    return families[0] if families else None
 
 
 def static_export_problem() -> str | None:
     """None when PNG/PDF export can run, else what is missing and what to install."""
     browser = find_browser()
     if browser is None:
-        where = (f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not an executable"
-                 if os.environ.get("BROWSER_PATH") else "no chromium on PATH")
-        return (f"PNG/PDF export skipped: {where}; only the HTML dashboard was written. "
-                f"Install the browser and Chinese fonts: `{INSTALL_HINT}`")
+        where = (
+            f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not an executable"
+            if os.environ.get("BROWSER_PATH")
+            else "no chromium on PATH"
+        )
+        return (
+            f"PNG/PDF export skipped: {where}; only the HTML dashboard was written. "
+            f"Install the browser and Chinese fonts: `{INSTALL_HINT}`"
+        )
     if not has_cjk_font():
-        return ("PNG/PDF export skipped: no Chinese (CJK) font, labels would render as "
-                f"empty boxes; only the HTML dashboard was written. Install: `{INSTALL_HINT}`")
+        return (
+            "PNG/PDF export skipped: no Chinese (CJK) font, labels would render as "
+            f"empty boxes; only the HTML dashboard was written. Install: `{INSTALL_HINT}`"
+        )
+    # a CFF-only machine still exports (the pages look right), only the PDF text is garbled
     return None
 
 
@@ -99,7 +131,7 @@ def _ensure_server() -> None:
     import plotly.io as pio
 
     browser = find_browser()
-    if browser is None:   # never start it on a missing path: the next export would hang
+    if browser is None:  # never start it on a missing path: the next export would hang
         raise RuntimeError(static_export_problem() or "no browser")
     if _broken:
         raise RuntimeError(f"the export browser stopped answering earlier: {_broken}")
@@ -111,11 +143,16 @@ def _ensure_server() -> None:
             # the browser died (its thread ended): forget it and start a new one
             server._initialized = False
         with contextlib.suppress(AttributeError):
-            pio.defaults.headers = None    # else a warning per call
+            pio.defaults.headers = None  # else a warning per call
         # plotly.js from the installed plotly, no MathJax: no request leaves the machine
-        kaleido.start_sync_server(n=PARALLEL_TABS, timeout=RENDER_TIMEOUT_SECONDS,
-                                  plotlyjs=_plotlyjs(), mathjax=False, path=browser,
-                                  silence_warnings=True)
+        kaleido.start_sync_server(
+            n=PARALLEL_TABS,
+            timeout=RENDER_TIMEOUT_SECONDS,
+            plotlyjs=_plotlyjs(),
+            mathjax=False,
+            path=browser,
+            silence_warnings=True,
+        )
         _server_browser = browser
 
 
@@ -131,7 +168,7 @@ def stop_server() -> None:
 
 @dataclass(frozen=True)
 class Job:
-    figure: object          # a plotly figure or its dict
+    figure: object  # a plotly figure or its dict
     path: Path
     width: int
     height: int
@@ -152,23 +189,29 @@ def render(jobs: list[Job]) -> None:
     for job in jobs:
         job.path.parent.mkdir(parents=True, exist_ok=True)
     specs = [
-        {"fig": job.figure, "path": str(job.path),
-         "opts": {"format": job.format, "width": job.width, "height": job.height,
-                  "scale": job.scale}}
+        {
+            "fig": job.figure,
+            "path": str(job.path),
+            "opts": {
+                "format": job.format,
+                "width": job.width,
+                "height": job.height,
+                "scale": job.scale,
+            },
+        }
         for job in jobs
     ]
-    errors = _call(kaleido.write_fig_from_object_sync, specs,
-                   timeout=30 + 10 * len(specs))
+    errors = _call(kaleido.write_fig_from_object_sync, specs, timeout=30 + 10 * len(specs))
     if errors:
         raise RuntimeError(f"static export failed for {len(errors)} file(s): {errors[0]!r}")
-    missing = [str(job.path) for job in jobs if not job.path.is_file()
-               or job.path.stat().st_size == 0]
+    missing = [
+        str(job.path) for job in jobs if not job.path.is_file() or job.path.stat().st_size == 0
+    ]
     if missing:
         raise RuntimeError(f"static export wrote nothing to {missing[:3]}")
 
 
-def render_bytes(figure, width: int, height: int, scale: float = 1.0,
-                 fmt: str = "png") -> bytes:
+def render_bytes(figure, width: int, height: int, scale: float = 1.0, fmt: str = "png") -> bytes:
     """One image in memory (the metadata thumbnail), with the shared browser."""
     import kaleido
 

@@ -137,8 +137,9 @@ class Theme:
         return MoneyUnit(float(entry["divisor"]), int(entry["decimals"]), entry["label"])
 
     def unit_info(self, unit: str) -> dict:
-        return self.doc["units"].get(unit, {"zh": unit, "en": "", "axis_zh": unit,
-                                            "axis_en": unit, "persons": False})
+        return self.doc["units"].get(
+            unit, {"zh": unit, "en": "", "axis_zh": unit, "axis_en": unit, "persons": False}
+        )
 
     def is_persons_unit(self, unit: str) -> bool:
         return bool(self.unit_info(unit).get("persons"))
@@ -158,8 +159,14 @@ class Theme:
             return value / (money or self.money_unit(value)).divisor
         return value
 
-    def fmt(self, value: float | None, unit: str, money: MoneyUnit | None = None,
-            decimals: int | None = None, with_unit: bool = True) -> str:
+    def fmt(
+        self,
+        value: float | None,
+        unit: str,
+        money: MoneyUnit | None = None,
+        decimals: int | None = None,
+        with_unit: bool = True,
+    ) -> str:
         """A value for people: 235,545人, 1,054.0万元, 60.77%."""
         if value is None or _isnan(value):
             return "—"
@@ -191,21 +198,36 @@ class Theme:
     # ------------------------------------------------------------------ plotly
     def template(self) -> go.layout.Template:
         c, f = self.colors, self.font
-        axis = dict(gridcolor=c["grid"], linecolor=c["grid"], zerolinecolor=c["grid"],
-                    automargin=True, title=dict(standoff=8))
+        axis = dict(
+            gridcolor=c["grid"],
+            linecolor=c["grid"],
+            zerolinecolor=c["grid"],
+            automargin=True,
+            title=dict(standoff=8),
+        )
         return go.layout.Template(
             layout=dict(
                 font=dict(family=f["family"], size=f["size"], color=c["text"]),
-                title=dict(font=dict(size=f["title_size"]), x=0.02, xanchor="left",
-                           subtitle=dict(font=dict(size=f["subtitle_size"], color=c["muted"]))),
+                title=dict(
+                    font=dict(size=f["title_size"]),
+                    x=0.02,
+                    xanchor="left",
+                    subtitle=dict(font=dict(size=f["subtitle_size"], color=c["muted"])),
+                ),
                 paper_bgcolor=c["background"],
                 plot_bgcolor=c["background"],
                 colorway=c["series"],
                 separators=".,",
                 xaxis=axis,
                 yaxis=axis,
-                legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top",
-                            font=dict(size=f["small_size"] + 1)),
+                legend=dict(
+                    orientation="h",
+                    x=0,
+                    xanchor="left",
+                    y=-0.12,
+                    yanchor="top",
+                    font=dict(size=f["small_size"] + 1),
+                ),
                 hoverlabel=dict(font=dict(family=f["family"])),
                 margin=dict(l=70, r=40, t=110, b=110),
                 bargap=0.35,
@@ -241,8 +263,18 @@ def load_theme(path: str | Path | None = None, lang: str | None = None) -> Theme
     lang = lang or current_lang()
     if lang not in LANGS:
         raise ThemeError(f"lang={lang!r}: expected one of {list(LANGS)}")
-    required = ("organisation", "font", "colors", "page", "dashboard", "suppression",
-                "money", "units", "sections", "labels")
+    required = (
+        "organisation",
+        "font",
+        "colors",
+        "page",
+        "dashboard",
+        "suppression",
+        "money",
+        "units",
+        "sections",
+        "labels",
+    )
     if not isinstance(doc, dict):
         raise ThemeError(f"{path}: expected a mapping")
     for key in required:
