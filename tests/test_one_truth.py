@@ -172,6 +172,9 @@ def test_a_second_refresh_with_nothing_changed_redoes_nothing(env, monkeypatch):
         assert done[key]["union/reused"] is True, f"{key} was rendered again"
     assert done["warehouse/union_duckdb"]["union/reused"] is True
     assert env.stat().st_ino == inode, "the live file was not rewritten"
+    # what the readers' staff open: the KPI workbook and the problem-data lists
+    for key in ("reports/kpi_workbook", "reports/problem_lists"):
+        assert Path(done[key]["path"]).is_file() and done[key]["union/reused"] is True
 
 
 def test_a_changed_file_reruns_only_its_chain(env, demo_drop, monkeypatch):

@@ -601,7 +601,8 @@ def test_report_assets_are_declared_for_readers():
     graph = defs().resolve_asset_graph()
     warehouse_key = dg.AssetKey(["warehouse", "union_duckdb"])
     keys = {k for k in graph.get_all_asset_keys() if k.path[0] == "reports"}
-    assert keys == {dg.AssetKey(["reports", name]) for name in [*REPORT_ASSETS, "briefing_mail"]}
+    extra = ["briefing_mail", "kpi_workbook", "problem_lists"]
+    assert keys == {dg.AssetKey(["reports", name]) for name in [*REPORT_ASSETS, *extra]}
     chart_keys = {dg.AssetKey(["reports", name]) for name in CHARTS}
     for key in keys:
         node = graph.get(key)

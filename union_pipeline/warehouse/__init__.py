@@ -168,12 +168,19 @@ class Warehouse:
                     schema, table = name.split(".")
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS published."{schema}"')
                     con.execute(f'CREATE TABLE published."{schema}"."{table}" AS {query}')
+                present = set(con.execute(
+                    "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() "
+                    "WHERE database_name = 'published'"
+                ).fetchall())
+                present_tables = {t for t, _ in present}
                 for name, text in (comments or {}).items():
-                    con.execute(f"COMMENT ON TABLE published.{name} IS {sql_path(text)}")
+                    if name in present_tables:
+                        con.execute(f"COMMENT ON TABLE published.{name} IS {sql_path(text)}")
                 for (name, column), text in (column_comments or {}).items():
-                    con.execute(
-                        f'COMMENT ON COLUMN published.{name}."{column}" IS {sql_path(text)}'
-                    )
+                    if (name, column) in present:
+                        con.execute(
+                            f'COMMENT ON COLUMN published.{name}."{column}" IS {sql_path(text)}'
+                        )
                 con.execute("DETACH published")
             os.replace(build, self.live)
         finally:

@@ -102,8 +102,9 @@ def dead_run_worker(context: dg.SensorEvaluationContext):
         if pid is None or worker_alive(pid):
             continue
         instance.report_run_failed(
-            run, f"The run worker (pid {pid}) is gone: killed or out of memory. "
-            "运行进程已终止。The warehouse keeps its last published state."
+            run,
+            f"The run worker (pid {pid}) is gone: killed or out of memory. "
+            "运行进程已终止。The warehouse keeps its last published state.",
         )
         failed.append(run.run_id)
     if not failed:

@@ -20,6 +20,7 @@ from union_pipeline.assetkit.outputs import (
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
 from union_pipeline.ingest.specs import load_specs
+from union_pipeline.kpis import describe
 from union_pipeline.settings import ASSETS_DIR, Settings
 from union_pipeline.warehouse.versions import digest
 
@@ -111,15 +112,18 @@ def _mart(
                 con, "marts", name, inputs, {"data": f"SELECT * FROM marts.{name}"}
             )
             metadata = table_metadata(con, f"marts.{name}", columns)
-            as_of, first_year = con.execute(
-                "SELECT as_of, first_year FROM marts.refresh_context"
-            ).fetchall()[0]
+            context_rows = (
+                con.execute("SELECT as_of, first_year FROM marts.refresh_context").fetchall()
+                if (REFRESH_CONTEXT in deps or key == REFRESH_CONTEXT)
+                else []
+            )
+        for as_of, first_year in context_rows:
+            metadata["as_of"] = dg.MetadataValue.text(str(as_of))
+            metadata["first_year"] = dg.MetadataValue.int(int(first_year))
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version),
             metadata={
                 **metadata,
-                "as_of": dg.MetadataValue.text(str(as_of)),
-                "first_year": dg.MetadataValue.int(int(first_year)),
                 **output_metadata(version, {f"marts.{name}": files["data"]}, inputs=inputs),
             },
         )
@@ -176,6 +180,33 @@ report_reconciliation = _mart(
 )
 
 
+def _catalogue_table(con, settings) -> None:
+    frame = describe.catalogue_frame()
+    con.register("catalogue_frame", frame)
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute("CREATE OR REPLACE TABLE marts.kpi_catalogue AS SELECT * FROM catalogue_frame")
+    con.unregister("catalogue_frame")
+
+
+kpi_catalogue = _mart(
+    "kpi_catalogue",
+    _catalogue_table,
+    [],
+    {
+        "code": "指标代码 kpi_code",
+        "name_zh": "中文名称",
+        "name_en": "English name",
+        "unit": "单位 unit",
+        "kind": "类型 stock / flow / ratio / cumulative",
+        "definition": "口径 definition",
+    },
+    """指标目录 — The KPI catalogue: every KPI's code, Chinese and English name, unit, kind
+    and definition, so that a reader of marts.kpi_yearly knows what each code means.
+
+    From assets/kpis.yaml. 指标代码、中英文名称、单位、类型及口径。""",
+)
+
+
 def _sql_mart(path) -> dg.AssetsDefinition:
     """A mart defined by one SELECT in assets/marts/<name>.sql; its first comment line is
     its description, the tables it names are its dependencies."""
@@ -202,6 +233,14 @@ def _sql_mart(path) -> dg.AssetsDefinition:
 series = [_sql_mart(p) for p in sorted((ASSETS_DIR / "marts").glob("*.sql"))]
 
 MART_KEYS = [
-    a.key for a in (refresh_context, kpi_yearly, kpi_by_street, report_reconciliation, *series)
+    a.key
+    for a in (
+        refresh_context,
+        kpi_yearly,
+        kpi_by_street,
+        report_reconciliation,
+        kpi_catalogue,
+        *series,
+    )
 ]
 REPORT_MART_KEYS = [a.key for a in (refresh_context, kpi_yearly, kpi_by_street, *series)]

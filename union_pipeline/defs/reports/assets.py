@@ -6,6 +6,7 @@ are one step (the marts read once, one browser); a chart whose figure did not ch
 rendered again. The dashboard and the briefing are made from the chart assets' outputs.
 """
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
 from union_pipeline.defs.marts.assets import REPORT_MART_KEYS as REPORT_MARTS
 from union_pipeline.defs.warehouse.assets import KEY as WAREHOUSE
+from union_pipeline.ingest.specs import load_specs
 from union_pipeline.reports import (
     BUILDERS,
     Attachment,
@@ -44,7 +46,9 @@ from union_pipeline.reports import (
 )
 from union_pipeline.reports.briefing import Briefing
 from union_pipeline.reports.figures import order_charts
+from union_pipeline.reports.problems import problem_list_path, write_problem_lists
 from union_pipeline.reports.render import warn_once
+from union_pipeline.reports.workbook import read_reconciliation, workbook_path, write_kpi_workbook
 from union_pipeline.settings import ASSETS_DIR
 from union_pipeline.warehouse.versions import digest
 
@@ -406,3 +410,113 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     else:
         context.log.error(f"briefing not mailed: {result.summary}")
     return dg.MaterializeResult(metadata=metadata)
+
+
+STAGING_KEYS = [dg.AssetKey(["staging", s]) for s in load_specs()]
+QUARANTINE = dg.AssetKey(["staging", "quarantine"])
+UNIONS = dg.AssetKey(["staging", "unions"])
+RECONCILIATION = dg.AssetKey(["marts", "report_reconciliation"])
+
+
+def _sources(context) -> list[dict]:
+    """What the workbook's about sheet says of each source: from its materialization."""
+    out = []
+    for key in STAGING_KEYS:
+        found = latest(context.instance, key)
+        if found is None:
+            continue
+        spec = load_specs()[key.path[-1]]
+        out.append(
+            {
+                "source": spec.name,
+                "title": spec.title_zh,
+                "rows_loaded": found.get("rows_loaded", 0),
+                "rows_quarantined": found.get("rows_quarantined", 0),
+                "files": [f["file"] for f in found.get("files", []) or []],
+            }
+        )
+    return out
+
+
+@dg.asset(
+    key=["reports", "kpi_workbook"],
+    group_name=GROUP,
+    kinds={"excel"},
+    owners=[OWNER],
+    deps=[*REPORT_MARTS, RECONCILIATION, WAREHOUSE],
+    code_version=digest(REPORTS_CODE, THEME),
+    automation_condition=EAGER,
+)
+def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """工作指标工作簿 — The KPIs as an Excel workbook: scorecard, every KPI by year per domain,
+    by street ("<5" suppressed), the reconciliation, and what the refresh read.
+
+    `UNION_EXPORT_DIR/<as-of>/工作指标-<as-of>.xlsx`, with real number formats (万元, %),
+    a frozen header row and widths that fit Chinese text. 供在 Excel 中查阅的工作指标。
+    """
+    theme = load_theme()
+    with reading_latest(context.instance, [*REPORT_MARTS, RECONCILIATION], warehouse.warehouse) as (
+        con,
+        upstream,
+    ):
+        data = read_report_data(con)
+        reconciliation = read_reconciliation(con)
+    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    path = workbook_path(paths.root, data.as_of, theme)
+    sources = _sources(context)
+    version = digest(REPORTS_CODE, THEME, theme.lang, versions_of(upstream), sources, str(path))
+    reused = _reuse(context, dg.AssetKey(["reports", "kpi_workbook"]), version, path)
+    if reused:
+        return reused
+    sheets = write_kpi_workbook(data, path, theme, sources, dt.datetime.now(), reconciliation)
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "sheets": dg.MetadataValue.json(sheets),
+            VERSION: dg.MetadataValue.text(version),
+            REUSED: dg.MetadataValue.bool(False),
+        },
+    )
+
+
+@dg.asset(
+    key=["reports", "problem_lists"],
+    group_name=GROUP,
+    kinds={"excel"},
+    owners=[OWNER],
+    deps=[QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"]), WAREHOUSE],
+    code_version=digest(REPORTS_CODE, THEME),
+    automation_condition=EAGER,
+)
+def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """问题数据清单 — Every held-back row to send back to the union that sent it: one workbook
+    with a sheet per source, and one file per union (按工会/) and per street (按镇街/).
+
+    File, line, the rule in Chinese words and what to do about it, the row's values masked
+    exactly as in the quarantine. 按数据源、工会、镇街拆分的问题数据清单，发回各工会更正。
+    """
+    theme = load_theme()
+    keys = [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"])]
+    with reading_latest(context.instance, keys, warehouse.warehouse) as (con, upstream):
+        as_of = con.execute("SELECT as_of FROM marts.refresh_context").fetchall()[0][0]
+        paths = export_paths(warehouse.settings.export_dir, as_of)
+        path = problem_list_path(paths.root, as_of, theme)
+        version = digest(REPORTS_CODE, THEME, theme.lang, versions_of(upstream), str(path))
+        reused = _reuse(context, dg.AssetKey(["reports", "problem_lists"]), version, path)
+        if reused:
+            return reused
+        quarantine = con.execute("SELECT * FROM staging.quarantine").df()
+        unions = con.execute("SELECT union_id, union_name, street FROM staging.unions").df()
+    written = write_problem_lists(quarantine, unions, paths.root, as_of, theme.lang)
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "path": dg.MetadataValue.path(str(written["path"])),
+            "rows_by_source": dg.MetadataValue.json(written["rows"]),
+            "union_files": dg.MetadataValue.int(len(written["unions"])),
+            "street_files": dg.MetadataValue.int(len(written["streets"])),
+            VERSION: dg.MetadataValue.text(version),
+            REUSED: dg.MetadataValue.bool(False),
+        },
+    )

@@ -17,6 +17,7 @@ from union_pipeline.assetkit.staging import EAGER, OWNER, PII_KEY_WARNING, packa
 from union_pipeline.defs.marts.assets import MART_KEYS
 from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
+from union_pipeline.kpis import describe
 from union_pipeline.warehouse import sql_path
 from union_pipeline.warehouse.versions import digest
 
@@ -42,7 +43,8 @@ def _first_line(text: str | None) -> str:
 
 
 def _comments(context, upstream) -> tuple[dict, dict]:
-    """Table comments from each asset's description, column comments from its schema."""
+    """Table comments from each asset's description, column comments from its schema, and
+    for staging the Chinese header beside the English name from the source specs."""
     graph = context.job_def.asset_layer.asset_graph
     tables, columns = {}, {}
     for key, found in upstream.items():
@@ -52,6 +54,8 @@ def _comments(context, upstream) -> tuple[dict, dict]:
             for column in getattr(schema, "columns", []) or []:
                 if column.description:
                     columns[(name, column.name)] = column.description
+    tables.update(describe.table_comments())
+    columns.update(describe.column_comments())
     return tables, columns
 
 
