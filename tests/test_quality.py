@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.drops import id_number, write_csv
-from union_pipeline.assetkit.outputs import latest
+from union_pipeline.assetkit.outputs import latest, output_metadata
 from union_pipeline.definitions import defs
 from union_pipeline.defs.quality.checks import suite_checks
 from union_pipeline.ingest.specs import load_specs
@@ -255,15 +255,19 @@ def run_checks_alone(instance, asset: str):
 
 
 def duplicate_a_member(instance) -> None:
-    """Corrupt the latest members output (a row twice), as a broken writer would: the
+    """A members materialization with a row twice, as a broken writer would record: the
     checks validate what the latest materialization holds."""
     found = latest(instance, dg.AssetKey(["staging", "members"]))
     [path] = found.tables.values()
+    broken = Path(path).with_name("broken.parquet")
     with duckdb.connect() as con:
         con.execute(f"""COPY (SELECT * FROM read_parquet('{path}') UNION ALL
                               SELECT * FROM read_parquet('{path}') WHERE member_id = 'M00042')
-                        TO '{path}.new' (FORMAT parquet)""")
-    os.replace(f"{path}.new", path)
+                        TO '{broken}' (FORMAT parquet)""")
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=["staging", "members"],
+        metadata=output_metadata("broken", {"staging.members": broken}),
+    ))
 
 
 def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
