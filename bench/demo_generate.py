@@ -32,16 +32,22 @@ def main() -> None:
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(json.dumps({
-        "scale": args.scale,
-        "wall_seconds": round(wall, 1),
-        "peak_rss_mb": round(peak_mb),
-        "rows_written": sum(summary["rows"].values()),
-        "rows_by_source": summary["rows"],
-        "bytes_written": size,
-        "files": len(summary["files"]),
-        "phases_seconds": summary["phases"],
-    }, indent=1, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "wall_seconds": round(wall, 1),
+                "peak_rss_mb": round(peak_mb),
+                "rows_written": sum(summary["rows"].values()),
+                "rows_by_source": summary["rows"],
+                "bytes_written": size,
+                "files": len(summary["files"]),
+                "phases_seconds": summary["phases"],
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+    )
     if not args.keep:
         shutil.rmtree(out if args.out else out.parent)
 

@@ -43,17 +43,47 @@ def build_warehouse(work: Path, scale: float, seed: int) -> Path:
     raw, warehouse = work / "raw", work / "warehouse" / "union.duckdb"
     if not raw.exists():
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "union_pipeline.demo", "--out", str(raw),
-                        "--scale", str(scale), "--seed", str(seed)], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "union_pipeline.demo",
+                "--out",
+                str(raw),
+                "--scale",
+                str(scale),
+                "--seed",
+                str(seed),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
         print(f"demo drop, scale {scale}: {time.perf_counter() - started:.1f} s")
     if not warehouse.exists():
-        env = {**os.environ, "UNION_RAW_DIR": str(raw), "UNION_WAREHOUSE": str(warehouse),
-               "UNION_EXPORT_DIR": str(work / "exports"), "DAGSTER_HOME": str(work / "home")}
+        env = {
+            **os.environ,
+            "UNION_RAW_DIR": str(raw),
+            "UNION_WAREHOUSE": str(warehouse),
+            "UNION_EXPORT_DIR": str(work / "exports"),
+            "DAGSTER_HOME": str(work / "home"),
+        }
         Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        subprocess.run([Path(sys.executable).parent / "dagster", "asset", "materialize",
-                        "-m", "union_pipeline.definitions", "--select", "not group:reports"],
-                       env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                Path(sys.executable).parent / "dagster",
+                "asset",
+                "materialize",
+                "-m",
+                "union_pipeline.definitions",
+                "--select",
+                "not group:reports",
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         print(f"refresh without the reports: {time.perf_counter() - started:.1f} s")
     return warehouse
 
@@ -76,8 +106,9 @@ def one_round(warehouse: Path, out: Path, lang: str) -> dict[str, float]:
     write_dashboard(charts, paths.dashboard, data, theme, paths.briefing.name)
     seconds["dashboard HTML"] = time.perf_counter() - started
     started = time.perf_counter()
-    briefing = write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts},
-                              paths.briefing, data, theme)
+    briefing = write_briefing(
+        charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
+    )
     seconds[f"briefing ({briefing.pages} pages)"] = time.perf_counter() - started
     seconds["total"] = sum(seconds.values())
     seconds["charts"] = len(charts)
@@ -98,11 +129,12 @@ def main() -> None:
         sys.exit(problem)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="union-export-bench-"))
     warehouse = args.warehouse or build_warehouse(work, args.scale, args.seed)
-    rounds = [one_round(warehouse, work / f"exports-{i}", args.lang)
-              for i in range(args.repeat)]
+    rounds = [one_round(warehouse, work / f"exports-{i}", args.lang) for i in range(args.repeat)]
     stop_server()
-    print(f"warehouse {warehouse} ({warehouse.stat().st_size / 1e6:.0f} MB), "
-          f"{int(rounds[0]['charts'])} charts, lang {args.lang}, {os.cpu_count()} cores")
+    print(
+        f"warehouse {warehouse} ({warehouse.stat().st_size / 1e6:.0f} MB), "
+        f"{int(rounds[0]['charts'])} charts, lang {args.lang}, {os.cpu_count()} cores"
+    )
     print(f"{'step':32} {'first (browser start)':>22} {'median of later':>16}")
     for step in rounds[0]:
         if step == "charts":

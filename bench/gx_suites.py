@@ -41,8 +41,11 @@ def build_warehouse(scale: float, workdir: Path) -> Path:
     start = time.perf_counter()
     generate(raw, scale=scale, seed=20191231)
     print(f"demo drop, scale {scale}: {time.perf_counter() - start:.1f} s")
-    os.environ.update(UNION_RAW_DIR=str(raw), UNION_WAREHOUSE=str(warehouse),
-                      UNION_EXPORT_DIR=str(workdir / "exports"))
+    os.environ.update(
+        UNION_RAW_DIR=str(raw),
+        UNION_WAREHOUSE=str(warehouse),
+        UNION_EXPORT_DIR=str(workdir / "exports"),
+    )
     from union_pipeline.definitions import defs
 
     job = dg.define_asset_job(
@@ -52,28 +55,35 @@ def build_warehouse(scale: float, workdir: Path) -> Path:
     start = time.perf_counter()
     with dg.instance_for_test() as instance:
         result = merged.resolve_job_def("bench").execute_in_process(
-            instance=instance, raise_on_error=False)
+            instance=instance, raise_on_error=False
+        )
         took = time.perf_counter() - start
         steps = {}
         for event in result.all_events:
             if event.is_step_success and event.step_key.startswith("gx_"):
                 steps[event.step_key] = event.event_specific_data.duration_ms / 1000
     print(f"refresh without reports: {took:.1f} s, success={result.success}")
-    print(f"  gx check steps inside it: {sum(steps.values()):.2f} s "
-          "(the first includes importing great_expectations)")
+    print(
+        f"  gx check steps inside it: {sum(steps.values()):.2f} s "
+        "(the first includes importing great_expectations)"
+    )
     for step, seconds in steps.items():
         print(f"    {step:<40} {seconds:6.2f} s")
-    failed = [f"{e.asset_key.to_user_string()}:{e.check_name}"
-              for e in result.get_asset_check_evaluations() if not e.passed]
+    failed = [
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
     print(f"  checks not passed: {failed or 'none'}")
     return warehouse
 
 
 def import_seconds() -> float:
-    code = "import time; t = time.perf_counter(); import great_expectations; " \
-           "print(time.perf_counter() - t)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import time; t = time.perf_counter(); import great_expectations; "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -92,8 +102,10 @@ def main() -> None:
         import great_expectations  # noqa: F401  (outside the timings below)
 
         print(f"suites on {warehouse}, best of {args.repeat}:")
-        print(f"  {'table':<32}{'checks':>7}{'rows':>12}{'frame':>8}{'DuckDB s':>10}"
-              f"{'GX+docs s':>11}{'GX cpu s':>10}")
+        print(
+            f"  {'table':<32}{'checks':>7}{'rows':>12}{'frame':>8}{'DuckDB s':>10}"
+            f"{'GX+docs s':>11}{'GX cpu s':>10}"
+        )
         totals = [0.0, 0.0, 0.0]
         con = duckdb.connect(str(warehouse), read_only=True)
         for suite in load_suites():
@@ -103,8 +115,9 @@ def main() -> None:
                 frames = compute_frames(con, suite, previous_rows=None)
                 best_frames = min(best_frames, time.perf_counter() - start)
                 start, cpu = time.perf_counter(), time.process_time()
-                outcomes = validate(suite, frames, docs_dir=work / "data_docs",
-                                    run_name=f"bench{i}")
+                outcomes = validate(
+                    suite, frames, docs_dir=work / "data_docs", run_name=f"bench{i}"
+                )
                 best_gx = min(best_gx, time.perf_counter() - start)
                 best_cpu = min(best_cpu, time.process_time() - cpu)
             rows = con.execute(f"SELECT count(*) FROM {suite.table}").fetchall()[0][0]
@@ -113,12 +126,16 @@ def main() -> None:
             totals[0] += best_frames
             totals[1] += best_gx
             totals[2] += best_cpu
-            print(f"  {suite.table:<32}{len(suite.checks):>7}{rows:>12,}{largest:>8,}"
-                  f"{best_frames:>10.3f}{best_gx:>11.3f}{best_cpu:>10.3f}"
-                  + (f"   not passed: {failed}" if failed else ""))
+            print(
+                f"  {suite.table:<32}{len(suite.checks):>7}{rows:>12,}{largest:>8,}"
+                f"{best_frames:>10.3f}{best_gx:>11.3f}{best_cpu:>10.3f}"
+                + (f"   not passed: {failed}" if failed else "")
+            )
         con.close()
-        print(f"  {'total':<32}{sum(len(s.checks) for s in load_suites()):>7}{'':>20}"
-              f"{totals[0]:>10.3f}{totals[1]:>11.3f}{totals[2]:>10.3f}")
+        print(
+            f"  {'total':<32}{sum(len(s.checks) for s in load_suites()):>7}{'':>20}"
+            f"{totals[0]:>10.3f}{totals[1]:>11.3f}{totals[2]:>10.3f}"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process: {peak:.0f} MB")
 

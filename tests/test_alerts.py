@@ -21,8 +21,11 @@ class Inbox:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         self.messages.append(
-            (envelope.rcpt_tos, email.message_from_bytes(envelope.content,
-                                                         policy=email.policy.default)))
+            (
+                envelope.rcpt_tos,
+                email.message_from_bytes(envelope.content, policy=email.policy.default),
+            )
+        )
         return "250 OK"
 
 

@@ -22,10 +22,14 @@ def test_schedule_fires_at_two_in_shanghai():
     assert nightly_refresh.execution_timezone == "Asia/Shanghai"
     start = dt.datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     # the daemon's own tick arithmetic
-    first = next(cron_string_iterator(start.timestamp(), nightly_refresh.cron_schedule,
-                                      nightly_refresh.execution_timezone))
+    first = next(
+        cron_string_iterator(
+            start.timestamp(), nightly_refresh.cron_schedule, nightly_refresh.execution_timezone
+        )
+    )
     assert first.astimezone(ZoneInfo("Asia/Shanghai")) == dt.datetime(
-        2026, 11, 24, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+        2026, 11, 24, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai")
+    )
     assert first.astimezone(dt.UTC).hour == 18  # the night before, in UTC
     with dg.build_schedule_context(scheduled_execution_time=first) as context:
         request = nightly_refresh.evaluate_tick(context).run_requests[0]
@@ -42,8 +46,7 @@ def sensor_env(minimal_drop, monkeypatch):
 def evaluate(cursor=None):
     repo = defs().get_repository_def()
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(
-            cursor=cursor, repository_def=repo, instance=instance)
+        context = dg.build_sensor_context(cursor=cursor, repository_def=repo, instance=instance)
         result = raw_files_sensor.evaluate_tick(context)
     return result
 
@@ -54,8 +57,13 @@ def selected(result) -> set[str]:
 
 def test_sensor_refreshes_touched_sources_and_downstream(sensor_env):
     first = evaluate()
-    assert {"staging/unions", "staging/members", "staging/targets", "marts/kpi_yearly",
-            "warehouse/union_duckdb"} <= selected(first)
+    assert {
+        "staging/unions",
+        "staging/members",
+        "staging/targets",
+        "marts/kpi_yearly",
+        "warehouse/union_duckdb",
+    } <= selected(first)
 
     unchanged = evaluate(first.cursor)
     assert not unchanged.run_requests

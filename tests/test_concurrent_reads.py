@@ -52,7 +52,8 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
     with dg.instance_for_test() as instance:
         assert job.execute_in_process(instance=instance).success
         reader = multiprocessing.get_context("spawn").Process(
-            target=read_loop, args=(str(live), str(stop_file), str(out)))
+            target=read_loop, args=(str(live), str(stop_file), str(out))
+        )
         reader.start()
         try:
             time.sleep(1.5)  # let the reader start up and see the first state

@@ -25,10 +25,13 @@ def describe() -> dict:
             "owners": list(node.owners),
             "checks": sorted(c.name for c in node.check_keys),
             "blocking_checks": sorted(
-                c.name for c in node.check_keys if graph.get_check_spec(c).blocking),
+                c.name for c in node.check_keys if graph.get_check_spec(c).blocking
+            ),
             "fresh_within_hours": (
                 node.freshness_policy.fail_window.to_timedelta().total_seconds() / 3600
-                if node.freshness_policy else None),
+                if node.freshness_policy
+                else None
+            ),
         }
     return {
         "assets": assets,

@@ -180,8 +180,7 @@ def make_staging(path, published: bool = True) -> duckdb.DuckDBPyConnection:
     _insert(
         con,
         "members",
-        "member_id, person_key, union_id, join_date, leave_date, collected_date, "
-        "app_verified_date",
+        "member_id, person_key, union_id, join_date, leave_date, collected_date, app_verified_date",
         MEMBERS,
     )
     _insert(
@@ -197,9 +196,7 @@ def make_staging(path, published: bool = True) -> duckdb.DuckDBPyConnection:
         CLAIMS,
     )
     _insert(con, "loans", "loan_id, person_key, disbursed_date, amount_yuan", LOANS)
-    _insert(
-        con, "training", "record_id, person_key, program, session_id, session_date", TRAINING
-    )
+    _insert(con, "training", "record_id, person_key, program, session_id, session_date", TRAINING)
     _insert(con, "targets", "kpi_code, year, target_value, comparator", TARGETS)
     if published:
         _insert(con, "published", "kpi_code, year, published, lower, upper", PUBLISHED)
@@ -273,8 +270,18 @@ EXPECTED_FEB29 = {
     (
         "membership_rate",
         2020,
-    ): (5 / 190, 5 / 170, 5 / 190 - 5 / 170, (5 / 190 - 5 / 170) / (5 / 170), N, N, N, False,
-        5 / 190, N),  # fmt: skip
+    ): (
+        5 / 190,
+        5 / 170,
+        5 / 190 - 5 / 170,
+        (5 / 190 - 5 / 170) / (5 / 170),
+        N,
+        N,
+        N,
+        False,
+        5 / 190,
+        N,
+    ),  # fmt: skip
     # unions_new: U2, U3, U5; none founded by 28 Feb in 2018 or 2019: s = 0 ->
     # fallback 1 * 366 / 60 = 6.1; target without comparator takes >=
     ("unions_new", 2018): (1.0, *FIRST),
@@ -392,8 +399,17 @@ def _entry(**overrides):
         ([_entry(), _entry()], "KPI 'x_count': field 'code': duplicate"),
         ([_entry(kind="level")], "KPI 'x_count': field 'kind': 'level' is not one of"),
         (
-            [_entry(), _entry(code="r", kind="ratio", rows=None, value=None,
-                              numerator="x_count", denominator="nope")],
+            [
+                _entry(),
+                _entry(
+                    code="r",
+                    kind="ratio",
+                    rows=None,
+                    value=None,
+                    numerator="x_count",
+                    denominator="nope",
+                ),
+            ],
             "KPI 'r': field 'denominator': 'nope' is not a KPI",
         ),  # fmt: skip
         ([_entry(unit="")], "KPI 'x_count': field 'unit': required"),
@@ -406,8 +422,18 @@ def _entry(**overrides):
         ([_entry(target_comparator="=")], "KPI 'x_count': field 'target_comparator'"),
         ([_entry(code="Bad Code")], "entry #1: field 'code'"),
         (
-            [_entry(street=False), _entry(code="r", kind="ratio", rows=None, value=None,
-             numerator="x_count", denominator="x_count", street=True)],
+            [
+                _entry(street=False),
+                _entry(
+                    code="r",
+                    kind="ratio",
+                    rows=None,
+                    value=None,
+                    numerator="x_count",
+                    denominator="x_count",
+                    street=True,
+                ),
+            ],
             "KPI 'r': field 'street': true, but a part has no street",
         ),  # fmt: skip
     ],
@@ -434,9 +460,7 @@ def test_refresh_context_from_data(con):
     assert ctx.as_of == D(2020, 2, 29)  # latest event: M8 joined on the leap day
     assert ctx.first_year == 2018  # not 2010/2015 (foundings and joins do not count)
     assert not ctx.is_complete
-    assert con.execute("SELECT * FROM marts.refresh_context").fetchall() == [
-        (D(2020, 2, 29), 2018)
-    ]
+    assert con.execute("SELECT * FROM marts.refresh_context").fetchall() == [(D(2020, 2, 29), 2018)]
     types = con.execute("DESCRIBE marts.refresh_context").fetchall()
     assert [(r[0], r[1]) for r in types] == [("as_of", "DATE"), ("first_year", "INTEGER")]
     assert read_refresh_context(con) == ctx

@@ -38,10 +38,19 @@ def test_full_refresh_builds_and_publishes(demo_drop, env, monkeypatch):
     result = refresh(demo_drop, monkeypatch)
     assert result.success
     with duckdb.connect(str(env), read_only=True) as con:
-        tables = {r[0] for r in con.execute(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
-        assert {"staging.members", "staging.quarantine", "marts.kpi_yearly",
-                "marts.kpi_by_street", "marts.report_reconciliation"} <= tables
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables()"
+            ).fetchall()
+        }
+        assert {
+            "staging.members",
+            "staging.quarantine",
+            "marts.kpi_yearly",
+            "marts.kpi_by_street",
+            "marts.report_reconciliation",
+        } <= tables
         assert con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0] > 1000
     assert not list(env.parent.glob(".union.build-*")), "the build file was swapped in"
     checks = result.get_asset_check_evaluations()
@@ -76,9 +85,12 @@ def test_no_clear_pii_in_any_table(demo_drop, env, monkeypatch):
             "WHERE data_type = 'VARCHAR'"
         ).fetchall()
         for schema, table, column in columns:
-            values = [v for (v,) in con.execute(
-                f'SELECT DISTINCT "{column}" FROM {schema}.{table} WHERE "{column}" IS NOT NULL'
-            ).fetchall()]
+            values = [
+                v
+                for (v,) in con.execute(
+                    f'SELECT DISTINCT "{column}" FROM {schema}.{table} WHERE "{column}" IS NOT NULL'
+                ).fetchall()
+            ]
             for value in values:
                 where = f"{schema}.{table}.{column}"
                 assert not id_like.search(value), f"ID number in {where}"
@@ -101,8 +113,12 @@ def _names_in_drop(raw: Path) -> set[str]:
                 encoding = "utf-8"
             except UnicodeDecodeError:
                 pass
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
-            encoding="utf8" if encoding.startswith("utf") else encoding))
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                encoding="utf8" if encoding.startswith("utf") else encoding
+            ),
+        )
         names |= {n.strip() for n in table.column("姓名").to_pylist() if n and n.strip()}
     assert names
     return names
@@ -117,20 +133,25 @@ def test_demo_scale_1_reconciles_every_published_figure(tmp_path, env, monkeypat
     definitions = defs()
     job = definitions.resolve_implicit_global_asset_job_def()
     graph = definitions.resolve_asset_graph()
-    warehouse_keys = [k for k in graph.get_all_asset_keys()
-                      if graph.get(k).is_executable and k.path[0] != "reports"]
+    warehouse_keys = [
+        k
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).is_executable and k.path[0] != "reports"
+    ]
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(
-            instance=instance, asset_selection=warehouse_keys, raise_on_error=False)
+            instance=instance, asset_selection=warehouse_keys, raise_on_error=False
+        )
     assert result.success
     with duckdb.connect(str(env), read_only=True) as con:
         rows = con.execute(
-            "SELECT kpi_code, year, computed, lower, upper, match "
-            "FROM marts.report_reconciliation").fetchall()
+            "SELECT kpi_code, year, computed, lower, upper, match FROM marts.report_reconciliation"
+        ).fetchall()
         shares = con.execute(
             "SELECT q.source, count(*) / any_value(s.n) FROM staging.quarantine q JOIN "
             "(SELECT 'members' AS source, count(*) AS n FROM staging.members) s USING (source) "
-            "GROUP BY ALL").fetchall()
+            "GROUP BY ALL"
+        ).fetchall()
     assert len(rows) == 18
     assert [r for r in rows if not r[-1]] == []
     assert all(share < 0.05 for _, share in shares)

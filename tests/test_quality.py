@@ -264,10 +264,12 @@ def duplicate_a_member(instance) -> None:
         con.execute(f"""COPY (SELECT * FROM read_parquet('{path}') UNION ALL
                               SELECT * FROM read_parquet('{path}') WHERE member_id = 'M00042')
                         TO '{broken}' (FORMAT parquet)""")
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key=["staging", "members"],
-        metadata=output_metadata("broken", {"staging.members": broken}),
-    ))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=["staging", "members"],
+            metadata=output_metadata("broken", {"staging.members": broken}),
+        )
+    )
 
 
 def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:

@@ -32,22 +32,30 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path):
     home.mkdir()
     (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     env = {
-        **os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT),
-        "UNION_RAW_DIR": str(demo_drop), "UNION_PII_KEY": "test-key",
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "UNION_RAW_DIR": str(demo_drop),
+        "UNION_PII_KEY": "test-key",
         "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
         "UNION_EXPORT_DIR": str(tmp_path / "exports"),
     }
     # the daemon runs the sensors: the file sensor's first tick requests a refresh
     daemon = subprocess.Popen(
         [sys.executable, "-m", "dagster._daemon", "run", "-m", "union_pipeline.definitions"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
         with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+
             def started_with_worker():
                 for record in instance.get_run_records(
-                        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                    dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+                ):
                     pid = worker_pid(instance, record.dagster_run.run_id)
                     if pid:
                         return record.dagster_run.run_id, pid
@@ -55,15 +63,29 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path):
 
             killed_run, pid = _wait("a refresh run to start", 120, started_with_worker)
             os.kill(pid, signal.SIGKILL)
-            _wait("the killed run to be marked failed", 90,
-                  lambda: instance.get_run_by_id(killed_run).status
-                  == dg.DagsterRunStatus.FAILURE)
+            _wait(
+                "the killed run to be marked failed",
+                90,
+                lambda: instance.get_run_by_id(killed_run).status == dg.DagsterRunStatus.FAILURE,
+            )
             # the queue (one refresh at a time) moves on: the retry or the next run starts
-            _wait("another run to start", 90, lambda: [
-                r for r in instance.get_run_records(dg.RunsFilter(statuses=[
-                    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS,
-                    dg.DagsterRunStatus.FAILURE]))
-                if r.dagster_run.run_id != killed_run])
+            _wait(
+                "another run to start",
+                90,
+                lambda: [
+                    r
+                    for r in instance.get_run_records(
+                        dg.RunsFilter(
+                            statuses=[
+                                dg.DagsterRunStatus.STARTED,
+                                dg.DagsterRunStatus.SUCCESS,
+                                dg.DagsterRunStatus.FAILURE,
+                            ]
+                        )
+                    )
+                    if r.dagster_run.run_id != killed_run
+                ],
+            )
             logs = [e.message for e in instance.all_logs(killed_run) if e.message]
             assert any(f"worker (pid {pid}) is gone" in m for m in logs)
     finally:

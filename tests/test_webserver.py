@@ -51,9 +51,19 @@ def refreshed_home(demo_drop, tmp_path):
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", env["DAGSTER_HOME"])
     bin_dir = Path(sys.executable).parent
     subprocess.run(
-        [bin_dir / "dagster", "asset", "materialize", "-m", "union_pipeline.definitions",
-         "--select", "*"],
-        env=env, cwd=PROJECT_ROOT, check=True, capture_output=True,
+        [
+            bin_dir / "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "union_pipeline.definitions",
+            "--select",
+            "*",
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
     )
     return env
 
@@ -62,10 +72,19 @@ def test_ui_shows_graph_and_check_results(refreshed_home, tmp_path):
     port = free_port()
     bin_dir = Path(sys.executable).parent
     server = subprocess.Popen(
-        [bin_dir / "dagster-webserver", "-h", "127.0.0.1", "-p", str(port),
-         "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        env=refreshed_home, cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            bin_dir / "dagster-webserver",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+        ],
+        env=refreshed_home,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 90
@@ -91,12 +110,23 @@ def test_ui_shows_graph_and_check_results(refreshed_home, tmp_path):
         if CHROMIUM is None:
             pytest.skip("chromium is not installed (apt-get install chromium)")
         dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
-             "--virtual-time-budget=15000", "--dump-dom",
-             f"http://127.0.0.1:{port}/assets/staging/members"],
-            capture_output=True, text=True, timeout=120,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chrome'}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                f"http://127.0.0.1:{port}/assets/staging/members",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
         assert "members" in dom and "Dagster" in dom
     finally:

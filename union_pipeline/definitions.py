@@ -10,8 +10,9 @@ from union_pipeline.assetkit.resources import WarehouseResource
 
 # The nightly refresh runs at 02:00 Asia/Shanghai; a mart or report not refreshed for 36
 # hours has missed a night and a retry.
-FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=36),
-                                           warn_window=timedelta(hours=26))
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=36), warn_window=timedelta(hours=26)
+)
 SERVED_TO_READERS = dg.AssetSelection.key_prefixes(["marts"], ["reports"])
 
 

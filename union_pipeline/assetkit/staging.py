@@ -270,6 +270,8 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
             ).fetchall()[0][0]
         summary = _summary(result, threshold)
         context.log.info(f"{source}: {summary['counts']}")
+        if result.pii_key_warning:
+            context.log.warning(result.pii_key_warning)
         samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
         evidence, identity, under = _check_results(summary, samples_md, threshold)
         yield dg.MaterializeResult(

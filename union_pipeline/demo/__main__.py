@@ -14,12 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m union_pipeline.demo",
         description="Write the demo district's raw drop (2017-01-01 .. 2020-09-30) in the "
-                    "folders of the data contract. At scale 1 it reproduces the published "
-                    "2019 figures; the source folders in --out are replaced.",
+        "folders of the data contract. At scale 1 it reproduces the published "
+        "2019 figures; the source folders in --out are replaced.",
     )
     parser.add_argument("--out", type=Path, required=True, help="the raw drop folder to write")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="population multiplier (1 = the real district, ~236k members)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="population multiplier (1 = the real district, ~236k members)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     parser.add_argument("--json", action="store_true", help="print the full summary as JSON")
     args = parser.parse_args(argv)
@@ -30,11 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=1)
         print()
         return 0
-    print(f"wrote {summary['out_dir']} (scale {summary['scale']}, seed {summary['seed']}, "
-          f"as of {summary['as_of']}) in {summary['seconds']} s")
+    print(
+        f"wrote {summary['out_dir']} (scale {summary['scale']}, seed {summary['seed']}, "
+        f"as of {summary['as_of']}) in {summary['seconds']} s"
+    )
     for f in summary["files"]:
-        print(f"  {f['file']:<58} {f['format']:<16} {f['rows']:>10,} rows "
-              f"({f['bad_rows']} bad, {f['repeated_rows']} repeated)")
+        print(
+            f"  {f['file']:<58} {f['format']:<16} {f['rows']:>10,} rows "
+            f"({f['bad_rows']} bad, {f['repeated_rows']} repeated)"
+        )
     print(f"  total rows: {sum(summary['rows'].values()):,}")
     for source, kinds in summary["bad_rows"].items():
         listed = ", ".join(f"{k}={v}" for k, v in kinds.items())

@@ -39,8 +39,12 @@ def year_of(days: np.ndarray) -> np.ndarray:
 def ystart(y):
     """1 January of year y (an int, or an array of years)."""
     if np.ndim(y):
-        return (np.asarray(y, np.int64) - 1970).astype("datetime64[Y]").astype(
-            "datetime64[D]").astype(np.int64)
+        return (
+            (np.asarray(y, np.int64) - 1970)
+            .astype("datetime64[Y]")
+            .astype("datetime64[D]")
+            .astype(np.int64)
+        )
     return day(f"{int(y)}-01-01")
 
 
@@ -79,8 +83,9 @@ class Calendar:
         self.year, self.month, _ = ymd(self.days)
         self.weekday = (self.days + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
 
-    def weights(self, month_weights=None, weekend: float = 1.0, year_month=None,
-                default: float = 1.0) -> np.ndarray:
+    def weights(
+        self, month_weights=None, weekend: float = 1.0, year_month=None, default: float = 1.0
+    ) -> np.ndarray:
         """Cumulative weights (length NDAYS + 1) for `sample`.
 
         month_weights: 12 daily weights by calendar month; year_month: {(year, month):
@@ -129,7 +134,7 @@ def weighted_pick(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.n
         return np.zeros(0, dtype=np.int64)
     with np.errstate(divide="ignore"):
         keys = np.log(rng.random(n)) / np.asarray(weights, dtype=np.float64)
-    idx = np.argpartition(keys, n - k)[n - k:]
+    idx = np.argpartition(keys, n - k)[n - k :]
     return np.sort(idx)
 
 
@@ -185,7 +190,8 @@ def to_arrow_text(values) -> pa.Array:
         values = np.ascontiguousarray(values)
         width = values.dtype.itemsize
         fixed = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(width), len(values), [None, pa.py_buffer(values)])
+            pa.binary(width), len(values), [None, pa.py_buffer(values)]
+        )
         out = fixed.cast(pa.binary())
         if width and len(values) and (values.view(np.uint8).reshape(-1, width)[:, -1] == 0).any():
             out = pc.replace_substring_regex(out, "\\x00+$", "")  # numpy pads with NULs
@@ -209,13 +215,47 @@ ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 # (region code, weight): Zhenhai first, then Ningbo, Zhejiang, and the provinces that send
 # most migrant workers to Ningbo.
 REGIONS = [
-    (330211, 40), (330203, 3), (330205, 3), (330206, 4), (330212, 3), (330281, 3),
-    (330282, 4), (330213, 2), (330226, 2), (330225, 1), (330102, 1), (330302, 2),
-    (330381, 1), (331002, 1), (330602, 1), (330782, 1), (331081, 1),
-    (341221, 3), (342101, 2), (340822, 2), (410221, 2), (411323, 2), (412702, 2),
-    (510922, 2), (511321, 2), (522121, 2), (522422, 1), (362427, 2), (360121, 1),
-    (430521, 2), (431021, 1), (450821, 1), (612324, 1), (420984, 1), (421181, 1),
-    (370881, 1), (130984, 1), (532129, 1), (622421, 1), (352225, 1), (500235, 2),
+    (330211, 40),
+    (330203, 3),
+    (330205, 3),
+    (330206, 4),
+    (330212, 3),
+    (330281, 3),
+    (330282, 4),
+    (330213, 2),
+    (330226, 2),
+    (330225, 1),
+    (330102, 1),
+    (330302, 2),
+    (330381, 1),
+    (331002, 1),
+    (330602, 1),
+    (330782, 1),
+    (331081, 1),
+    (341221, 3),
+    (342101, 2),
+    (340822, 2),
+    (410221, 2),
+    (411323, 2),
+    (412702, 2),
+    (510922, 2),
+    (511321, 2),
+    (522121, 2),
+    (522422, 1),
+    (362427, 2),
+    (360121, 1),
+    (430521, 2),
+    (431021, 1),
+    (450821, 1),
+    (612324, 1),
+    (420984, 1),
+    (421181, 1),
+    (370881, 1),
+    (130984, 1),
+    (532129, 1),
+    (622421, 1),
+    (352225, 1),
+    (500235, 2),
 ]
 REGION_CODES = np.array([r for r, _ in REGIONS], dtype=np.int64)
 REGION_P = np.array([w for _, w in REGIONS], dtype=np.float64) / sum(w for _, w in REGIONS)
@@ -328,8 +368,9 @@ class People:
         given = pc.if_else(male_arr, join_text(g1m, g2m), join_text(g1f, g2f))
         self.name = join_text(surname, given)
         # phones: 1[3-9]xxxxxxxxx, 7% without one
-        second = rng.choice(np.array([3, 5, 7, 8, 9, 6, 4]), n,
-                            p=[0.3, 0.25, 0.06, 0.3, 0.05, 0.02, 0.02])
+        second = rng.choice(
+            np.array([3, 5, 7, 8, 9, 6, 4]), n, p=[0.3, 0.25, 0.06, 0.3, 0.05, 0.02, 0.02]
+        )
         num = 10_000_000_000 + second * 1_000_000_000 + rng.integers(0, 1_000_000_000, n)
         self.phone = digits_text(num, 11)
         self.has_phone = rng.random(n) >= 0.07
@@ -403,8 +444,9 @@ class Table:
         return Table(dict(self.kinds), values, raw)
 
     def copy_values(self) -> Table:
-        values = {k: (v if isinstance(v, pa.Array) else np.array(v)) for k, v in
-                  self.values.items()}
+        values = {
+            k: (v if isinstance(v, pa.Array) else np.array(v)) for k, v in self.values.items()
+        }
         return Table(dict(self.kinds), values, {k: dict(v) for k, v in self.raw.items()})
 
     def set_text(self, name: str, rows, texts) -> None:
@@ -439,18 +481,21 @@ def concat_tables(tables: list[Table]) -> Table:
     return Table(dict(first.kinds), values, raw)
 
 
-def place_rows(rng: np.random.Generator, n_truth: int, n_extra: int,
-               repeat_rows: np.ndarray | None = None) -> np.ndarray:
+def place_rows(
+    rng: np.random.Generator, n_truth: int, n_extra: int, repeat_rows: np.ndarray | None = None
+) -> np.ndarray:
     """Write order: truth rows 0..n_truth-1 in order, the extra (bad) rows
     n_truth..n_truth+n_extra-1 and repeats of `repeat_rows` at random places."""
     repeat_rows = np.zeros(0, np.int64) if repeat_rows is None else np.asarray(repeat_rows)
-    rows = np.concatenate([
-        np.arange(n_truth + n_extra, dtype=np.int64), repeat_rows.astype(np.int64)
-    ])
-    pos = np.concatenate([
-        np.arange(n_truth, dtype=np.float64),
-        rng.uniform(0, max(n_truth, 1), n_extra),
-        # a repeat right after, or a little after, its original: how double exports look
-        repeat_rows.astype(np.float64) + rng.uniform(0.01, 3.0, len(repeat_rows)),
-    ])
+    rows = np.concatenate(
+        [np.arange(n_truth + n_extra, dtype=np.int64), repeat_rows.astype(np.int64)]
+    )
+    pos = np.concatenate(
+        [
+            np.arange(n_truth, dtype=np.float64),
+            rng.uniform(0, max(n_truth, 1), n_extra),
+            # a repeat right after, or a little after, its original: how double exports look
+            repeat_rows.astype(np.float64) + rng.uniform(0.01, 3.0, len(repeat_rows)),
+        ]
+    )
     return rows[np.argsort(pos, kind="stable")]

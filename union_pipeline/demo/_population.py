@@ -29,8 +29,16 @@ from union_pipeline.demo._common import (
     ystart,
 )
 
-STREETS = ["招宝山街道", "蛟川街道", "骆驼街道", "庄市街道", "贵驷街道", "澥浦镇", "九龙湖镇",
-           "区直机关"]
+STREETS = [
+    "招宝山街道",
+    "蛟川街道",
+    "骆驼街道",
+    "庄市街道",
+    "贵驷街道",
+    "澥浦镇",
+    "九龙湖镇",
+    "区直机关",
+]
 STREET_P = np.array([0.17, 0.16, 0.18, 0.15, 0.08, 0.10, 0.07, 0.09])
 ORG_TYPES = ["企业", "机关事业单位", "社会组织", "联合工会"]
 DISTRICT_ORG = 7  # 区直机关
@@ -47,8 +55,12 @@ PLAN = {
     "members_new_2019": 4456,
     "members_new_2019_left_2019": 58,
     "stock_joins": {2017: 3700, 2018: 3900},  # joins of members still active at 2019 end
-    "leavers": {**{y: 600 + 70 * (y - 2005) for y in range(2005, 2017)},
-                2017: 1350, 2018: 1420, 2019: 1480},
+    "leavers": {
+        **{y: 600 + 70 * (y - 2005) for y in range(2005, 2017)},
+        2017: 1350,
+        2018: 1420,
+        2019: 1480,
+    },
     "joins_2020": 3250,
     "leavers_2020": 1150,
     "movers": 300,  # persons who left one union and later joined another
@@ -60,26 +72,114 @@ PLAN = {
 COLLECT_START = day("2017-09-01")
 APP_START = day("2019-05-01")
 
-_BRAND = list("恒昌华鑫宏达永盛泰丰远东明宇金海天成新源隆利信和嘉康力威凯瑞佳荣兴富德"
-              "安顺中联博通润星博乐达海腾光正祥锦越甬港镇宁蛟骆庄贵澥浦龙湖宝山北仑杉")
-_INDUSTRY = ["机械", "化工", "电子", "塑料", "模具", "石化", "物流", "建设", "纺织", "服饰",
-             "电器", "汽车部件", "五金", "新材料", "能源", "科技", "食品", "印刷", "包装",
-             "钢结构", "阀门", "轴承", "电力设备", "医药", "环保", "船舶", "贸易", "港务",
-             "精密铸造", "橡塑", "智能装备", "光电", "建材", "家居", "液压", "不锈钢"]
-_INSTITUTIONS = ["中心学校", "中学", "幼儿园", "卫生院", "社区卫生服务中心", "派出所",
-                 "市场监管所", "财政所", "供电所", "中心小学", "文化站", "敬老院", "水利站",
-                 "司法所", "农业服务中心"]
-_DEPARTMENTS = ["镇海区教育局", "镇海区卫生健康局", "镇海区人民医院", "镇海区中医医院",
-                "镇海区财政局", "镇海区交通运输局", "镇海区住房和城乡建设局",
-                "镇海区人力资源和社会保障局", "镇海区民政局", "镇海区市场监督管理局",
-                "镇海区税务局", "镇海区文化和广电旅游体育局", "镇海区农业农村局",
-                "镇海区应急管理局", "镇海区商务局", "镇海区司法局", "镇海区统计局",
-                "镇海区自然资源和规划局", "镇海区经济和信息化局", "镇海区科学技术局",
-                "镇海中学", "镇海区职业教育中心学校", "镇海区图书馆", "镇海区档案馆",
-                "镇海区疾病预防控制中心", "镇海区妇幼保健院", "镇海区龙赛医院",
-                "镇海区城市管理局", "镇海区水利局", "镇海区审计局"]
-_ASSOC = ["物流", "建筑业", "餐饮", "家政服务", "律师", "会计", "电子商务", "汽车维修",
-          "快递", "物业管理", "美容美发", "装饰装修", "货运", "网约车", "保安服务"]
+_BRAND = list(
+    "恒昌华鑫宏达永盛泰丰远东明宇金海天成新源隆利信和嘉康力威凯瑞佳荣兴富德"
+    "安顺中联博通润星博乐达海腾光正祥锦越甬港镇宁蛟骆庄贵澥浦龙湖宝山北仑杉"
+)
+_INDUSTRY = [
+    "机械",
+    "化工",
+    "电子",
+    "塑料",
+    "模具",
+    "石化",
+    "物流",
+    "建设",
+    "纺织",
+    "服饰",
+    "电器",
+    "汽车部件",
+    "五金",
+    "新材料",
+    "能源",
+    "科技",
+    "食品",
+    "印刷",
+    "包装",
+    "钢结构",
+    "阀门",
+    "轴承",
+    "电力设备",
+    "医药",
+    "环保",
+    "船舶",
+    "贸易",
+    "港务",
+    "精密铸造",
+    "橡塑",
+    "智能装备",
+    "光电",
+    "建材",
+    "家居",
+    "液压",
+    "不锈钢",
+]
+_INSTITUTIONS = [
+    "中心学校",
+    "中学",
+    "幼儿园",
+    "卫生院",
+    "社区卫生服务中心",
+    "派出所",
+    "市场监管所",
+    "财政所",
+    "供电所",
+    "中心小学",
+    "文化站",
+    "敬老院",
+    "水利站",
+    "司法所",
+    "农业服务中心",
+]
+_DEPARTMENTS = [
+    "镇海区教育局",
+    "镇海区卫生健康局",
+    "镇海区人民医院",
+    "镇海区中医医院",
+    "镇海区财政局",
+    "镇海区交通运输局",
+    "镇海区住房和城乡建设局",
+    "镇海区人力资源和社会保障局",
+    "镇海区民政局",
+    "镇海区市场监督管理局",
+    "镇海区税务局",
+    "镇海区文化和广电旅游体育局",
+    "镇海区农业农村局",
+    "镇海区应急管理局",
+    "镇海区商务局",
+    "镇海区司法局",
+    "镇海区统计局",
+    "镇海区自然资源和规划局",
+    "镇海区经济和信息化局",
+    "镇海区科学技术局",
+    "镇海中学",
+    "镇海区职业教育中心学校",
+    "镇海区图书馆",
+    "镇海区档案馆",
+    "镇海区疾病预防控制中心",
+    "镇海区妇幼保健院",
+    "镇海区龙赛医院",
+    "镇海区城市管理局",
+    "镇海区水利局",
+    "镇海区审计局",
+]
+_ASSOC = [
+    "物流",
+    "建筑业",
+    "餐饮",
+    "家政服务",
+    "律师",
+    "会计",
+    "电子商务",
+    "汽车维修",
+    "快递",
+    "物业管理",
+    "美容美发",
+    "装饰装修",
+    "货运",
+    "网约车",
+    "保安服务",
+]
 
 
 @dataclass
@@ -157,13 +257,13 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     founded, dissolved, group, cohort = [], [], [], []
     # founded before 2017, active at 2019 end
     years = np.arange(1953, 2017)
-    yw = np.where(years < 1980, 0.15, np.where(years < 2000, 0.6, np.where(years < 2013, 1.6,
-                                                                            2.4)))
+    yw = np.where(years < 1980, 0.15, np.where(years < 2000, 0.6, np.where(years < 2013, 1.6, 2.4)))
     fy = rng.choice(years, n_old, p=yw / yw.sum())
     founded.append(cal.sample(rng, ystart(fy), yend(fy), w_work))
     d = np.full(n_old, NA, dtype=np.int32)
-    d[:n_dis20] = cal.sample(rng, np.full(n_dis20, day("2020-01-15")),
-                             np.full(n_dis20, day("2020-09-20")), w_work)
+    d[:n_dis20] = cal.sample(
+        rng, np.full(n_dis20, day("2020-01-15")), np.full(n_dis20, day("2020-09-20")), w_work
+    )
     dissolved.append(d)
     group.append(np.zeros(n_old, np.int8))
     cohort.append(np.where(np.arange(n_old) < n_dis20, 1, 0))  # 1 = dissolves in 2020
@@ -178,8 +278,9 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     for y, k in dis.items():
         fy = rng.integers(1990, 2015, k)
         founded.append(cal.sample(rng, ystart(fy), yend(fy), w_work))
-        dissolved.append(cal.sample(rng, np.full(k, day(f"{y}-01-10")),
-                                    np.full(k, day(f"{y}-12-20")), w_work))
+        dissolved.append(
+            cal.sample(rng, np.full(k, day(f"{y}-01-10")), np.full(k, day(f"{y}-12-20")), w_work)
+        )
         group.append(np.ones(k, np.int8))
         cohort.append(np.full(k, 20 + y - 2017))
     fy = rng.integers(1985, 2011, n_hist)
@@ -211,8 +312,11 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     fixed = np.zeros(n, dtype=bool)
     total = scaled(p["members_total_2019"], scale, 50)
     j19 = scaled(p["members_new_2019"], scale, 5) - scaled(p["members_new_2019_left_2019"], scale)
-    for y, mean, cap, limit in ((2017, 3.8, 400, p["stock_joins"][2017]),
-                                (2018, 3.8, 400, p["stock_joins"][2018]), (2019, 3.5, 150, None)):
+    for y, mean, cap, limit in (
+        (2017, 3.8, 400, p["stock_joins"][2017]),
+        (2018, 3.8, 400, p["stock_joins"][2018]),
+        (2019, 3.5, 150, None),
+    ):
         sel = cohort == 10 + y - 2017
         s = np.clip(np.exp(rng.normal(mean, 0.6, sel.sum())), 5, cap).round()
         allowed = 0.6 * (j19 if limit is None else scaled(limit, scale, 5))
@@ -227,8 +331,9 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     remaining = total - int(size[active19 & fixed].sum())
     size[free] = spread_total(rng, size[free], remaining, minimum=3)
     dissolved_before = group == 1
-    size[dissolved_before] = np.clip(np.exp(rng.normal(3.0, 0.6, dissolved_before.sum())), 3,
-                                     120).round()
+    size[dissolved_before] = np.clip(
+        np.exp(rng.normal(3.0, 0.6, dissolved_before.sum())), 3, 120
+    ).round()
     sel = group == 2
     s = np.clip(np.exp(rng.normal(3.3, 0.6, sel.sum())), 5, 120).round()
     cap = 0.5 * scaled(p["joins_2020"], scale, 5)
@@ -243,25 +348,39 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     k = min(scaled(p["unions_authorized_2019"], scale, 1), len(pool) - 1)
     w = np.where(cohort[pool] == 12, 0.35, 1.0) * np.where(org[pool] == 1, 3.0, 1.0)
     chosen = pool[weighted_pick(rng, w, k)]
-    w_auth = cal.weights(year_month={**{(2018, m): 0.6 for m in range(4, 13)},
-                                     **{(2019, m): 1.0 for m in range(1, 13)}},
-                         default=0.0, weekend=0.1)
+    w_auth = cal.weights(
+        year_month={
+            **{(2018, m): 0.6 for m in range(4, 13)},
+            **{(2019, m): 1.0 for m in range(1, 13)},
+        },
+        default=0.0,
+        weekend=0.1,
+    )
     lo = np.maximum(founded[chosen], day("2018-04-01"))
     authorized[chosen] = cal.sample(rng, lo, np.full(len(chosen), yend(2019)), w_auth)
     is_chosen = np.zeros(n, dtype=bool)
     is_chosen[chosen] = True
     rest = pool[~is_chosen[pool]]
     later = rest[rng.random(len(rest)) < 0.55]
-    authorized[later] = cal.sample(rng, np.full(len(later), day("2020-01-06")),
-                                   np.full(len(later), day("2020-09-25")), cal.weights())
+    authorized[later] = cal.sample(
+        rng,
+        np.full(len(later), day("2020-01-06")),
+        np.full(len(later), day("2020-09-25")),
+        cal.weights(),
+    )
     d19 = np.nonzero(cohort == 22)[0]
     d19 = d19[rng.random(len(d19)) < 0.5]
-    authorized[d19] = cal.sample(rng, np.maximum(founded[d19], day("2018-04-01")),
-                                 dissolved[d19].astype(np.int64) - 1, cal.weights())
+    authorized[d19] = cal.sample(
+        rng,
+        np.maximum(founded[d19], day("2018-04-01")),
+        dissolved[d19].astype(np.int64) - 1,
+        cal.weights(),
+    )
     n20 = np.nonzero(group == 2)[0]
     n20 = n20[rng.random(len(n20)) < 0.6]
-    authorized[n20] = cal.sample(rng, founded[n20].astype(np.int64) + 5,
-                                 np.full(len(n20), AS_OF), cal.weights())
+    authorized[n20] = cal.sample(
+        rng, founded[n20].astype(np.int64) + 5, np.full(len(n20), AS_OF), cal.weights()
+    )
 
     # stars: the district's system unions all 4-5 stars; new unions start low
     star = rng.choice(6, n, p=[0.05, 0.1, 0.25, 0.3, 0.2, 0.1]).astype(np.int64)
@@ -276,9 +395,20 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     uid = [f"ZH{v}" for v in pool_ids[:n].tolist()]
     spare = [f"ZH{v}" for v in pool_ids[n:].tolist()]
     names = _union_names(rng, street, org)
-    return Unions(uid=uid, name=names, street=street.astype(np.int8), org=org,
-                  founded=founded, dissolved=dissolved, authorized=authorized, star=star,
-                  employees=np.zeros(n, np.int64), group=group, size=size, spare_ids=spare)
+    return Unions(
+        uid=uid,
+        name=names,
+        street=street.astype(np.int8),
+        org=org,
+        founded=founded,
+        dissolved=dissolved,
+        authorized=authorized,
+        star=star,
+        employees=np.zeros(n, np.int64),
+        group=group,
+        size=size,
+        spare_ids=spare,
+    )
 
 
 @dataclass
@@ -330,15 +460,20 @@ def _pick_union(rng, unions: Unions, candidates: np.ndarray, latest_founded: np.
     return out
 
 
-def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions: Unions,
-                  people: People) -> Members:
+def build_members(
+    rng: np.random.Generator, scale: float, cal: Calendar, unions: Unions, people: People
+) -> Members:
     p = PLAN
-    w_join = cal.weights([0.7, 0.5, 1.2, 1.1, 1.0, 1.0, 0.9, 0.8, 1.1, 1.1, 1.2, 1.0],
-                         weekend=0.2, year_month={(2020, 2): 0.15, (2020, 3): 0.5})
+    w_join = cal.weights(
+        [0.7, 0.5, 1.2, 1.1, 1.0, 1.0, 0.9, 0.8, 1.1, 1.1, 1.2, 1.0],
+        weekend=0.2,
+        year_month={(2020, 2): 0.15, (2020, 3): 0.5},
+    )
     w_work = cal.weights(weekend=0.2)
     active19 = np.nonzero(unions.group == 0)[0]
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("union", "join", "leave", "kind",
-                                                           "birth")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("union", "join", "leave", "kind", "birth")
+    }
 
     def add(union, join, leave, kind, birth):
         parts["union"].append(np.asarray(union, np.int64))
@@ -358,8 +493,11 @@ def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions:
         sel = np.nonzero(fy == y)[0]
         hi = np.full(len(sel), yend(y))
         founding = rng.random(len(sel)) < 0.55
-        j = np.where(founding, np.minimum(fd[sel] + rng.integers(0, 21, len(sel)), hi),
-                     cal.sample(rng, fd[sel], hi, w_join))
+        j = np.where(
+            founding,
+            np.minimum(fd[sel] + rng.integers(0, 21, len(sel)), hi),
+            cal.sample(rng, fd[sel], hi, w_join),
+        )
         join[sel] = j
         done[sel] = True
     j19 = scaled(p["members_new_2019"], scale, 5) - scaled(p["members_new_2019_left_2019"], scale)
@@ -378,8 +516,9 @@ def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions:
     hi = np.full(len(rest), yend(2016))
     j = cal.sample(rng, lo, hi, w_join).astype(np.int64)
     drive = (rng.random(len(rest)) < 0.6) & (lo <= day("2012-06-30"))
-    j[drive] = cal.sample(rng, np.maximum(lo[drive], day("2006-01-01")),
-                          np.full(int(drive.sum()), yend(2012)), w_join)
+    j[drive] = cal.sample(
+        rng, np.maximum(lo[drive], day("2006-01-01")), np.full(int(drive.sum()), yend(2012)), w_join
+    )
     founding = (rng.random(len(rest)) < 0.5) & (lo >= day("2010-01-01"))
     j[founding] = np.minimum(lo[founding] + rng.integers(0, 21, int(founding.sum())), hi[founding])
     join[rest] = np.clip(j, lo, hi)
@@ -401,14 +540,16 @@ def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions:
     ok = u >= 0
     u, lv = u[ok], lv[ok]
     hi = np.minimum(lv - 30, yend(2018))
-    lo = np.maximum.reduce([unions.founded[u].astype(np.int64), lv - 35 * 365,
-                            np.full(len(u), day("1975-01-01"))])
+    lo = np.maximum.reduce(
+        [unions.founded[u].astype(np.int64), lv - 35 * 365, np.full(len(u), day("1975-01-01"))]
+    )
     lo = np.minimum(lo, hi)
     j = hi - trunc_exp(rng, 6 * 365.0, hi - lo).astype(np.int64)
     retire = rng.random(len(u)) < 0.2
     birth = _ages_for(rng, lv, j, upper=59.5)
-    birth[retire] = (lv[retire] - np.round(rng.uniform(59.6, 59.99, int(retire.sum())) * 365.25)
-                     ).astype(np.int32)
+    birth[retire] = (
+        lv[retire] - np.round(rng.uniform(59.6, 59.99, int(retire.sum())) * 365.25)
+    ).astype(np.int32)
     birth = np.minimum(birth, (j - np.ceil(18.05 * 365.25)).astype(np.int32))
     add(u, j, lv, 1, birth)
 
@@ -433,8 +574,11 @@ def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions:
     u1 = np.repeat(new20, unions.size[new20])
     f = unions.founded[u1].astype(np.int64)
     founding = rng.random(len(u1)) < 0.6
-    j1 = np.where(founding, np.minimum(f + rng.integers(0, 15, len(u1)), AS_OF),
-                  cal.sample(rng, f, np.full(len(u1), AS_OF), w_join))
+    j1 = np.where(
+        founding,
+        np.minimum(f + rng.integers(0, 15, len(u1)), AS_OF),
+        cal.sample(rng, f, np.full(len(u1), AS_OF), w_join),
+    )
     k = max(1, scaled(p["joins_2020"], scale, 5) - len(u1))
     open_unions = active19[unions.dissolved[active19] == NA]
     u2 = _pick_union(rng, unions, open_unions, np.full(k, yend(2019)))
@@ -470,9 +614,11 @@ def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions:
     if k and len(left) and len(later):
         a = rng.choice(left, min(len(left), 4 * k), replace=False)
         b = rng.choice(later, len(a), replace=len(later) < len(a))
-        ok = ((m_join[b] > leave_eff[a] + 30)
-              & (m_join[a] >= m_birth[b].astype(np.int64) + int(18.05 * 365.25) + 1)
-              & (m_union[a] != m_union[b]))
+        ok = (
+            (m_join[b] > leave_eff[a] + 30)
+            & (m_join[a] >= m_birth[b].astype(np.int64) + int(18.05 * 365.25) + 1)
+            & (m_union[a] != m_union[b])
+        )
         a, b = a[ok], b[ok]
         _, first = np.unique(b, return_index=True)
         keep = np.sort(first)[:k]
@@ -485,11 +631,19 @@ def build_members(rng: np.random.Generator, scale: float, cal: Calendar, unions:
     person[own] = people.add(m_birth[own], m_male[own], local[own])
     person[~own] = person[person_of[~own]]
 
-    members = Members(union=m_union.astype(np.int32), join=m_join, leave=m_leave,
-                      collected=np.full(n, NA, np.int32), app=np.full(n, NA, np.int32),
-                      frontline=frontline, person=person.astype(np.int32),
-                      number=np.zeros(n, np.int64),
-                      birth=m_birth, male=m_male, kind=m_kind)
+    members = Members(
+        union=m_union.astype(np.int32),
+        join=m_join,
+        leave=m_leave,
+        collected=np.full(n, NA, np.int32),
+        app=np.full(n, NA, np.int32),
+        frontline=frontline,
+        person=person.astype(np.int32),
+        number=np.zeros(n, np.int64),
+        birth=m_birth,
+        male=m_male,
+        kind=m_kind,
+    )
     _collect(rng, scale, cal, unions, members)
     # member numbers: issued in order of joining, with gaps
     order = np.lexsort((rng.random(n), members.join))
@@ -511,9 +665,14 @@ def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members) -> None:
     ym[(2020, 2)] = 0.1
     ym[(2020, 3)] = 0.4
     w_coll = cal.weights(year_month=ym, default=0.0, weekend=0.3)
-    w_app = cal.weights(year_month={**{(2019, mo): 0.6 + 0.1 * mo for mo in range(5, 13)},
-                                    **{(2020, mo): 1.0 for mo in range(1, 13)}},
-                        default=0.0, weekend=0.8)
+    w_app = cal.weights(
+        year_month={
+            **{(2019, mo): 0.6 + 0.1 * mo for mo in range(5, 13)},
+            **{(2020, mo): 1.0 for mo in range(1, 13)},
+        },
+        default=0.0,
+        weekend=0.8,
+    )
     n = m.n
     leave_eff = m.leave_eff.astype(np.int64)
     join = m.join.astype(np.int64)
@@ -523,13 +682,15 @@ def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members) -> None:
     w = np.where((auth != NA) & (auth <= yend(2019)), 1.0, 0.2)
     k = min(scaled(p["members_collected_2019"], scale), len(stock))
     chosen = stock[weighted_pick(rng, w, k)]
-    m.collected[chosen] = cal.sample(rng, np.maximum(join[chosen], COLLECT_START),
-                                     np.full(k, yend(2019)), w_coll)
+    m.collected[chosen] = cal.sample(
+        rng, np.maximum(join[chosen], COLLECT_START), np.full(k, yend(2019)), w_coll
+    )
     # app-verified by 2019 end: exactly the report's figure, among those collected by then
     k = min(scaled(p["members_app_verified_2019"], scale), len(chosen))
     app = np.sort(rng.choice(chosen, k, replace=False))
-    m.app[app] = cal.sample(rng, np.maximum(m.collected[app].astype(np.int64), APP_START),
-                            np.full(k, yend(2019)), w_app)
+    m.app[app] = cal.sample(
+        rng, np.maximum(m.collected[app].astype(np.int64), APP_START), np.full(k, yend(2019)), w_app
+    )
     # collected later: the rest of the stock in 2020, joiners of 2020
     is_chosen = np.zeros(n, dtype=bool)
     is_chosen[chosen] = True
@@ -553,8 +714,12 @@ def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members) -> None:
     hi = np.minimum(leave_eff[cand] - 1, AS_OF)
     sel = (lo <= hi) & (rng.random(len(cand)) < 0.22)
     m.app[cand[sel]] = cal.sample(rng, lo[sel], hi[sel], w_app)
-    cand = np.nonzero((m.collected != NA) & (m.kind == 1) & (leave_eff >= day("2019-06-01"))
-                      & (leave_eff <= yend(2019)))[0]
+    cand = np.nonzero(
+        (m.collected != NA)
+        & (m.kind == 1)
+        & (leave_eff >= day("2019-06-01"))
+        & (leave_eff <= yend(2019))
+    )[0]
     lo = np.maximum(m.collected[cand].astype(np.int64), APP_START)
     hi = leave_eff[cand] - 1
     sel = (lo <= hi) & (rng.random(len(cand)) < 0.2)
@@ -564,8 +729,11 @@ def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members) -> None:
 def _employee_counts(rng, unions: Unions, m: Members) -> None:
     """Employees per union so that the membership rate is about 96%: members at the
     union's reference date (2019 end, or before dissolving, or the as-of date) / rate."""
-    ref = np.where(unions.group == 0, yend(2019),
-                   np.where(unions.group == 1, unions.dissolved.astype(np.int64) - 1, AS_OF))
+    ref = np.where(
+        unions.group == 0,
+        yend(2019),
+        np.where(unions.group == 1, unions.dissolved.astype(np.int64) - 1, AS_OF),
+    )
     active = m.active_at(ref[m.union])
     count = np.bincount(m.union[active], minlength=unions.n)
     rate = np.clip(rng.normal(PLAN["membership_rate"], 0.03, unions.n), 0.82, 1.0)

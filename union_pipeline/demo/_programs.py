@@ -24,8 +24,13 @@ YEARS = (2017, 2018, 2019, 2020)
 PLAN_TYPES = ["住院医疗互助", "特殊病种", "女职工安康"]
 CLAIM_STATUS = ["已发放", "审核中", "不予补助"]
 LOAN_STATUS = ["正常", "结清", "逾期"]
-BANKS = ["宁波银行镇海支行", "宁波镇海农村商业银行", "中国工商银行宁波镇海支行",
-         "中国邮政储蓄银行宁波市镇海区支行", "中国农业银行宁波镇海支行"]
+BANKS = [
+    "宁波银行镇海支行",
+    "宁波镇海农村商业银行",
+    "中国工商银行宁波镇海支行",
+    "中国邮政储蓄银行宁波市镇海区支行",
+    "中国农业银行宁波镇海支行",
+]
 PROGRAMS = ["吾意乐学", "学历提升", "雄镇杯技能竞赛", "技能培训"]
 
 PLAN = {
@@ -52,9 +57,16 @@ PLAN = {
 PREMIUM_CENTS = {"main": 6000, "main_high": 10000, "special": 8000, "female": 4000}
 
 
-def _active_rows(m: Members, dates: np.ndarray, rng: np.random.Generator, need: np.ndarray,
-                 min_tenure: int = 0, exclude_person: np.ndarray | None = None,
-                 age_range: tuple[float, float] | None = None, tries: int = 60) -> np.ndarray:
+def _active_rows(
+    m: Members,
+    dates: np.ndarray,
+    rng: np.random.Generator,
+    need: np.ndarray,
+    min_tenure: int = 0,
+    exclude_person: np.ndarray | None = None,
+    age_range: tuple[float, float] | None = None,
+    tries: int = 60,
+) -> np.ndarray:
     """For each date a random member row active then (rejection sampling); -1 if none
     was found. Persons in `exclude_person` (bool per person) are skipped and the found
     ones are added to it, so every row gets a different person."""
@@ -120,8 +132,17 @@ class Enrollments:
 
 
 def _enrol_weights(cal: Calendar, y: int) -> np.ndarray:
-    ym = {(y - 1, 12): 1.5, (y, 1): 5.0, (y, 2): 2.4, (y, 3): 4.2, (y, 4): 1.0, (y, 5): 0.6,
-          (y, 6): 0.5, **{(y, mo): 0.35 for mo in range(7, 12)}, (y, 12): 0.2}
+    ym = {
+        (y - 1, 12): 1.5,
+        (y, 1): 5.0,
+        (y, 2): 2.4,
+        (y, 3): 4.2,
+        (y, 4): 1.0,
+        (y, 5): 0.6,
+        (y, 6): 0.5,
+        **{(y, mo): 0.35 for mo in range(7, 12)},
+        (y, 12): 0.2,
+    }
     if y == 2020:
         ym.update({(2020, 2): 1.2, (2020, 3): 3.5, (2020, 4): 2.0})
     return cal.weights(year_month=ym, default=0.0, weekend=0.1)
@@ -133,11 +154,13 @@ def _second_dates(rng, cal: Calendar, cum, first: np.ndarray, hi: np.ndarray) ->
     return np.where(same, first, cal.sample(rng, first, hi, cum))
 
 
-def build_enrollments(rng: np.random.Generator, scale: float, cal: Calendar, m: Members,
-                      n_people: int) -> Enrollments:
+def build_enrollments(
+    rng: np.random.Generator, scale: float, cal: Calendar, m: Members, n_people: int
+) -> Enrollments:
     prev_main = np.zeros(n_people, dtype=bool)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("year", "row", "date", "premium",
-                                                          "ptype", "seq")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("year", "row", "date", "premium", "ptype", "seq")
+    }
     join = m.join.astype(np.int64)
     leave_eff = m.leave_eff.astype(np.int64)
     w_any = cal.weights(weekend=0.1)
@@ -171,16 +194,25 @@ def build_enrollments(rng: np.random.Generator, scale: float, cal: Calendar, m: 
         fe = np.sort(rng.choice(fem, n_f, replace=False))
 
         rows = np.concatenate([main, main[sp], main[fe]])
-        dates = np.concatenate([d_main, _second_dates(rng, cal, w_any, d_main[sp], hi[main[sp]]),
-                                _second_dates(rng, cal, w_any, d_main[fe], hi[main[fe]])])
-        ptype = np.concatenate([np.zeros(len(main), np.int8), np.ones(n_sp, np.int8),
-                                np.full(n_f, 2, np.int8)])
-        premium = np.concatenate([np.full(len(main), PREMIUM_CENTS["main"], np.int64),
-                                  np.full(n_sp, PREMIUM_CENTS["special"], np.int64),
-                                  np.full(n_f, PREMIUM_CENTS["female"], np.int64)])
+        dates = np.concatenate(
+            [
+                d_main,
+                _second_dates(rng, cal, w_any, d_main[sp], hi[main[sp]]),
+                _second_dates(rng, cal, w_any, d_main[fe], hi[main[fe]]),
+            ]
+        )
+        ptype = np.concatenate(
+            [np.zeros(len(main), np.int8), np.ones(n_sp, np.int8), np.full(n_f, 2, np.int8)]
+        )
+        premium = np.concatenate(
+            [
+                np.full(len(main), PREMIUM_CENTS["main"], np.int64),
+                np.full(n_sp, PREMIUM_CENTS["special"], np.int64),
+                np.full(n_f, PREMIUM_CENTS["female"], np.int64),
+            ]
+        )
         if y == 2019:
-            target = int(round(PLAN["premium_2019_yuan"] * 100 * total
-                               / PLAN["enrollments"][2019]))
+            target = int(round(PLAN["premium_2019_yuan"] * 100 * total / PLAN["enrollments"][2019]))
             step = PREMIUM_CENTS["main_high"] - PREMIUM_CENTS["main"]
             k = int(round((target - int(premium.sum())) / step))
         else:
@@ -221,16 +253,27 @@ def build_enrollments(rng: np.random.Generator, scale: float, cal: Calendar, m: 
     base_union = union[fixed].copy()
     k1, k2 = len(fix1), len(fix2)
     base_premium[:k1] = PREMIUM_CENTS["main"]
-    base_date[k1:k1 + k2] = np.maximum(date[fix2].astype(np.int64) - rng.integers(1, 21, k2),
-                                       day("2019-12-01"))
-    base_union[k1 + k2:] = (union[fix3] + 1 + rng.integers(0, 50, len(fix3))) % \
-        (int(union.max()) + 1)
+    base_date[k1 : k1 + k2] = np.maximum(
+        date[fix2].astype(np.int64) - rng.integers(1, 21, k2), day("2019-12-01")
+    )
+    base_union[k1 + k2 :] = (union[fix3] + 1 + rng.integers(0, 50, len(fix3))) % (
+        int(union.max()) + 1
+    )
     srt = np.argsort(fixed)
-    return Enrollments(year=year, seq=seq, row=row,
-                       person=m.person[row].astype(np.int32), union=union, date=date,
-                       premium=premium, ptype=ptype, fixed=fixed[srt],
-                       base_premium=base_premium[srt].astype(np.int32),
-                       base_date=base_date[srt], base_union=base_union[srt].astype(np.int32))
+    return Enrollments(
+        year=year,
+        seq=seq,
+        row=row,
+        person=m.person[row].astype(np.int32),
+        union=union,
+        date=date,
+        premium=premium,
+        ptype=ptype,
+        fixed=fixed[srt],
+        base_premium=base_premium[srt].astype(np.int32),
+        base_date=base_date[srt],
+        base_union=base_union[srt].astype(np.int32),
+    )
 
 
 @dataclass
@@ -250,13 +293,16 @@ class Claims:
         return len(self.year)
 
 
-def build_claims(rng: np.random.Generator, scale: float, cal: Calendar,
-                 e: Enrollments) -> Claims:
-    w_claim = cal.weights([0.7, 0.45, 0.9, 1.0, 1.0, 1.0, 1.05, 1.05, 1.0, 1.0, 1.05, 1.1],
-                          weekend=0.1, year_month={(2020, 2): 0.15, (2020, 3): 0.5})
+def build_claims(rng: np.random.Generator, scale: float, cal: Calendar, e: Enrollments) -> Claims:
+    w_claim = cal.weights(
+        [0.7, 0.45, 0.9, 1.0, 1.0, 1.0, 1.05, 1.05, 1.0, 1.0, 1.05, 1.1],
+        weekend=0.1,
+        year_month={(2020, 2): 0.15, (2020, 3): 0.5},
+    )
     type_w = np.array([1.0, 1.6, 0.8])
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("year", "enr", "date", "benefit",
-                                                           "status")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("year", "enr", "date", "benefit", "status")
+    }
     for c in YEARS:
         pool = np.nonzero((e.year == c) | (e.year == c - 1))[0]
         cur = e.year[pool] == c
@@ -330,8 +376,17 @@ def build_claims(rng: np.random.Generator, scale: float, cal: Calendar,
     late = summer[rng.random(len(summer)) < 0.5]
     base_status[late] = 1
     in_update[late] = True
-    return Claims(year=year, seq=seq, enrollment=enr, date=date, benefit=benefit,
-                  status=status, base_status=base_status, in_update=in_update, in_base=in_base)
+    return Claims(
+        year=year,
+        seq=seq,
+        enrollment=enr,
+        date=date,
+        benefit=benefit,
+        status=status,
+        base_status=base_status,
+        in_update=in_update,
+        in_base=in_base,
+    )
 
 
 # ------------------------------------------------------------------------ loans
@@ -354,18 +409,23 @@ class Loans:
         return len(self.seq)
 
 
-def build_loans(rng: np.random.Generator, scale: float, cal: Calendar, m: Members,
-                n_people: int) -> Loans:
-    w_loan = cal.weights([0.8, 0.4, 1.2, 1.3, 1.2, 1.2, 1.0, 0.9, 1.0, 1.0, 1.0, 0.9],
-                         weekend=0.05, year_month={(2020, 2): 0.1, (2020, 3): 0.6})
+def build_loans(
+    rng: np.random.Generator, scale: float, cal: Calendar, m: Members, n_people: int
+) -> Loans:
+    w_loan = cal.weights(
+        [0.8, 0.4, 1.2, 1.3, 1.2, 1.2, 1.0, 0.9, 1.0, 1.0, 1.0, 0.9],
+        weekend=0.05,
+        year_month={(2020, 2): 0.1, (2020, 3): 0.6},
+    )
     used = np.zeros(n_people, dtype=bool)
     rows, dates, second = [], [], []
     first_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for y in YEARS:
         k = scaled(PLAN["loans_first"][y], scale, 2)
         d = cal.sample(rng, np.full(k, ystart(y)), np.full(k, min(yend(y), AS_OF)), w_loan)
-        r = _active_rows(m, d, rng, np.ones(k, bool), min_tenure=180, exclude_person=used,
-                         age_range=(21.0, 55.0))
+        r = _active_rows(
+            m, d, rng, np.ones(k, bool), min_tenure=180, exclude_person=used, age_range=(21.0, 55.0)
+        )
         ok = r >= 0
         rows.append(r[ok])
         dates.append(d[ok])
@@ -408,10 +468,20 @@ def build_loans(rng: np.random.Generator, scale: float, cal: Calendar, m: Member
     term = rng.choice(np.array([12, 24, 36, 60]), n, p=[0.15, 0.25, 0.45, 0.15]).astype(np.int64)
     bank = rng.choice(len(BANKS), n, p=[0.3, 0.3, 0.15, 0.15, 0.1]).astype(np.int8)
     ends = date.astype(np.int64) + np.round(term * 30.44).astype(np.int64)
-    status = np.where(ends < AS_OF, np.where(rng.random(n) < 0.97, 1, 2),
-                      np.where(rng.random(n) < 0.965, 0, 2)).astype(np.int8)
-    return Loans(seq=np.arange(1, n + 1, dtype=np.int64), row=row, person=m.person[row],
-                 date=date, amount=amount, term=term, bank=bank, status=status, second=second)
+    status = np.where(
+        ends < AS_OF, np.where(rng.random(n) < 0.97, 1, 2), np.where(rng.random(n) < 0.965, 0, 2)
+    ).astype(np.int8)
+    return Loans(
+        seq=np.arange(1, n + 1, dtype=np.int64),
+        row=row,
+        person=m.person[row],
+        date=date,
+        amount=amount,
+        term=term,
+        bank=bank,
+        status=status,
+        second=second,
+    )
 
 
 # ---------------------------------------------------------------------- training
@@ -432,26 +502,41 @@ class Training:
         return len(self.seq)
 
 
-def build_training(rng: np.random.Generator, scale: float, cal: Calendar, m: Members,
-                   outsiders: np.ndarray) -> Training:
+def build_training(
+    rng: np.random.Generator, scale: float, cal: Calendar, m: Members, outsiders: np.ndarray
+) -> Training:
     from union_pipeline.demo._common import digits_text
 
-    w_free = cal.weights([1.0, 0.3, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 1.0, 1.0, 1.0, 0.9],
-                         weekend=4.0, year_month={(2020, 2): 0.0, (2020, 3): 0.0,
-                                                  (2020, 4): 0.0, (2020, 5): 0.4})
-    w_contest = cal.weights([0, 0, 0, 1, 1, 1, 0.6, 0.6, 1, 1, 1, 0.3], weekend=2.0,
-                            year_month={(2020, 4): 0.0, (2020, 5): 0.0})
-    w_skill = cal.weights([0.8, 0.2, 1, 1, 1, 1, 0.8, 0.8, 1, 1, 1, 1], weekend=0.5,
-                          year_month={(2020, 2): 0.0, (2020, 3): 0.0})
+    w_free = cal.weights(
+        [1.0, 0.3, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 1.0, 1.0, 1.0, 0.9],
+        weekend=4.0,
+        year_month={(2020, 2): 0.0, (2020, 3): 0.0, (2020, 4): 0.0, (2020, 5): 0.4},
+    )
+    w_contest = cal.weights(
+        [0, 0, 0, 1, 1, 1, 0.6, 0.6, 1, 1, 1, 0.3],
+        weekend=2.0,
+        year_month={(2020, 4): 0.0, (2020, 5): 0.0},
+    )
+    w_skill = cal.weights(
+        [0.8, 0.2, 1, 1, 1, 1, 0.8, 0.8, 1, 1, 1, 1],
+        weekend=0.5,
+        year_month={(2020, 2): 0.0, (2020, 3): 0.0},
+    )
     recs = {k: [] for k in ("program", "session_no", "date", "member")}
 
-    def sessions(program: int, y: int, n_sessions: int, sizes: np.ndarray, weights,
-                 member_share: float, start_no: int = 0):
+    def sessions(
+        program: int,
+        y: int,
+        n_sessions: int,
+        sizes: np.ndarray,
+        weights,
+        member_share: float,
+        start_no: int = 0,
+    ):
         hi = min(yend(y), AS_OF)
         d = cal.sample(rng, np.full(n_sessions, ystart(y)), np.full(n_sessions, hi), weights)
         recs["program"].append(np.full(int(sizes.sum()), program, np.int8))
-        recs["session_no"].append(np.repeat(np.arange(n_sessions) + start_no, sizes) +
-                                  y * 10000)
+        recs["session_no"].append(np.repeat(np.arange(n_sessions) + start_no, sizes) + y * 10000)
         recs["date"].append(np.repeat(d, sizes))
         recs["member"].append(rng.random(int(sizes.sum())) < member_share)
 
@@ -478,13 +563,22 @@ def build_training(rng: np.random.Generator, scale: float, cal: Calendar, m: Mem
     e_prog, e_sess, e_date, e_person = [], [], [], []
     for y in YEARS:
         k = scaled(PLAN["edu_persons"][y], scale, 1)
-        spring = cal.sample(rng, np.array([day(f"{y}-03-01")]), np.array([day(f"{y}-03-10")]),
-                            cal.weights())[0]
-        autumn = cal.sample(rng, np.array([day(f"{y}-09-01")]), np.array([day(f"{y}-09-12")]),
-                            cal.weights())[0]
+        spring = cal.sample(
+            rng, np.array([day(f"{y}-03-01")]), np.array([day(f"{y}-03-10")]), cal.weights()
+        )[0]
+        autumn = cal.sample(
+            rng, np.array([day(f"{y}-09-01")]), np.array([day(f"{y}-09-12")]), cal.weights()
+        )[0]
         taken = np.zeros(int(m.person.max()) + 1, dtype=bool)
-        r = _active_rows(m, np.full(k, spring), rng, np.ones(k, bool), min_tenure=365,
-                         exclude_person=taken, age_range=(20.0, 45.0))
+        r = _active_rows(
+            m,
+            np.full(k, spring),
+            rng,
+            np.ones(k, bool),
+            min_tenure=365,
+            exclude_person=taken,
+            age_range=(20.0, 45.0),
+        )
         p = m.person[r[r >= 0]]
         k = len(p)
         cls = np.arange(k) // 40
@@ -503,21 +597,36 @@ def build_training(rng: np.random.Generator, scale: float, cal: Calendar, m: Mem
     program, session_no, date, person = (a[order] for a in (program, session_no, date, person))
     prefixes = np.array([b"WYLX-", b"XLTS-", b"XZB--", b"JNPX-"])
     year = session_no // 10000
-    session = np.char.add(np.char.add(prefixes[program], digits_text(year, 4)),
-                          np.char.add(b"-", digits_text(session_no % 10000 + 1, 4)))
+    session = np.char.add(
+        np.char.add(prefixes[program], digits_text(year, 4)),
+        np.char.add(b"-", digits_text(session_no % 10000 + 1, 4)),
+    )
     session = np.char.replace(session, b"--", b"-")
     hours = np.select(
         [program == 0, program == 1, program == 2],
-        [rng.choice(np.array([200, 250, 300]), n), rng.choice(np.array([6400, 9600]), n),
-         np.full(n, 800)],
+        [
+            rng.choice(np.array([200, 250, 300]), n),
+            rng.choice(np.array([6400, 9600]), n),
+            np.full(n, 800),
+        ],
         rng.choice(np.array([1600, 2400, 4000]), n),
     ).astype(np.int64)
     u = rng.random(n)
     completed = np.select(
         [program == 0, program == 1, program == 2],
-        [np.where(u < 0.92, 1, np.where(u < 0.95, 0, -1)), np.where(u < 0.9, 1, 0),
-         np.where(u < 0.6, -1, 1)],
+        [
+            np.where(u < 0.92, 1, np.where(u < 0.95, 0, -1)),
+            np.where(u < 0.9, 1, 0),
+            np.where(u < 0.6, -1, 1),
+        ],
         np.where(u < 0.85, 1, np.where(u < 0.95, 0, -1)),
     ).astype(np.int8)
-    return Training(seq=np.arange(1, n + 1, dtype=np.int64), person=person, program=program,
-                    session=session, date=date, hours=hours, completed=completed)
+    return Training(
+        seq=np.arange(1, n + 1, dtype=np.int64),
+        person=person,
+        program=program,
+        session=session,
+        date=date,
+        hours=hours,
+        completed=completed,
+    )

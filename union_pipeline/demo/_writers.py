@@ -41,8 +41,7 @@ def _date_table() -> pa.Array:
     months = d.astype("datetime64[M]")
     y = pc.cast(pa.array(months.astype("datetime64[Y]").astype(np.int64) + 1970), pa.string())
     m = pc.cast(pa.array(months.astype(np.int64) % 12 + 1), pa.string())
-    dd = pc.cast(pa.array((d - months.astype("datetime64[D]")).astype(np.int64) + 1),
-                 pa.string())
+    dd = pc.cast(pa.array((d - months.astype("datetime64[D]")).astype(np.int64) + 1), pa.string())
     m2 = pc.utf8_lpad(m, width=2, padding="0")
     d2 = pc.utf8_lpad(dd, width=2, padding="0")
     j = pc.binary_join_element_wise
@@ -84,15 +83,21 @@ def _render_amounts(cents: np.ndarray, style: np.ndarray) -> pa.Array:
         s1 = pc.take(p3, pa.array(g1))
         t1 = pc.cast(pa.array(g1), pa.string())
         t2 = pc.cast(pa.array(g2), pa.string())
-        sep = pc.if_else(pa.array(g2 > 0), j(t2, s1, s0, ","),
-                         pc.if_else(pa.array(yuan >= 1000), j(t1, s0, ","), s))
+        sep = pc.if_else(
+            pa.array(g2 > 0),
+            j(t2, s1, s0, ","),
+            pc.if_else(pa.array(yuan >= 1000), j(t1, s0, ","), s),
+        )
         out = pc.if_else(pa.array(style == 1), j(sep, frac2, "."), out)
     if (style == 2).any():
         tenth = (frac % 10 == 0) & (frac > 0)
         short = pc.if_else(
-            pa.array(frac == 0), s,
-            pc.if_else(pa.array(tenth), j(s, pc.cast(pa.array(frac // 10), pa.string()), "."),
-                       plain))
+            pa.array(frac == 0),
+            s,
+            pc.if_else(
+                pa.array(tenth), j(s, pc.cast(pa.array(frac // 10), pa.string()), "."), plain
+            ),
+        )
         out = pc.if_else(pa.array(style == 2), short, out)
     if neg.any():
         out = pc.if_else(pa.array(neg), j("-", out, ""), out)
@@ -141,15 +146,17 @@ class _Styles:
     def __init__(self, rng: np.random.Generator, n: int, style: Style, n_text: int):
         self.date = rng.choice(len(style.date_p), n, p=np.array(style.date_p) / sum(style.date_p))
         self.bool = rng.choice(len(style.bool_p), n, p=np.array(style.bool_p) / sum(style.bool_p))
-        self.amount = rng.choice(len(style.amount_p), n,
-                                 p=np.array(style.amount_p) / sum(style.amount_p))
+        self.amount = rng.choice(
+            len(style.amount_p), n, p=np.array(style.amount_p) / sum(style.amount_p)
+        )
         spaced = rng.random(n) < style.space_rate
         self.space_col = np.where(spaced, rng.integers(0, max(n_text, 1), n), -1)
         self.space_lead = rng.random(n) < 0.5
 
 
-def render_column(table: Table, name: str, idx: np.ndarray, styles: _Styles,
-                  text_no: int | None) -> pa.Array:
+def render_column(
+    table: Table, name: str, idx: np.ndarray, styles: _Styles, text_no: int | None
+) -> pa.Array:
     kind = table.kinds[name]
     v = table.values[name]
     if kind == "text":
@@ -177,9 +184,15 @@ def render_column(table: Table, name: str, idx: np.ndarray, styles: _Styles,
     return arr
 
 
-def write_csv(path: Path, table: Table, order: np.ndarray, columns: list[tuple[str, str]],
-              style: Style, rng: np.random.Generator,
-              extra: tuple[str, pa.Array] | None = None) -> int:
+def write_csv(
+    path: Path,
+    table: Table,
+    order: np.ndarray,
+    columns: list[tuple[str, str]],
+    style: Style,
+    rng: np.random.Generator,
+    extra: tuple[str, pa.Array] | None = None,
+) -> int:
     """Write rows `order` (indices into table, repeats allowed) with Chinese headers.
 
     columns: (canonical name, header) in file order; extra: an unknown column
@@ -198,7 +211,7 @@ def write_csv(path: Path, table: Table, order: np.ndarray, columns: list[tuple[s
         f.write(head.encode(encoding))  # utf-8-sig writes the BOM here, once
         body_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
         for start in range(0, len(order), CHUNK_ROWS):
-            idx = np.asarray(order[start:start + CHUNK_ROWS], dtype=np.int64)
+            idx = np.asarray(order[start : start + CHUNK_ROWS], dtype=np.int64)
             parts = []
             for name, _ in columns:
                 text_no = text_cols.index(name) if name in text_cols else None
@@ -208,8 +221,9 @@ def write_csv(path: Path, table: Table, order: np.ndarray, columns: list[tuple[s
                 parts.append(arr)
             if extra:
                 parts.append(pc.take(to_arrow_text(extra[1]), pa.array(idx)))
-            line = pc.binary_join_element_wise(*parts, ",", null_handling="replace",
-                                               null_replacement="")
+            line = pc.binary_join_element_wise(
+                *parts, ",", null_handling="replace", null_replacement=""
+            )
             line = pc.binary_join_element_wise(line, "", style.eol)
             data = _string_bytes(line)
             if body_encoding == "utf-8":
@@ -246,7 +260,8 @@ XLSX_PARTS = {
         'vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
         '<Override PartName="/docProps/core.xml" '
         'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
-        '</Types>'),
+        "</Types>"
+    ),
     "_rels/.rels": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
@@ -254,16 +269,18 @@ XLSX_PARTS = {
         'relationships/officeDocument" Target="xl/workbook.xml"/>'
         '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/'
         'relationships/metadata/core-properties" Target="docProps/core.xml"/>'
-        '</Relationships>'),
+        "</Relationships>"
+    ),
     "docProps/core.xml": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
         'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
         'xmlns:dcterms="http://purl.org/dc/terms/" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-        '<dc:creator>镇海区总工会</dc:creator>'
+        "<dc:creator>镇海区总工会</dc:creator>"
         '<dcterms:created xsi:type="dcterms:W3CDTF">2020-09-30T10:00:00Z</dcterms:created>'
-        '</cp:coreProperties>'),
+        "</cp:coreProperties>"
+    ),
     "xl/_rels/workbook.xml.rels": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
@@ -271,7 +288,8 @@ XLSX_PARTS = {
         'relationships/worksheet" Target="worksheets/sheet1.xml"/>'
         '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/styles" Target="styles.xml"/>'
-        '</Relationships>'),
+        "</Relationships>"
+    ),
     "xl/styles.xml": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
@@ -288,23 +306,27 @@ XLSX_PARTS = {
         '<xf numFmtId="4" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
         '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
         '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
-        '</cellStyles></styleSheet>'),
+        "</cellStyles></styleSheet>"
+    ),
 }
 SHEET_HEAD = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
     'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-    '<sheetData>')
+    "<sheetData>"
+)
 SHEET_TAIL = "</sheetData></worksheet>"
 STYLE_OF = {"date": "1", "amount": "2"}
 
 
 def _workbook_xml(sheet: str) -> str:
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-            f'<sheets><sheet name="{_esc_py(sheet)}" sheetId="1" r:id="rId1"/></sheets>'
-            '</workbook>')
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f'<sheets><sheet name="{_esc_py(sheet)}" sheetId="1" r:id="rId1"/></sheets>'
+        "</workbook>"
+    )
 
 
 def _esc_py(s: str) -> str:
@@ -327,8 +349,9 @@ def _col_letter(i: int) -> str:
     return s
 
 
-def _xlsx_cells(letter: str, rownum: pa.Array, text: pa.Array | None, number: pa.Array | None,
-                style: str | None) -> pa.Array:
+def _xlsx_cells(
+    letter: str, rownum: pa.Array, text: pa.Array | None, number: pa.Array | None, style: str | None
+) -> pa.Array:
     """One column's cells: inline strings where `text` is set, else numbers; '' if empty."""
     j = pc.binary_join_element_wise
     ref = j(letter, rownum, "")
@@ -338,16 +361,28 @@ def _xlsx_cells(letter: str, rownum: pa.Array, text: pa.Array | None, number: pa
         num = j('<c r="', ref, f'"{s_attr}><v>', number, "</v></c>", "")
         out = num
     if text is not None:
-        txt = j('<c r="', ref, '" t="inlineStr"><is><t xml:space="preserve">', _esc(text),
-                "</t></is></c>", "")
+        txt = j(
+            '<c r="',
+            ref,
+            '" t="inlineStr"><is><t xml:space="preserve">',
+            _esc(text),
+            "</t></is></c>",
+            "",
+        )
         out = txt if out is None else pc.if_else(pc.is_valid(text), txt, out)
     return pc.fill_null(out, "")
 
 
-def write_xlsx(path: Path, table: Table, order: np.ndarray, columns: list[tuple[str, str]],
-               rng: np.random.Generator, sheet: str = "Sheet1",
-               extra: tuple[str, pa.Array] | None = None,
-               bool_p: tuple[float, ...] = (0.7, 0.3, 0.0, 0.0)) -> int:
+def write_xlsx(
+    path: Path,
+    table: Table,
+    order: np.ndarray,
+    columns: list[tuple[str, str]],
+    rng: np.random.Generator,
+    sheet: str = "Sheet1",
+    extra: tuple[str, pa.Array] | None = None,
+    bool_p: tuple[float, ...] = (0.7, 0.3, 0.0, 0.0),
+) -> int:
     """xlsx, one sheet: real Excel dates (date-formatted serial numbers), ID numbers and
     phones as text, numbers as numbers; a bad row's literal text as a text cell.
 
@@ -377,12 +412,12 @@ def write_xlsx(path: Path, table: Table, order: np.ndarray, columns: list[tuple[
             f.write(SHEET_HEAD.encode("utf-8"))
             head = "".join(
                 f'<c r="{_col_letter(c)}1" t="inlineStr" s="3"><is><t>{_esc_py(h)}</t></is></c>'
-                for c, h in enumerate(headers))
+                for c, h in enumerate(headers)
+            )
             f.write(f'<row r="1">{head}</row>'.encode())
             for start in range(0, len(order), CHUNK_ROWS):
-                idx = order[start:start + CHUNK_ROWS]
-                rownum = pc.cast(pa.array(np.arange(start + 2, start + 2 + len(idx))),
-                                 pa.string())
+                idx = order[start : start + CHUNK_ROWS]
+                rownum = pc.cast(pa.array(np.arange(start + 2, start + 2 + len(idx))), pa.string())
                 cells = []
                 for c, (name, _) in enumerate(columns):
                     kind = table.kinds[name]
@@ -406,16 +441,16 @@ def write_xlsx(path: Path, table: Table, order: np.ndarray, columns: list[tuple[
                     mask, texts = _raw_for(table, name, idx)
                     if mask is not None:
                         base = text if text is not None else pa.nulls(len(idx), pa.string())
-                        text = pc.replace_with_mask(base, pa.array(mask),
-                                                    pa.array(texts, type=pa.string()))
-                    cells.append(_xlsx_cells(_col_letter(c), rownum, text, number,
-                                             STYLE_OF.get(kind)))
+                        text = pc.replace_with_mask(
+                            base, pa.array(mask), pa.array(texts, type=pa.string())
+                        )
+                    cells.append(
+                        _xlsx_cells(_col_letter(c), rownum, text, number, STYLE_OF.get(kind))
+                    )
                 if extra:
                     text = pc.take(to_arrow_text(extra[1]), pa.array(idx))
-                    cells.append(_xlsx_cells(_col_letter(len(columns)), rownum, text, None,
-                                             None))
-                line = pc.binary_join_element_wise('<row r="', rownum, '">', *cells, "</row>",
-                                                   "")
+                    cells.append(_xlsx_cells(_col_letter(len(columns)), rownum, text, None, None))
+                line = pc.binary_join_element_wise('<row r="', rownum, '">', *cells, "</row>", "")
                 f.write(_string_bytes(line))
             f.write(SHEET_TAIL.encode("utf-8"))
     return len(order)

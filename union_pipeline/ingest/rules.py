@@ -21,7 +21,6 @@ BATCH_ROWS = 1_000_000
 ROW_ID = "_row_id"
 
 
-
 def _rules() -> dict[str, tuple[str, str]]:
     """Every quarantine rule: (meaning, how to fix it), in English, for messages; Chinese
     beside them in assets/quarantine_rules.yaml, the one list of rules."""

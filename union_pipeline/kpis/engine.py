@@ -166,8 +166,10 @@ def _exact_persons(con: duckdb.DuckDBPyConnection, base: Sequence[Kpi], keys: st
     for kpi in base:
         if not kpi.person:
             continue
-        cells = (f"SELECT {keys} FROM {_RAW_TABLE} WHERE kpi_code = {sql_text(kpi.code)} "
-                 f"AND persons > 0 AND persons < {EXACT_BELOW}")
+        cells = (
+            f"SELECT {keys} FROM {_RAW_TABLE} WHERE kpi_code = {sql_text(kpi.code)} "
+            f"AND persons > 0 AND persons < {EXACT_BELOW}"
+        )
         if not con.execute(f"SELECT count(*) FROM ({cells})").fetchall()[0][0]:
             continue
         con.execute(
@@ -216,8 +218,11 @@ def _dense_statement(
         SELECT spec.kpi_code, spec.has_persons, pts.year, pts.at_date{street}
         FROM spec
         CROSS JOIN (SELECT DISTINCT year, at_date FROM {POINTS_TABLE}) AS pts
-        {"CROSS JOIN (SELECT DISTINCT street FROM staging.unions WHERE street IS NOT NULL)"
-         if by_street else ""}
+        {
+        "CROSS JOIN (SELECT DISTINCT street FROM staging.unions WHERE street IS NOT NULL)"
+        if by_street
+        else ""
+    }
     ),
     base AS (
         SELECT kpi_code, year, at_date{street},
@@ -250,8 +255,7 @@ def _dense_statement(
 
 def _write_points(con: duckdb.DuckDBPyConnection, points: Sequence[EvalPoint]) -> None:
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {POINTS_TABLE} "
-        "(year INTEGER, at_date DATE, role VARCHAR)"
+        f"CREATE OR REPLACE TEMP TABLE {POINTS_TABLE} (year INTEGER, at_date DATE, role VARCHAR)"
     )
     if points:
         rows = ", ".join(

@@ -135,15 +135,16 @@ class Site:
 
         def store(class_name: str, directory: str | None = None) -> dict:
             backend = (
-                {"class_name": "TupleFilesystemStoreBackend",
-                 "base_directory": str(self.gx_root / directory)}
+                {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(self.gx_root / directory),
+                }
                 if directory
                 else {"class_name": "InMemoryStoreBackend"}
             )
             return {"class_name": class_name, "store_backend": backend}
 
-        site_store = {"class_name": "TupleFilesystemStoreBackend",
-                      "base_directory": str(self.root)}
+        site_store = {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.root)}
         index_builder = {"class_name": "DefaultSiteIndexBuilder"}
         config = DataContextConfig(
             stores={
@@ -155,17 +156,25 @@ class Site:
             expectations_store_name="expectations_store",
             validation_results_store_name="validation_results_store",
             checkpoint_store_name="checkpoint_store",
-            data_docs_sites={SITE_NAME: {"class_name": "SiteBuilder",
-                                         "show_how_to_buttons": False,
-                                         "store_backend": site_store,
-                                         "site_index_builder": index_builder}},
+            data_docs_sites={
+                SITE_NAME: {
+                    "class_name": "SiteBuilder",
+                    "show_how_to_buttons": False,
+                    "store_backend": site_store,
+                    "site_index_builder": index_builder,
+                }
+            },
             analytics_enabled=False,
             progress_bars=ProgressBarsConfig(globally=False),
         )
         context = gx.get_context(project_config=config)
-        builder = SiteBuilder(data_context=context, store_backend=site_store,
-                              site_name=SITE_NAME, show_how_to_buttons=False,
-                              site_index_builder=index_builder)
+        builder = SiteBuilder(
+            data_context=context,
+            store_backend=site_store,
+            site_name=SITE_NAME,
+            show_how_to_buttons=False,
+            site_index_builder=index_builder,
+        )
         return context, builder
 
     def publish(self, entries: list[dict]) -> None:
@@ -207,8 +216,9 @@ class Site:
         for e in entries:
             info = suites.setdefault(e["suite"], {})
             info.update({k: e[k] for k in ("table", "check", "severity", "description")})
-            result = {k: e[k] for k in ("success", "evaluated", "failed", "run_name",
-                                        "run_time", "note")}
+            result = {
+                k: e[k] for k in ("success", "evaluated", "failed", "run_name", "run_time", "note")
+            }
             result["key"] = list(e["key"])
             result["page"] = PageRef(e["suite"], tuple(e["key"])).page
             results = [result, *info.get("results", [])]
@@ -233,7 +243,8 @@ def render_index(manifest: dict) -> str:
     for name, info in sorted(manifest.get("suites", {}).items()):
         by_table.setdefault(info["table"], []).append((name, info))
     failing = sum(
-        1 for info in manifest.get("suites", {}).values()
+        1
+        for info in manifest.get("suites", {}).values()
         if info["results"] and not info["results"][0]["success"]
     )
     out = [
@@ -258,11 +269,11 @@ def render_index(manifest: dict) -> str:
             latest = results[0]
             history = " ".join(
                 f'<a href="{e(r["page"])}" title="{e(r["run_time"])}">'
-                f'{"✔" if r["success"] else "✘"}</a>'
+                f"{'✔' if r['success'] else '✘'}</a>"
                 for r in results[1:]
             )
             verdict = (
-                f'{latest["evaluated"] - latest["failed"]}/{latest["evaluated"]} expectations met'
+                f"{latest['evaluated'] - latest['failed']}/{latest['evaluated']} expectations met"
             )
             out.append(
                 f'<tr class="suite" data-suite="{e(name)}">'
@@ -272,7 +283,7 @@ def render_index(manifest: dict) -> str:
                 f"<td>{e(info['description'])}</td>"
                 f'<td><a href="{e(latest["page"])}">{e(latest["run_time"])}</a><br>'
                 f'<span class="muted">run {e(latest["run_name"])}</span></td>'
-                f"<td>{e(verdict)}<br><span class=\"muted\">{e(latest.get('note') or '')}"
+                f'<td>{e(verdict)}<br><span class="muted">{e(latest.get("note") or "")}'
                 f"</span></td>"
                 f"<td>{history}</td></tr>"
             )

@@ -115,8 +115,11 @@ def _sample(con, spec: FrameSpec) -> Frame:
         f"SELECT {cols} FROM {spec.source} "
         f"USING SAMPLE reservoir({int(spec.rows)} ROWS) REPEATABLE ({SAMPLE_SEED})",
     )
-    return Frame(df, f"a reproducible sample of {len(df):,} of the {rows:,} rows of "
-                     f"{spec.source} (statistics on it are estimates)")
+    return Frame(
+        df,
+        f"a reproducible sample of {len(df):,} of the {rows:,} rows of "
+        f"{spec.source} (statistics on it are estimates)",
+    )
 
 
 def _volume(con, spec: FrameSpec, previous_rows: int | None) -> Frame:
@@ -130,16 +133,20 @@ def _volume(con, spec: FrameSpec, previous_rows: int | None) -> Frame:
     elif not previous_rows:
         note = f"{rows:,} rows; the previous successful refresh had none"
     else:
-        note = f"{rows:,} rows now, {previous_rows:,} at the previous successful refresh " \
-               f"({change:+.1%})"
+        note = (
+            f"{rows:,} rows now, {previous_rows:,} at the previous successful refresh "
+            f"({change:+.1%})"
+        )
     return Frame(frame, note)
 
 
 def _sql(con, spec: FrameSpec) -> Frame:
     df = _query(con, f"SELECT * FROM ({spec.sql}) LIMIT {MAX_FRAME_ROWS + 1}")
     if len(df) > MAX_FRAME_ROWS:
-        raise QualityError(f"the query of a check on {spec.source} returns more than "
-                           f"{MAX_FRAME_ROWS:,} rows: aggregate it")
+        raise QualityError(
+            f"the query of a check on {spec.source} returns more than "
+            f"{MAX_FRAME_ROWS:,} rows: aggregate it"
+        )
     return Frame(df, f"{len(df):,} row(s) from the check's query")
 
 
@@ -152,9 +159,15 @@ def reference_relations() -> dict[str, pd.DataFrame]:
 
     catalogue = pd.DataFrame(
         [
-            {"kpi_code": k.code, "kind": k.kind, "reported": k.reported,
-             "has_street": k.has_street, "is_ratio": k.is_ratio,
-             "numerator": k.numerator, "denominator": k.denominator}
+            {
+                "kpi_code": k.code,
+                "kind": k.kind,
+                "reported": k.reported,
+                "has_street": k.has_street,
+                "is_ratio": k.is_ratio,
+                "numerator": k.numerator,
+                "denominator": k.denominator,
+            }
             for k in load_catalogue()
         ]
     )

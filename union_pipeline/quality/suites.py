@@ -49,8 +49,7 @@ class FrameSpec:
             "extremes_of": f"the minimum and the maximum of {cols} in {self.source}",
             "sample_of": f"a reproducible sample of {self.rows} rows of {self.source} ({cols}; "
             "the whole table when smaller)",
-            "volume": f"the row count of {self.source} now and at the previous successful "
-            "refresh",
+            "volume": f"the row count of {self.source} now and at the previous successful refresh",
             "sql": "the query below",
         }[self.kind]
 
@@ -186,8 +185,7 @@ def _bounds_by_kpi(where: str, raw) -> list[ExpectationDef]:
         out.append(
             ExpectationDef(
                 type="expect_column_values_to_be_between",
-                kwargs={"column": raw["column"], "min_value": bounds[0],
-                        "max_value": bounds[1]},
+                kwargs={"column": raw["column"], "min_value": bounds[0], "max_value": bounds[1]},
                 notes=raw.get("notes"),
                 where=("kpi_code", code),
             )
@@ -203,7 +201,7 @@ def _expectations(where: str, raw) -> tuple[ExpectationDef, ...]:
         here = f"{where}: expect #{i}"
         if not isinstance(item, dict) or len(item) != 1:
             raise QualityError(f"{here}: write `- expect_xxx: {{column: ..., ...}}`")
-        (name, kwargs), = item.items()
+        ((name, kwargs),) = item.items()
         if name == "bounds_by_kpi":
             out += _bounds_by_kpi(here, kwargs)
             continue
@@ -247,8 +245,7 @@ def load_suite(path: Path) -> Suite:
                 expectations=_expectations(where, body.get("expect")),
             )
         )
-    return Suite(table=table, title=str(raw.get("title", table)), path=path,
-                 checks=tuple(checks))
+    return Suite(table=table, title=str(raw.get("title", table)), path=path, checks=tuple(checks))
 
 
 @cache

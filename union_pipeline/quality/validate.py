@@ -98,8 +98,10 @@ def _observed(result: dict) -> str:
             text = f"{count} unexpected value(s)"
         parts.append(f"{text}: {_fmt(unexpected)}" if count else text)
     if "element_count" not in result and result.get("missing_count"):
-        parts.append(f"{result['missing_count']} expected value(s) missing: "
-                     f"{_fmt(result.get('partial_missing_list') or [])}")
+        parts.append(
+            f"{result['missing_count']} expected value(s) missing: "
+            f"{_fmt(result.get('partial_missing_list') or [])}"
+        )
     return "; ".join(parts) or (_fmt(result) if result else "(no observed value)")
 
 
@@ -178,8 +180,10 @@ def _data_asset(context, name: str):
         asset = source.get_asset(name)
     except LookupError:
         asset = source.add_dataframe_asset(name)
-    return asset.batch_definitions[0] if asset.batch_definitions else (
-        asset.add_batch_definition_whole_dataframe("frame")
+    return (
+        asset.batch_definitions[0]
+        if asset.batch_definitions
+        else (asset.add_batch_definition_whole_dataframe("frame"))
     )
 
 
@@ -193,11 +197,16 @@ def _run_one(context, suite: Suite, check: CheckDef, frame: Frame, run_id) -> tu
         gx.ExpectationSuite(
             name=name,
             expectations=expectations,
-            meta={"notes": {"format": "markdown", "content": [
-                f"**{check.severity}** — {check.description}",
-                f"GX validates: {check.data.describe()}.",
-                *([f"```sql\n{check.data.sql}\n```"] if check.data.sql else []),
-            ]}},
+            meta={
+                "notes": {
+                    "format": "markdown",
+                    "content": [
+                        f"**{check.severity}** — {check.description}",
+                        f"GX validates: {check.data.describe()}.",
+                        *([f"```sql\n{check.data.sql}\n```"] if check.data.sql else []),
+                    ],
+                }
+            },
         )
     )
     definition = context.validation_definitions.add_or_update(
@@ -218,7 +227,9 @@ def _run_one(context, suite: Suite, check: CheckDef, frame: Frame, run_id) -> tu
             continue
         body = r.result or {}
         outcomes[position] = ExpectationOutcome(
-            exp.label(), bool(r.success), _observed(body),
+            exp.label(),
+            bool(r.success),
+            _observed(body),
             evidence=None if r.success else _evidence(frame.df, exp, body),
         )
     missing = [check.expectations[i].label() for i, o in enumerate(outcomes) if o is None]
@@ -249,25 +260,40 @@ def validate(
             frame, seconds = frames[check.name]
             start = time.perf_counter()
             if frame.skipped:
-                outcomes.append(CheckOutcome(suite, check, True, frame.note, 0,
-                                             skipped=frame.skipped, seconds=seconds))
+                outcomes.append(
+                    CheckOutcome(
+                        suite, check, True, frame.note, 0, skipped=frame.skipped, seconds=seconds
+                    )
+                )
                 continue
             result, expectations = _run_one(context, suite, check, frame, run_id)
             outcome = CheckOutcome(
-                suite, check, passed=all(e.success for e in expectations), note=frame.note,
-                frame_rows=len(frame.df), expectations=expectations,
+                suite,
+                check,
+                passed=all(e.success for e in expectations),
+                note=frame.note,
+                frame_rows=len(frame.df),
+                expectations=expectations,
             )
             if site is not None:
                 ref = PageRef(outcome.gx_suite, _result_key(outcome.gx_suite, run_id))
                 outcome.page, outcome.index = site.root / ref.page, site.index
-                entries.append({
-                    "suite": outcome.gx_suite, "key": list(ref.key), "table": suite.table,
-                    "check": check.name, "severity": check.severity,
-                    "description": check.description, "success": outcome.passed,
-                    "evaluated": len(expectations), "failed": len(outcome.failures),
-                    "run_name": run_name or "", "note": frame.note,
-                    "run_time": run_id.run_time.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                })
+                entries.append(
+                    {
+                        "suite": outcome.gx_suite,
+                        "key": list(ref.key),
+                        "table": suite.table,
+                        "check": check.name,
+                        "severity": check.severity,
+                        "description": check.description,
+                        "success": outcome.passed,
+                        "evaluated": len(expectations),
+                        "failed": len(outcome.failures),
+                        "run_name": run_name or "",
+                        "note": frame.note,
+                        "run_time": run_id.run_time.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    }
+                )
             outcome.seconds = seconds + time.perf_counter() - start
             outcomes.append(outcome)
         if site is not None:

@@ -78,9 +78,11 @@ def _screen_figure(chart: Chart, theme: Theme):
     fig.layout.annotations = [a for a in fig.layout.annotations if a.name not in (FOOTER, UNIT)]
     margin = fig.layout.margin
     fig.update_layout(
-        title=None, width=None, height=theme.dashboard["chart_height"], autosize=True,
-        margin=dict(t=min(margin.t or 60, 70), b=min(margin.b or 60, 60), l=margin.l,
-                    r=margin.r),
+        title=None,
+        width=None,
+        height=theme.dashboard["chart_height"],
+        autosize=True,
+        margin=dict(t=min(margin.t or 60, 70), b=min(margin.b or 60, 60), l=margin.l, r=margin.r),
         # a legend from the left wraps under itself on a phone; labels too small are hidden
         uniformtext=dict(minsize=9, mode="hide"),
     )
@@ -112,22 +114,30 @@ def _table_html(chart: Chart, theme: Theme) -> str:
             style_attr = f' style="{style}"' if style else ""
             cells.append(f"<td{css}{style_attr}>{_text(str(column[r]))}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<table class="scorecard" id="chart-{chart.slug}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f'<table class="scorecard" id="chart-{chart.slug}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
-def dashboard_html(charts: list[Chart], data: ReportData, theme: Theme,
-                   briefing_name: str | None = None,
-                   generated: dt.datetime | None = None) -> str:
+def dashboard_html(
+    charts: list[Chart],
+    data: ReportData,
+    theme: Theme,
+    briefing_name: str | None = None,
+    generated: dt.datetime | None = None,
+) -> str:
     generated = generated or dt.datetime.now().replace(microsecond=0)
     title = f"{theme.organisation}{'' if theme.lang == 'zh' else ' '}{theme.t('dashboard_title')}"
     as_of = theme.t("as_of", date=theme.date(data.as_of))
     summary = target_summary(data, theme)
     sections = [{"key": "scorecard", "name": theme.t("scorecard_title")}] + [
-        {"key": s["key"], "name": theme.section_name(s)} for s in theme.sections]
+        {"key": s["key"], "name": theme.section_name(s)} for s in theme.sections
+    ]
     present = {c.section for c in charts}
-    nav = "".join(f'<a href="#{s["key"]}">{_text(s["name"])}</a>'
-                  for s in sections if s["key"] in present)
+    nav = "".join(
+        f'<a href="#{s["key"]}">{_text(s["name"])}</a>' for s in sections if s["key"] in present
+    )
     if briefing_name:
         nav += f'<a href="{html.escape(briefing_name)}">PDF</a>'
     body = []
@@ -141,10 +151,15 @@ def dashboard_html(charts: list[Chart], data: ReportData, theme: Theme,
                 content = _table_html(chart, theme)
             else:
                 fig = _screen_figure(chart, theme)
-                content = pio.to_html(fig, full_html=False, include_plotlyjs=False,
-                                      div_id=f"chart-{chart.slug}", config=PLOT_CONFIG,
-                                      default_width="100%",
-                                      default_height=f"{fig.layout.height}px")
+                content = pio.to_html(
+                    fig,
+                    full_html=False,
+                    include_plotlyjs=False,
+                    div_id=f"chart-{chart.slug}",
+                    config=PLOT_CONFIG,
+                    default_width="100%",
+                    default_height=f"{fig.layout.height}px",
+                )
             note = f'<p class="note">{_text(chart.note)}</p>' if chart.note else ""
             unit = f" <small>{_text(_unit(chart))}</small>" if _unit(chart) else ""
             body.append(
@@ -179,8 +194,13 @@ def dashboard_html(charts: list[Chart], data: ReportData, theme: Theme,
 """
 
 
-def write_dashboard(charts: list[Chart], path: Path, data: ReportData, theme: Theme,
-                    briefing_name: str | None = None) -> Path:
+def write_dashboard(
+    charts: list[Chart],
+    path: Path,
+    data: ReportData,
+    theme: Theme,
+    briefing_name: str | None = None,
+) -> Path:
     """Write the dashboard atomically (a reader never opens half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")

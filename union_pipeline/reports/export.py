@@ -1,8 +1,8 @@
 """Where exports go and how they are written: UNION_EXPORT_DIR/<as-of date>/.
 
-    <as-of>/dashboard-<as-of>.html   interactive, offline
-    <as-of>/briefing-<as-of>.pdf     A4: cover, scorecard, one chart per page
-    <as-of>/charts/<slug>.png|.pdf   every chart (A4 landscape)
+<as-of>/dashboard-<as-of>.html   interactive, offline
+<as-of>/briefing-<as-of>.pdf     A4: cover, scorecard, one chart per page
+<as-of>/charts/<slug>.png|.pdf   every chart (A4 landscape)
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def export_paths(export_dir: Path, as_of: dt.date) -> ExportPaths:
 @dataclass
 class StaticExport:
     files: list[Path] = field(default_factory=list)
-    skipped: str | None = None     # why PNG/PDF were not written
+    skipped: str | None = None  # why PNG/PDF were not written
     seconds: float = 0.0
 
 
@@ -71,14 +71,22 @@ def static_jobs(charts: list[Chart], paths: ExportPaths, theme: Theme) -> list[J
     page = theme.page
     jobs = []
     for chart in charts:
-        jobs.append(Job(chart.figure, paths.png(chart.slug), page["width"], page["height"],
-                        float(page["png_scale"])))
+        jobs.append(
+            Job(
+                chart.figure,
+                paths.png(chart.slug),
+                page["width"],
+                page["height"],
+                float(page["png_scale"]),
+            )
+        )
         jobs.append(Job(chart.figure, paths.pdf(chart.slug), page["width"], page["height"]))
     return jobs
 
 
-def export_static(charts: list[Chart], paths: ExportPaths, theme: Theme,
-                  logger: logging.Logger | None = None) -> StaticExport:
+def export_static(
+    charts: list[Chart], paths: ExportPaths, theme: Theme, logger: logging.Logger | None = None
+) -> StaticExport:
     """A PNG and a PDF per chart with the one shared browser; skipped (said once) without."""
     problem = static_export_problem()
     if problem:
@@ -95,8 +103,7 @@ def preview_png(chart: Chart, theme: Theme) -> bytes | None:
     if static_export_problem():
         return None
     page = theme.page
-    return render_bytes(chart.figure, page["width"], page["height"],
-                        float(page["preview_scale"]))
+    return render_bytes(chart.figure, page["width"], page["height"], float(page["preview_scale"]))
 
 
 def preview_markdown(chart: Chart, theme: Theme) -> str:
@@ -117,9 +124,12 @@ class ReportRun:
     seconds: dict[str, float]
 
 
-def export_reports(con: duckdb.DuckDBPyConnection, export_dir: Path,
-                   theme: Theme | None = None,
-                   logger: logging.Logger | None = None) -> ReportRun:
+def export_reports(
+    con: duckdb.DuckDBPyConnection,
+    export_dir: Path,
+    theme: Theme | None = None,
+    logger: logging.Logger | None = None,
+) -> ReportRun:
     """Everything in one go (bench, scripts): charts, PNG/PDF, dashboard, briefing."""
     theme = theme or load_theme()
     seconds = {}
@@ -132,13 +142,15 @@ def export_reports(con: duckdb.DuckDBPyConnection, export_dir: Path,
     static = export_static(charts, paths, theme, logger)
     seconds["png_pdf"] = time.perf_counter() - started
     started = time.perf_counter()
-    dashboard = write_dashboard(charts, paths.dashboard, data, theme,
-                                None if static.skipped else paths.briefing.name)
+    dashboard = write_dashboard(
+        charts, paths.dashboard, data, theme, None if static.skipped else paths.briefing.name
+    )
     seconds["dashboard"] = time.perf_counter() - started
     briefing = None
     if not static.skipped:
         started = time.perf_counter()
-        briefing = write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts},
-                                  paths.briefing, data, theme)
+        briefing = write_briefing(
+            charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
+        )
         seconds["briefing"] = time.perf_counter() - started
     return ReportRun(paths, charts, static, dashboard, briefing, seconds)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 TRUE = {"1", "true", "yes", "on", "y"}
 DEFAULT_ATTEMPTS = 4
-DEFAULT_BACKOFF_SECONDS = 2.0   # then 4 s, 8 s: a busy or restarting relay gets ~15 s
+DEFAULT_BACKOFF_SECONDS = 2.0  # then 4 s, 8 s: a busy or restarting relay gets ~15 s
 
 
 class MailConfigError(ValueError):
@@ -49,9 +49,11 @@ class SmtpConfig:
     starttls: bool = False
     timeout: float = 30.0
 
-    def __repr__(self) -> str:   # never print the password
-        return (f"SmtpConfig(host={self.host!r}, port={self.port}, user={self.user!r}, "
-                f"sender={self.sender!r}, starttls={self.starttls})")
+    def __repr__(self) -> str:  # never print the password
+        return (
+            f"SmtpConfig(host={self.host!r}, port={self.port}, user={self.user!r}, "
+            f"sender={self.sender!r}, starttls={self.starttls})"
+        )
 
 
 def smtp_config_from_env() -> SmtpConfig | None:
@@ -106,21 +108,24 @@ class MailResult:
         return f"FAILED after {self.attempts} attempt(s): {self.error}"
 
 
-def build_message(sender: str, to: Sequence[str], subject: str, body: str,
-                  attachments: Sequence[Attachment] = ()) -> EmailMessage:
+def build_message(
+    sender: str, to: Sequence[str], subject: str, body: str, attachments: Sequence[Attachment] = ()
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = subject     # non-ASCII becomes RFC 2047 UTF-8
+    message["Subject"] = subject  # non-ASCII becomes RFC 2047 UTF-8
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
     message.set_content(body, charset="utf-8")
     for item in attachments:
-        mime = item.mime_type or mimetypes.guess_type(item.filename)[0] or \
-            "application/octet-stream"
+        mime = (
+            item.mime_type or mimetypes.guess_type(item.filename)[0] or "application/octet-stream"
+        )
         maintype, subtype = mime.split("/", 1)
-        message.add_attachment(item.content, maintype=maintype, subtype=subtype,
-                               filename=item.filename)
+        message.add_attachment(
+            item.content, maintype=maintype, subtype=subtype, filename=item.filename
+        )
     return message
 
 
@@ -137,8 +142,11 @@ def _permanent(err: Exception) -> bool:
 
 def _describe(err: Exception) -> str:
     if isinstance(err, smtplib.SMTPResponseException):
-        text = err.smtp_error.decode(errors="replace") if isinstance(err.smtp_error, bytes) \
+        text = (
+            err.smtp_error.decode(errors="replace")
+            if isinstance(err.smtp_error, bytes)
             else str(err.smtp_error)
+        )
         return f"{type(err).__name__} {err.smtp_code}: {text}"
     return f"{type(err).__name__}: {err}"
 
@@ -147,8 +155,7 @@ def _send_once(config: SmtpConfig, message: EmailMessage, to: Sequence[str]) -> 
     """Deliver once; the recipients the server refused (the others got it)."""
     context = ssl.create_default_context()
     if config.port == 465:
-        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
-                                  context=context)
+        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
     else:
         client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
     with client:
@@ -195,12 +202,15 @@ def send_mail(
     for attempt in range(1, attempts + 1):
         try:
             refused = _send_once(config, message, to)
-            logger.info(f"mail {subject!r} sent to {len(to) - len(refused)} recipient(s) via "
-                        f"{config.host}:{config.port} (attempt {attempt})")
+            logger.info(
+                f"mail {subject!r} sent to {len(to) - len(refused)} recipient(s) via "
+                f"{config.host}:{config.port} (attempt {attempt})"
+            )
             if refused:
                 # the others got it: no resend to everyone, but say who did not
                 problem = "refused by the server: " + ", ".join(
-                    f"{a} ({code})" for a, (code, _) in refused.items())
+                    f"{a} ({code})" for a, (code, _) in refused.items()
+                )
                 logger.warning(f"mail {subject!r}: {problem}")
                 return MailResult(True, attempt, to, problem, errors)
             return MailResult(True, attempt, to, None, errors)
@@ -209,9 +219,11 @@ def send_mail(
             permanent = _permanent(err)
             last = attempt == attempts or permanent
             wait = backoff_seconds * 2 ** (attempt - 1)
-            logger.warning(f"mail {subject!r} via {config.host}:{config.port}, attempt "
-                           f"{attempt}/{attempts} failed: {_describe(err)}"
-                           + ("" if last else f"; retrying in {wait:g} s"))
+            logger.warning(
+                f"mail {subject!r} via {config.host}:{config.port}, attempt "
+                f"{attempt}/{attempts} failed: {_describe(err)}"
+                + ("" if last else f"; retrying in {wait:g} s")
+            )
             if last:
                 return MailResult(False, attempt, to, errors[-1], errors)
             sleep(wait)

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}   # grey, RGB, grey+alpha, RGBA
+CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # grey, RGB, grey+alpha, RGBA
 
 
 def read_png(data: bytes) -> np.ndarray:
@@ -21,9 +21,9 @@ def read_png(data: bytes) -> np.ndarray:
         raise ValueError("not a PNG file")
     pos, idat, header = len(SIGNATURE), [], None
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
@@ -35,8 +35,9 @@ def read_png(data: bytes) -> np.ndarray:
         raise ValueError("PNG without IHDR")
     width, height, depth, color, _, _, interlace = header
     if depth != 8 or color not in CHANNELS or interlace:
-        raise ValueError(f"unsupported PNG (bit depth {depth}, colour type {color}, "
-                         f"interlace {interlace})")
+        raise ValueError(
+            f"unsupported PNG (bit depth {depth}, colour type {color}, interlace {interlace})"
+        )
     bpp = CHANNELS[color]
     stride = width * bpp
     raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
@@ -48,9 +49,9 @@ def read_png(data: bytes) -> np.ndarray:
         line, kind = rows[y], filters[y]
         if kind == 0:
             current = line
-        elif kind == 1:   # Sub: a running sum per channel
+        elif kind == 1:  # Sub: a running sum per channel
             current = np.cumsum(line.reshape(width, bpp), axis=0).reshape(stride) & 0xFF
-        elif kind == 2:   # Up
+        elif kind == 2:  # Up
             current = (line + previous) & 0xFF
         elif kind in (3, 4):
             current = _sequential(line, previous, bpp, kind)
@@ -65,18 +66,18 @@ def _sequential(line: np.ndarray, up: np.ndarray, bpp: int, kind: int) -> np.nda
     """Average and Paeth depend on the pixel to the left: one pixel at a time."""
     current = np.zeros_like(line)
     for x in range(0, len(line), bpp):
-        b = up[x:x + bpp]
+        b = up[x : x + bpp]
         if x == 0:
             a = c = np.zeros(bpp, dtype=np.int32)
         else:
-            a, c = current[x - bpp:x], up[x - bpp:x]
+            a, c = current[x - bpp : x], up[x - bpp : x]
         if kind == 3:
             predictor = (a + b) // 2
         else:
             p = a + b - c
             pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
             predictor = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-        current[x:x + bpp] = (line[x:x + bpp] + predictor) & 0xFF
+        current[x : x + bpp] = (line[x : x + bpp] + predictor) & 0xFF
     return current
 
 

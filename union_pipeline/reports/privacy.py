@@ -46,10 +46,12 @@ def street_values(
     by_code = {k.code: k for k in catalogue}
     kpi = by_code.get(code)
     rows = by_street[(by_street["kpi_code"] == code) & (by_street["year"] == year)]
-    out = pd.DataFrame({
-        "street": rows["street"].to_numpy(),
-        "value": rows["actual"].astype(float).to_numpy(),
-    }).set_index("street")
+    out = pd.DataFrame(
+        {
+            "street": rows["street"].to_numpy(),
+            "value": rows["actual"].astype(float).to_numpy(),
+        }
+    ).set_index("street")
     checks = [_counts(by_street, kpi, year, persons_unit)]
     if kpi is not None and kpi.is_ratio:
         num_kpi, den_kpi = by_code.get(kpi.numerator), by_code.get(kpi.denominator)

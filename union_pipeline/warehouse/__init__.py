@@ -168,10 +168,12 @@ class Warehouse:
                     schema, table = name.split(".")
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS published."{schema}"')
                     con.execute(f'CREATE TABLE published."{schema}"."{table}" AS {query}')
-                present = set(con.execute(
-                    "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() "
-                    "WHERE database_name = 'published'"
-                ).fetchall())
+                present = set(
+                    con.execute(
+                        "SELECT schema_name || '.' || table_name, column_name "
+                        "FROM duckdb_columns() WHERE database_name = 'published'"
+                    ).fetchall()
+                )
                 present_tables = {t for t, _ in present}
                 for name, text in (comments or {}).items():
                     if name in present_tables:
