@@ -110,13 +110,16 @@ class OutputStore:
             shutil.rmtree(partial, ignore_errors=True)
         return files
 
-    def cleanup(self, keep: set[Path], older_than: float = STALE_SECONDS) -> list[Path]:
-        """Remove version folders not in `keep` and untouched for `older_than` seconds
-        (a run still writing or about to record a folder is younger than that)."""
+    def cleanup(
+        self, keep: set[Path], pattern: str = "*/*/*", older_than: float = STALE_SECONDS
+    ) -> list[Path]:
+        """Remove version folders matching `pattern` (layer/table/version) not in `keep` and
+        untouched for `older_than` seconds (a run still writing or about to record a folder
+        is younger than that)."""
         keep = {Path(k).resolve() for k in keep}
         cutoff = time.time() - older_than
         removed = []
-        for folder in self.root.glob("*/*/*"):
+        for folder in self.root.glob(pattern):
             with contextlib.suppress(FileNotFoundError):
                 if folder.resolve() in keep or folder.stat().st_mtime >= cutoff:
                     continue

@@ -211,6 +211,8 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield dg.MaterializeResult(
             asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
         )
+        # earlier figures of this chart: nothing reads them once this one is recorded
+        store.outputs.cleanup({folder}, pattern=f"reports/{name}/*")
 
 
 def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:

@@ -133,7 +133,11 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         )
     # a staging folder holds its quarantine file beside its table
     keep = {Path(p).parent for found in upstream.values() for p in found.tables.values()}
-    removed = store.outputs.cleanup(keep)
+    removed = [
+        p
+        for layer in ("staging", "marts")
+        for p in store.outputs.cleanup(keep, pattern=f"{layer}/*/*")
+    ]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
