@@ -21,7 +21,7 @@ def defs() -> dg.Definitions:
     merged = dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         dg.Definitions(
-            resources={"warehouse": WarehouseResource()},
+            resources={"warehouse": WarehouseResource.from_env()},
             # A process per step costs ~2.5 s on 2 cores, more than a district's work, and
             # DuckDB already uses both cores within a step.
             executor=dg.in_process_executor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +34,14 @@ class ConfigError(ValueError):
     """A setting in the environment is malformed."""
 
 
-def _path(var: str, default: str) -> Path:
-    value = os.environ.get(var) or default
+def _path(env: Mapping[str, str], var: str, default: str) -> Path:
+    value = env.get(var) or default
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def _date(var: str) -> dt.date | None:
-    value = os.environ.get(var)
+def _date(env: Mapping[str, str], var: str) -> dt.date | None:
+    value = env.get(var)
     if not value:
         return None
     try:
@@ -49,8 +50,8 @@ def _date(var: str) -> dt.date | None:
         raise ConfigError(f"{var}={value!r}: expected a date like 2020-09-30") from err
 
 
-def _int(var: str) -> int | None:
-    value = os.environ.get(var)
+def _int(env: Mapping[str, str], var: str) -> int | None:
+    value = env.get(var)
     if not value:
         return None
     try:
@@ -80,19 +81,22 @@ class Settings:
         return self.as_of or dt.date.today()
 
 
-def load_settings() -> Settings:
-    key = os.environ.get("UNION_PII_KEY")
-    threshold = os.environ.get("UNION_QUARANTINE_THRESHOLD", "0.05")
+def load_settings(overrides: Mapping[str, str | None] | None = None) -> Settings:
+    """The settings from the environment; `overrides` (the Dagster resource's configured
+    values, by variable name) win where given."""
+    env = {**os.environ, **{k: v for k, v in (overrides or {}).items() if v}}
+    key = env.get("UNION_PII_KEY")
+    threshold = env.get("UNION_QUARANTINE_THRESHOLD") or "0.05"
     try:
         quarantine_threshold = float(threshold)
     except ValueError as err:
         raise ConfigError(f"UNION_QUARANTINE_THRESHOLD={threshold!r}: expected 0.05") from err
     return Settings(
-        raw_dir=_path("UNION_RAW_DIR", "data/raw"),
-        warehouse=_path("UNION_WAREHOUSE", "data/warehouse/union.duckdb"),
-        export_dir=_path("UNION_EXPORT_DIR", "data/exports"),
-        as_of=_date("UNION_AS_OF"),
-        first_year=_int("UNION_FIRST_YEAR"),
+        raw_dir=_path(env, "UNION_RAW_DIR", "data/raw"),
+        warehouse=_path(env, "UNION_WAREHOUSE", "data/warehouse/union.duckdb"),
+        export_dir=_path(env, "UNION_EXPORT_DIR", "data/exports"),
+        as_of=_date(env, "UNION_AS_OF"),
+        first_year=_int(env, "UNION_FIRST_YEAR"),
         pii_key=(key or DEV_PII_KEY).encode(),
         pii_key_is_default=not key,
         quarantine_threshold=quarantine_threshold,
