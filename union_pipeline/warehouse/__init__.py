@@ -47,6 +47,7 @@ def scratch(spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private in-memory DuckDB for one step's work, spilling to `spill_dir` beyond the
     memory limit; nothing of it outlives the step."""
     spill = Path(spill_dir) / f"spill-{uuid.uuid4().hex[:12]}"
+    spill.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last level
     con = duckdb.connect(":memory:", config={**duckdb_config(), "temp_directory": str(spill)})
     try:
         yield con
