@@ -1,0 +1,70 @@
+"""Outputs per materialization and the publish, on real DuckDB and Parquet files."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import duckdb
+
+from union_pipeline.warehouse import OutputStore, Warehouse, scratch
+
+
+def test_a_step_beyond_the_memory_limit_spills_into_a_folder_it_makes(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNION_DUCKDB_MEMORY", "100MB")
+    spill_root = tmp_path / "not" / "yet" / "there"
+    with scratch(spill_root) as con:
+        # about 300 MB of rows in a database limited to 100 MB: it must spill
+        con.execute("CREATE TABLE t AS SELECT i, md5(i::VARCHAR) AS h FROM range(4000000) r(i)")
+        spilled = con.execute("SELECT sum(size) FROM duckdb_temporary_files()").fetchall()[0][0]
+        assert spilled and spilled > 50e6
+        assert con.execute("SELECT count(DISTINCT h) FROM t").fetchall() == [(4000000,)]
+    assert spill_root.is_dir() and not list(spill_root.iterdir()), "spill removed afterwards"
+
+
+def test_an_output_folder_is_written_once_and_never_rewritten(tmp_path):
+    store = OutputStore(tmp_path / "outputs")
+    with duckdb.connect() as con:
+        first = store.write(con, "staging", "members", "v1", {"data": "SELECT 1 AS x"})
+        written = first["data"].stat().st_mtime_ns
+        again = store.write(con, "staging", "members", "v1", {"data": "SELECT 2 AS x"})
+        assert again == first and first["data"].stat().st_mtime_ns == written
+        assert con.execute(f"SELECT x FROM '{first['data']}'").fetchall() == [(1,)]
+    assert not [p for p in first["data"].parent.parent.iterdir() if "partial" in p.name]
+
+
+def test_cleanup_keeps_what_is_needed_and_what_is_young(tmp_path):
+    store = OutputStore(tmp_path / "outputs")
+    with duckdb.connect() as con:
+        old, kept, young = (
+            store.write(con, "marts", "kpi_yearly", v, {"data": "SELECT 1 AS x"})["data"].parent
+            for v in ("old", "kept", "young")
+        )
+    hour_ago = time.time() - 7200
+    for folder in (old, kept):
+        os.utime(folder, (hour_ago, hour_ago))
+    removed = store.cleanup({kept}, pattern="marts/*/*")
+    assert removed == [old] and kept.is_dir() and young.is_dir()
+
+
+def test_publish_swaps_in_a_complete_file_readers_of_the_old_one_keep(tmp_path):
+    live = tmp_path / "union.duckdb"
+    warehouse = Warehouse(live)
+    with duckdb.connect() as con:
+        first = warehouse.outputs.write(con, "marts", "t", "a", {"data": "SELECT 1 AS x"})
+        second = warehouse.outputs.write(con, "marts", "t", "b", {"data": "SELECT 2 AS x"})
+    warehouse.publish(
+        {"marts.t": first["data"]}, {"marts.t": "表 — a table"}, {("marts.t", "x"): "列 — a column"}
+    )
+    with warehouse.reading() as old_reader:
+        warehouse.publish({"marts.t": second["data"]})
+        assert old_reader.execute("SELECT x FROM marts.t").fetchall() == [(1,)]
+    with warehouse.reading() as con:
+        assert con.execute("SELECT x FROM marts.t").fetchall() == [(2,)]
+    assert not list(tmp_path.glob(".union.build-*"))
+    with duckdb.connect(str(live), read_only=True) as con:
+        # the storage format DuckDB 1.2 and later read
+        [(version,)] = con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'union'"
+        ).fetchall() or [(None,)]
+    assert version is None or version.startswith("v1.2")
