@@ -31,7 +31,7 @@ def _additive(kpi) -> bool:
 @dg.asset_check(
     asset=KPI_YEARLY,
     blocking=True,
-    description="Exactly one row per (kpi_code, year): every KPI, every year.",
+    description="每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, every year.",
 )
 def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
     reported = [k for k in load_catalogue() if k.reported]
@@ -52,7 +52,9 @@ def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
 
 
 @dg.asset_check(
-    asset=KPI_YEARLY, blocking=True, description="Ratios (and their projections) lie in [0, 1]."
+    asset=KPI_YEARLY,
+    blocking=True,
+    description="比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
 )
 def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
     ratios = [k for k in load_catalogue() if k.is_ratio]
@@ -66,7 +68,9 @@ def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
 
 
 @dg.asset_check(
-    asset=KPI_YEARLY, blocking=True, description="No nulls where the marts contract allows none."
+    asset=KPI_YEARLY,
+    blocking=True,
+    description="必填值不为空 — no nulls where the marts contract allows none.",
 )
 def required_values_present(context, warehouse: WarehouseResource):
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
@@ -85,7 +89,8 @@ def required_values_present(context, warehouse: WarehouseResource):
 @dg.asset_check(
     asset=KPI_BY_STREET,
     blocking=True,
-    description="For additive KPIs (counts, sums) the streets add up to the district figure.",
+    description="各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add up to "
+    "the district figure.",
 )
 def streets_sum_to_district(context, warehouse: WarehouseResource):
     additive = [k for k in load_catalogue() if k.reported and _additive(k)]
@@ -105,7 +110,8 @@ def streets_sum_to_district(context, warehouse: WarehouseResource):
 
 @dg.asset_check(
     asset=RECONCILIATION,
-    description="Every published figure lies within its bounds. A mismatch warns: "
+    description="与已发布数据一致 — every published figure lies within its bounds. A mismatch "
+    "warns: "
     "it is a question for the analyst, not a reason to publish nothing.",
 )
 def published_figures_matched(context, warehouse: WarehouseResource):

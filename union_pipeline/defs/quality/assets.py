@@ -13,6 +13,7 @@ from union_pipeline.assetkit.outputs import (
 )
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, QUARANTINE_FILE
+from union_pipeline.ingest.safety import truncate_cell_sql
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.settings import ASSETS_DIR
 from union_pipeline.warehouse import scratch, sql_path
@@ -84,7 +85,8 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "SELECT source, rule, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC"
         ).fetchall()
         preview = con.execute(
-            f'SELECT source, file, line, rule, "column", values_masked FROM quarantine '
+            f'SELECT source, file, line, rule, "column", '
+            f"{truncate_cell_sql('values_masked')} AS values_masked FROM quarantine "
             f"LIMIT {PREVIEW_ROWS}"
         ).df()
     rules = quarantine_rules()
