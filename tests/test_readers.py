@@ -432,6 +432,16 @@ def test_problem_lists_per_source_union_and_street(tmp_path):
                 assert not cell.value.startswith(("=", "+", "-", "@")), cell.value
 
 
+def test_past_the_limit_unions_get_no_files_of_their_own(tmp_path):
+    out = tmp_path / "out"
+    result = write_problem_lists(
+        QUARANTINE, UNIONS, out, dt.date(2020, 9, 30), "zh", max_union_files=1
+    )
+    assert result["unions"] == {} and "split by street only" in result["unions_skipped"]
+    assert not list((out / "按工会").glob("*.xlsx"))
+    assert result["streets"] and sum(result["rows"].values()) == len(QUARANTINE)
+
+
 def test_safe_file_stem_keeps_codes_apart():
     assert safe_file_stem("ZH001") == "ZH001"
     assert safe_file_stem("招宝山街道") == "招宝山街道"

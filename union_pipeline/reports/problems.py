@@ -47,6 +47,9 @@ _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10))
 _RULE_PART = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
 
+MAX_UNION_FILES = 2000
+
+
 def load_rules(path: Path = RULES_FILE) -> dict[str, dict]:
     """rule code -> {zh, en, fix_zh, fix_en}."""
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -261,8 +264,14 @@ def write_problem_lists(
     out_dir: Path,
     as_of: dt.date,
     lang: str | None = None,
+    max_union_files: int | None = None,
 ) -> dict:
     """Write the problem-data lists; returns the counts.
+
+    Past `max_union_files` unions with problems (default MAX_UNION_FILES: a district has
+    about 1,300 unions, a province tens of thousands), the per-union split is not written
+    (each file costs tens of milliseconds) and "unions_skipped" says why: a province sends
+    lists through its districts.
 
     quarantine: staging.quarantine's columns (source, file, line, rule, column, rules,
     values_masked). unions: union_id, union_name, street (staging.unions) to name each
@@ -288,7 +297,15 @@ def write_problem_lists(
     written_unions: dict[str, int] = {}
     unknown_union = t("pl_unknown_union")
     keys = rows["pl_union"].fillna("")  # "": no union (blank codes were made None)
-    for key, part in rows.groupby(keys, sort=True):
+    limit = MAX_UNION_FILES if max_union_files is None else max_union_files
+    skipped = None
+    if keys.nunique() > limit:
+        skipped = (
+            f"{keys.nunique():,} unions have problem rows, more than {limit:,}: "
+            "no per-union files; split by street only"
+        )
+        keys = keys.iloc[0:0]
+    for key, part in rows.loc[keys.index].groupby(keys, sort=True):
         if key == "":
             stem, heading = unknown_union, [(t("pl_union_id"), unknown_union)]
         else:
@@ -315,4 +332,5 @@ def write_problem_lists(
         "rows": counts,
         "unions": written_unions,
         "streets": written_streets,
+        "unions_skipped": skipped,
     }

@@ -518,6 +518,11 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "rows_by_source": dg.MetadataValue.json(written["rows"]),
             "union_files": dg.MetadataValue.int(len(written["unions"])),
             "street_files": dg.MetadataValue.int(len(written["streets"])),
+            **(
+                {"note": dg.MetadataValue.text(written["unions_skipped"])}
+                if written["unions_skipped"]
+                else {}
+            ),
             VERSION: dg.MetadataValue.text(version),
             REUSED: dg.MetadataValue.bool(False),
         },
