@@ -94,6 +94,19 @@ CHART_DOCS = {
 CHART_KEYS = {name: dg.AssetKey(["reports", name]) for name in BUILDERS}
 
 
+def _report_asset(name: str, kinds: set[str], deps: list, **kwargs):
+    """A report asset: the group, owner, code version and automation every report shares."""
+    return dg.asset(
+        key=["reports", name],
+        group_name=GROUP,
+        kinds=kinds,
+        owners=[OWNER],
+        deps=deps,
+        automation_condition=EAGER,
+        **{"code_version": digest(REPORTS_CODE, THEME), **kwargs},
+    )
+
+
 def _chart_records(charts: list[Chart]) -> list[dict]:
     return [
         {
@@ -245,15 +258,7 @@ def _reuse(context, key: dg.AssetKey, version: str, path: Path):
     return None
 
 
-@dg.asset(
-    key=["reports", "dashboard"],
-    group_name=GROUP,
-    kinds={"plotly", "html"},
-    owners=[OWNER],
-    deps=list(CHART_KEYS.values()),
-    code_version=digest(REPORTS_CODE, THEME),
-    automation_condition=EAGER,
-)
+@_report_asset("dashboard", {"plotly", "html"}, list(CHART_KEYS.values()))
 def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """工作指标看板 — Interactive dashboard for phones and desktops, one offline HTML file.
 
@@ -295,15 +300,8 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 BRIEFING = dg.AssetKey(["reports", "briefing"])
 
 
-@dg.asset(
-    key=BRIEFING,
-    group_name=GROUP,
-    kinds={"plotly", "pdf"},
-    owners=[OWNER],
-    deps=list(CHART_KEYS.values()),
-    code_version=digest(REPORTS_CODE, THEME),
-    automation_condition=EAGER,
-    output_required=False,
+@_report_asset(
+    BRIEFING.path[-1], {"plotly", "pdf"}, list(CHART_KEYS.values()), output_required=False
 )
 def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """领导简报 — Leadership briefing PDF (A4): a cover with the as-of date and the targets met
@@ -344,15 +342,7 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     )
 
 
-@dg.asset(
-    key=["reports", "briefing_mail"],
-    group_name=GROUP,
-    kinds={"email"},
-    owners=[OWNER],
-    deps=[BRIEFING, WAREHOUSE],
-    code_version="mail-1",
-    automation_condition=EAGER,
-)
+@_report_asset("briefing_mail", {"email"}, [BRIEFING, WAREHOUSE], code_version="mail-1")
 def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """简报邮件 — The briefing mailed to leadership, once per new briefing.
 
@@ -440,15 +430,7 @@ def _sources(context) -> list[dict]:
     return out
 
 
-@dg.asset(
-    key=["reports", "kpi_workbook"],
-    group_name=GROUP,
-    kinds={"excel"},
-    owners=[OWNER],
-    deps=[*REPORT_MARTS, RECONCILIATION, WAREHOUSE],
-    code_version=digest(REPORTS_CODE, THEME),
-    automation_condition=EAGER,
-)
+@_report_asset("kpi_workbook", {"excel"}, [*REPORT_MARTS, RECONCILIATION, WAREHOUSE])
 def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """工作指标工作簿 — The KPIs as an Excel workbook: scorecard, every KPI by year per domain,
     by street ("<5" suppressed), the reconciliation, and what the refresh read.
@@ -482,14 +464,10 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
 
 
-@dg.asset(
-    key=["reports", "problem_lists"],
-    group_name=GROUP,
-    kinds={"excel"},
-    owners=[OWNER],
-    deps=[QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"]), WAREHOUSE],
-    code_version=digest(REPORTS_CODE, THEME),
-    automation_condition=EAGER,
+@_report_asset(
+    "problem_lists",
+    {"excel"},
+    [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"]), WAREHOUSE],
 )
 def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """问题数据清单 — Every held-back row to send back to the union that sent it: one workbook
