@@ -43,7 +43,8 @@ def warehouse_state(path: Path) -> dict[str, tuple]:
     rows: two files with equal states hold the same data."""
     with duckdb.connect(str(path), read_only=True) as con:
         tables = con.execute(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables() ORDER BY 1"
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+            "WHERE schema_name <> 'meta' ORDER BY 1"  # meta: when and by which run
         ).fetchall()
         return {
             name: tuple(
