@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.instance.ref import InstanceRef
 
 from union_pipeline.defs.automation.sensors import worker_pid
 
@@ -27,9 +28,10 @@ def _wait(what: str, seconds: float, probe):
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path):
+def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
     (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     env = {
         **os.environ,
@@ -40,6 +42,8 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path):
         "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
         "UNION_EXPORT_DIR": str(tmp_path / "exports"),
     }
+    # the storage is made here first: two processes creating it at once collide
+    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
     # the daemon runs the sensors: the file sensor's first tick requests a refresh
     daemon = subprocess.Popen(
         [sys.executable, "-m", "dagster._daemon", "run", "-m", "union_pipeline.definitions"],
@@ -50,7 +54,7 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path):
         start_new_session=True,
     )
     try:
-        with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
 
             def started_with_worker():
                 for record in instance.get_run_records(
@@ -86,8 +90,11 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path):
                     if r.dagster_run.run_id != killed_run
                 ],
             )
+            # said by Dagster's code server when it saw its child die, else by our sensor
             logs = [e.message for e in instance.all_logs(killed_run) if e.message]
-            assert any(f"worker (pid {pid}) is gone" in m for m in logs)
+            assert any(
+                "terminated by signal 9" in m or f"worker (pid {pid}) is gone" in m for m in logs
+            ), logs[-5:]
     finally:
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait(timeout=30)

@@ -88,8 +88,9 @@ def worker_alive(pid: int) -> bool:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A run whose worker process died (killed, out of memory) is marked failed, so "
-    "the one-refresh-at-a-time queue moves on and the retry starts. Dagster's own run "
-    "monitoring cannot see a dead worker of the default (local process) launcher. "
+    "the one-refresh-at-a-time queue moves on and the retry starts. Dagster's code server "
+    "does this when it sees its child die; this sensor covers a code server that died too "
+    "(run monitoring cannot check workers of the default local launcher). "
     "运行进程意外终止时将该运行标记为失败，队列中的下一次刷新随即开始。",
 )
 def dead_run_worker(context: dg.SensorEvaluationContext):
