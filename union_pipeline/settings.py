@@ -117,7 +117,8 @@ def is_demo_drop(raw_dir: Path) -> bool:
     present = {
         f"{folder.name}/{p.name}"
         for folder in raw_dir.iterdir()
-        if folder.is_dir() and not folder.name.startswith(".")
+        # a city drop's district folders carry markers of their own
+        if folder.is_dir() and not folder.name.startswith(".") and not folder.name.isdigit()
         for p in folder.iterdir()
         if not p.name.startswith(".")
     }

@@ -17,6 +17,12 @@ import dagster as dg
 import duckdb
 
 from union_pipeline.warehouse import Warehouse, create_views, scratch
+from union_pipeline.warehouse.versions import digest
+
+# One partition per district (named by its code): a district refreshes on its own drop.
+# Dynamic, so that a new district folder in the raw drop adds one (the raw-files sensor and
+# the headless refresh add them); its name and streets come from assets/districts/.
+DISTRICTS = dg.DynamicPartitionsDefinition(name="district")
 
 # the data version downstream steps key on: the output's content where it is cheap to
 # digest (marts), else the digest of its inputs (staging)
@@ -45,6 +51,7 @@ class Latest:
     key: dg.AssetKey
     run_id: str
     metadata: dict
+    partition: str | None = None
 
     @property
     def version(self) -> str | None:
@@ -74,26 +81,72 @@ class Latest:
         return all(Path(p).exists() for p in self.tables.values())
 
 
-def latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> Latest | None:
-    event = instance.get_latest_materialization_event(key)
+@dataclass(frozen=True)
+class AllDistricts:
+    """The latest materialization of a district asset in every district: what a city step
+    reads of it (its tables are the districts' files together)."""
+
+    key: dg.AssetKey
+    parts: dict[str, Latest]
+
+    @property
+    def version(self) -> str:
+        return digest({d: p.version for d, p in sorted(self.parts.items())})
+
+    inputs = version
+
+    @property
+    def tables(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for district, part in sorted(self.parts.items()):
+            for name, path in part.tables.items():
+                out.setdefault(name, {})[district] = path
+        return out
+
+    @property
+    def publishable(self) -> bool:
+        return all(p.publishable for p in self.parts.values())
+
+    @property
+    def files_exist(self) -> bool:
+        return all(p.files_exist for p in self.parts.values())
+
+    def get(self, key: str, default=None):
+        # what the districts' materializations share (their column schema)
+        return next(iter(self.parts.values())).get(key, default)
+
+
+def latest(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
+) -> Latest | None:
+    """The latest materialization of `key` (of its `partition`, for a district asset)."""
+    if partition is None:
+        event = instance.get_latest_materialization_event(key)
+    else:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
+        event = records[0].event_log_entry if records else None
     if event is None or event.asset_materialization is None:
         return None
-    return Latest(key, event.run_id, dict(event.asset_materialization.metadata))
+    return Latest(key, event.run_id, dict(event.asset_materialization.metadata), partition)
 
 
-def reusable(instance: dg.DagsterInstance, key: dg.AssetKey, inputs: str) -> Latest | None:
+def reusable(
+    instance: dg.DagsterInstance, key: dg.AssetKey, inputs: str, partition: str | None = None
+) -> Latest | None:
     """The latest materialization when it was made from the same inputs and its files are
     still there: its result stands, the work is not redone."""
-    found = latest(instance, key)
+    found = latest(instance, key, partition)
     if found and found.inputs == inputs and found.files_exist:
         return found
     return None
 
 
-def require(instance: dg.DagsterInstance, key: dg.AssetKey) -> Latest:
+def require(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> Latest:
     """The latest materialization of an upstream asset, fit to build on."""
-    name = key.to_user_string()
-    found = latest(instance, key)
+    name = key.to_user_string() + (f" [{partition}]" if partition else "")
+    found = latest(instance, key, partition)
     if found is None or not found.tables:
         raise UpstreamError(
             f"{name} has not been materialized yet: materialize it (or run the full refresh) "
@@ -112,21 +165,89 @@ def require(instance: dg.DagsterInstance, key: dg.AssetKey) -> Latest:
     return found
 
 
-def versions_of(upstream: dict[dg.AssetKey, Latest]) -> dict[str, str | None]:
+def district_partitions(instance: dg.DagsterInstance) -> list[str]:
+    return sorted(instance.get_dynamic_partitions(DISTRICTS.name))
+
+
+def require_all(instance: dg.DagsterInstance, key: dg.AssetKey) -> AllDistricts:
+    """The latest materialization of a district asset in every district, each fit to build
+    on: the city is built from complete districts only."""
+    districts = district_partitions(instance)
+    if not districts:
+        raise UpstreamError(
+            f"{key.to_user_string()}: no district has been added yet: refresh a district "
+            "first. 尚无区县分区，请先刷新区县数据。"
+        )
+    return AllDistricts(key, {d: require(instance, key, d) for d in districts})
+
+
+def _op(context):
+    return getattr(context, "op_execution_context", context)
+
+
+def step_partition(context, own_key: dg.AssetKey) -> str | None:
+    """The district a step works for: the run's partition, when `own_key` is a district
+    asset (a city asset in a district's run works for the city)."""
+    op = _op(context)
+    graph = op.job_def.asset_layer.asset_graph
+    if graph.get(own_key).partitions_def is None or not op.has_partition_key:
+        return None
+    return op.partition_key
+
+
+def upstream_latest(
+    context, own_key: dg.AssetKey, keys: Iterable[dg.AssetKey]
+) -> dict[dg.AssetKey, Latest | AllDistricts]:
+    """What a step builds on: for a district step, the same district's latest of each
+    district asset; for a city step, every district's; the latest of a city asset."""
+    op = _op(context)
+    graph = op.job_def.asset_layer.asset_graph
+    mine = step_partition(context, own_key)
+    out: dict[dg.AssetKey, Latest | AllDistricts] = {}
+    for key in keys:
+        if graph.get(key).partitions_def is None:
+            out[key] = require(op.instance, key)
+        elif mine is not None:
+            out[key] = require(op.instance, key, mine)
+        else:
+            out[key] = require_all(op.instance, key)
+    return out
+
+
+def versions_of(upstream: dict[dg.AssetKey, Latest | AllDistricts]) -> dict[str, str | None]:
     return {k.to_user_string(): v.version for k, v in sorted(upstream.items())}
 
 
 @contextlib.contextmanager
 def reading_latest(
-    instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey], warehouse: Warehouse
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[dg.AssetKey, Latest]]]:
+    context, own_key: dg.AssetKey, keys: Iterable[dg.AssetKey], warehouse: Warehouse
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[dg.AssetKey, Latest | AllDistricts]]]:
     """A scratch DuckDB with a view for every table of the latest materialization of
-    `keys` (`staging.members`, `marts.kpi_yearly`, ...)."""
-    upstream = {key: require(instance, key) for key in keys}
+    `keys` (`staging.members`, `marts.kpi_yearly`, ...) as the step of `own_key` sees them
+    (see `upstream_latest`); a city step's view of a district table holds every district,
+    with its keys made unique across districts (`district_keys`)."""
+    upstream = upstream_latest(context, own_key, keys)
     with scratch(warehouse.spill_dir) as con:
         for found in upstream.values():
-            create_views(con, found.tables)
+            # a city step reads staging rows as the city's (no district column, which the
+            # KPI SQL would not expect) and marts by district
+            create_views(con, found.tables, district_keys, lambda table: table.startswith("marts."))
         yield con, upstream
+
+
+def district_keys(table: str) -> tuple[str, ...]:
+    """Columns of a staging table that are keys within one district only (a union code, a
+    member number): a city view prefixes them with the district, so two districts' U001 do
+    not join. person_key is the same person in every district and stays as it is."""
+    from union_pipeline.ingest.specs import load_specs
+
+    schema, name = table.split(".")
+    spec = load_specs().get(name) if schema == "staging" else None
+    if spec is None:
+        return ()
+    columns = {c.name: c for c in spec.columns}
+    keys = [*spec.key, *(r.column for r in spec.references)]
+    return tuple(dict.fromkeys(k for k in keys if k in columns and columns[k].type == "text"))
 
 
 def output_metadata(
@@ -161,16 +282,24 @@ def content_version(con: duckdb.DuckDBPyConnection, table: str) -> str:
 
 
 def blocking_check_failures(
-    context: dg.AssetExecutionContext, keys: Iterable[dg.AssetKey]
+    context: dg.AssetExecutionContext, keys: Iterable[dg.AssetKey], partition: str | None = None
 ) -> list[str]:
-    """Blocking checks of `keys` whose latest evaluation failed with severity ERROR."""
+    """Blocking checks of `keys` whose latest evaluation (in `partition`, for district
+    assets) failed with severity ERROR."""
+    from dagster._core.event_api import PartitionKeyFilter
+
     graph = context.job_def.asset_layer.asset_graph
     check_keys = [
         c for key in keys for c in graph.get(key).check_keys if graph.get_check_spec(c).blocking
     ]
     if not check_keys:
         return []
-    records = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    storage = context.instance.event_log_storage
+    records = dict(
+        storage.get_latest_asset_check_execution_by_key(
+            check_keys, partition_filter=PartitionKeyFilter(key=partition) if partition else None
+        )
+    )
     failed = []
     for check_key, record in records.items():
         evaluation = None

@@ -1,14 +1,17 @@
 """One factory turns a source spec into its raw source asset, its staging asset and its
 load checks."""
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 import dagster as dg
 
+from union_pipeline import districts
 from union_pipeline.assetkit.metadata import table_metadata
 from union_pipeline.assetkit.outputs import (
+    DISTRICTS,
     Latest,
     latest,
     output_metadata,
@@ -66,12 +69,27 @@ def _descriptions(spec: SourceSpec) -> dict[str, str]:
     return out
 
 
-def raw_files(spec: SourceSpec, raw_dir: Path) -> dict[str, Path]:
-    """The files the loader would read, by name relative to the raw folder."""
+def district_files(spec: SourceSpec, folder: Path) -> dict[str, Path]:
+    """The files the loader would read in one district's (or the city's) folder, by name
+    relative to it."""
     try:
-        return {f.relative: f.path for f in discover(spec, raw_dir)}
+        return {f.relative: f.path for f in discover(spec, folder)}
     except FileError:
         return {}  # the load itself says what is missing
+
+
+def raw_files(spec: SourceSpec, raw_dir: Path) -> dict[str, Path]:
+    """The files the loader would read in every district of the drop (and the city's own
+    targets), by name relative to the raw folder."""
+    if not districts.is_city_drop(raw_dir):
+        return district_files(spec, raw_dir)
+    out = {}
+    for code in districts.district_codes(raw_dir):
+        found = district_files(spec, raw_dir / code)
+        out.update({f"{code}/{name}": path for name, path in found.items()})
+    if spec.name == "targets":
+        out.update(district_files(spec, raw_dir))
+    return out
 
 
 def raw_source(source: str) -> dg.AssetsDefinition:
@@ -176,29 +194,67 @@ def _can_reuse(previous: Latest | None, version: str, rule_date: str) -> bool:
 
 
 def staging_asset(source: str) -> dg.AssetsDefinition:
+    """A district source's staging asset: one partition per district."""
     spec = load_specs()[source]
-    key = dg.AssetKey(["staging", source])
+    return _staging_asset(
+        spec,
+        dg.AssetKey(["staging", source]),
+        partitioned=True,
+        description=(
+            f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
+            f"Rows of `{spec.folder}/` (*.csv, *.xlsx, *.xls) that pass the data contract's "
+            "rules, per district; the others are in `staging/quarantine` with the broken "
+            f"rule. {spec.title_zh}：经校验、去标识化后的明细，违规行见隔离表。"
+        ),
+    )
+
+
+def city_targets_asset() -> dg.AssetsDefinition:
+    """The city's own yearly targets: the `targets/` folder at the root of a city drop (of a
+    single-district drop, the district's)."""
+    spec = dataclasses.replace(load_specs()["targets"], required=False)
+    return _staging_asset(
+        spec,
+        dg.AssetKey(["staging", "city_targets"]),
+        partitioned=False,
+        group="city",
+        description=(
+            "全市年度目标 — The city's yearly targets, validated: the `targets/` folder at the "
+            "root of a city drop, beside the district folders (in a single-district drop, the "
+            "district's own). The city roll-up measures the city against them. "
+            "全市年度目标（城市数据包根目录下的 targets/）。"
+        ),
+    )
+
+
+def _staging_asset(
+    spec: SourceSpec,
+    key: dg.AssetKey,
+    partitioned: bool,
+    description: str,
+    group: str | None = None,
+) -> dg.AssetsDefinition:
+    source = spec.name
+    table = key.path[-1]  # the name it is published under (city_targets for the city's)
     upstream = [dg.AssetKey(["staging", s]) for s in sorted({r.source for r in spec.references})]
     code_version = digest(INGEST_CODE, repr(spec))
+    partitions_def = DISTRICTS if partitioned else None
 
     @dg.asset(
         key=key,
-        group_name=spec.group,
+        group_name=group or spec.group,
         kinds={"duckdb", "parquet", "pandera"},
         owners=[OWNER],
         code_version=code_version,
         automation_condition=EAGER,
+        partitions_def=partitions_def,
         deps=[dg.AssetKey(["raw", source]), *upstream],
-        description=(
-            f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
-            f"Rows of `{spec.folder}/` (*.csv, *.xlsx, *.xls) that pass the data contract's rules; "
-            "the others are in `staging/quarantine` with the broken rule. "
-            f"{spec.title_zh}：经校验、去标识化后的明细，违规行见隔离表。"
-        ),
+        description=description,
         check_specs=[
             dg.AssetCheckSpec(
                 IDENTITY_CHECK,
                 asset=key,
+                partitions_def=partitions_def,
                 description="行数守恒 — every row read is accounted for: read = loaded + "
                 "quarantined + collapsed + superseded + skipped (blank and totals rows)",
             ),
@@ -206,6 +262,7 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
                 THRESHOLD_CHECK,
                 asset=key,
                 blocking=True,
+                partitions_def=partitions_def,
                 description="隔离比例不超过阈值 — at most UNION_QUARANTINE_THRESHOLD (5%) of "
                 "rows quarantined",
             ),
@@ -214,14 +271,22 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
     def _staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         settings = warehouse.settings
         store = warehouse.warehouse
-        references = {k: require(context.instance, k) for k in upstream}
-        previous = latest(context.instance, key)
+        district = context.partition_key if partitioned else None
+        if district is None:
+            raw_dir = settings.raw_dir
+            step_spec = spec
+        else:
+            raw_dir = districts.district_raw_dir(settings.raw_dir, district)
+            step_spec = spec.for_district(district)  # its streets
+        references = {k: require(context.instance, k, district) for k in upstream}
+        previous = latest(context.instance, key, district)
         state = files_state(
-            raw_files(spec, settings.raw_dir), previous.get(RAW_STATE) if previous else None
+            district_files(spec, raw_dir), previous.get(RAW_STATE) if previous else None
         )
         rule_date = settings.rule_as_of.isoformat()
         version = digest(
             code_version,
+            repr(step_spec),
             state_version(state),
             versions_of(references),
             hashlib.sha256(settings.pii_key).hexdigest(),  # person_key depends on the key
@@ -248,11 +313,11 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
         with scratch(store.spill_dir) as con:
             for found in references.values():
                 create_views(con, found.tables)
-            result = load_source(con, spec, settings.raw_dir, settings.rule_as_of, settings.pii_key)
+            result = load_source(con, step_spec, raw_dir, settings.rule_as_of, settings.pii_key)
             files = store.outputs.write(
                 con,
                 "staging",
-                source,
+                table,
                 version,
                 {
                     "data": f"SELECT * FROM staging.{source}",
@@ -281,7 +346,7 @@ def staging_asset(source: str) -> dg.AssetsDefinition:
                 **evidence,
                 "files": dg.MetadataValue.json(result.files),
                 **output_metadata(
-                    version, {f"staging.{source}": files["data"]}, publishable=under.passed
+                    version, {f"staging.{table}": files["data"]}, publishable=under.passed
                 ),
                 QUARANTINE_FILE: dg.MetadataValue.path(str(files["quarantine"])),
                 RAW_STATE: dg.MetadataValue.json(state),

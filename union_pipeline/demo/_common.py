@@ -285,11 +285,18 @@ class People:
     names and phones for everyone at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, home: int = 330211) -> None:
         self._birth: list[np.ndarray] = []
         self._male: list[np.ndarray] = []
         self._local: list[np.ndarray] = []
         self.n = 0
+        # locals are mostly born in the district itself: it takes Zhenhai's weight (and
+        # Zhenhai its); for Zhenhai the weights stay exactly as listed
+        self.region_p = REGION_P
+        if home != REGION_CODES[0]:
+            at = [r for r, _ in REGIONS].index(home)
+            self.region_p = REGION_P.copy()
+            self.region_p[[0, at]] = REGION_P[[at, 0]]
 
     def add(self, birth: np.ndarray, male: np.ndarray, local_share: float | np.ndarray = 0.7):
         birth = np.asarray(birth, dtype=np.int32)
@@ -307,7 +314,10 @@ class People:
         birth = (AS_OF - age * 365.25).astype(np.int32)
         return self.add(birth, rng.random(n) < 0.55, 0.6)
 
-    def finalize(self, rng: np.random.Generator) -> None:
+    def finalize(self, rng: np.random.Generator, avoid: np.ndarray | None = None) -> None:
+        """avoid: ID numbers (17-digit keys, sorted) other districts of a city have given:
+        nobody here gets one by chance (the persons they share are chosen, see
+        generator._take_over)."""
         self.birth = np.concatenate(self._birth) if self._birth else np.zeros(0, np.int32)
         self.male = np.concatenate(self._male) if self._male else np.zeros(0, bool)
         local = np.concatenate(self._local) if self._local else np.zeros(0)
@@ -315,8 +325,8 @@ class People:
         n = self.n
         # region: Zhejiang (33xxxx) for locals, the other provinces for migrant workers
         zj = REGION_CODES // 10000 == 33
-        p_local = REGION_P[zj] / REGION_P[zj].sum()
-        p_other = REGION_P[~zj] / REGION_P[~zj].sum()
+        p_local = self.region_p[zj] / self.region_p[zj].sum()
+        p_other = self.region_p[~zj] / self.region_p[~zj].sum()
         is_local = rng.random(n) < local
         region = np.where(
             is_local,
@@ -334,6 +344,9 @@ class People:
         clash = np.zeros(n, dtype=bool)
         clash[order[1:][ks[1:] == ks[:-1]]] = True
         taken = ks[np.concatenate([[True], ks[1:] != ks[:-1]])]  # sorted, distinct
+        if avoid is not None and len(avoid):
+            clash |= _in_sorted(key, avoid)
+            taken = np.union1d(taken, avoid)
         todo = np.nonzero(clash)[0]
         extra = np.zeros(0, dtype=np.int64)  # accepted redraws, sorted
         for _ in range(200):
@@ -352,7 +365,8 @@ class People:
         else:  # pragma: no cover - astronomically unlikely
             raise RuntimeError("could not draw unique ID numbers")
         self.id_text = id_numbers(key)
-        del key, order, ks, taken, extra
+        self.key = key
+        del order, ks, taken, extra
         # names
         male_c, female_c, any_c = _given_lists()
         s_idx = rng.zipf(1.35, n) - 1

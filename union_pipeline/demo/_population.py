@@ -8,7 +8,7 @@ those who joined in 2020; joins back to 1980, each in a union active at the join
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -182,6 +182,41 @@ _ASSOC = [
 ]
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a district's unions are: its name, its streets (the last one its organs,
+    区直机关 / 县直机关 / 市直机关) and how its unions and departments are named."""
+
+    name: str  # 镇海区
+    streets: tuple[str, ...]
+    street_p: np.ndarray = field(compare=False)  # weights (normalised where used)
+    prefix: str  # of the union IDs: ZH123456
+    departments: tuple[str, ...]
+
+    @property
+    def short(self) -> str:  # 镇海区 -> 镇海, 宁海县 -> 宁海
+        return self.name[:-1] if len(self.name) > 2 else self.name
+
+    @property
+    def district_org(self) -> int:
+        return len(self.streets) - 1
+
+    @property
+    def assoc_prefix(self) -> str:
+        """How an association names itself: 宁波市镇海区…, a county-level city 余姚市…"""
+        return self.name if self.name.endswith("市") else f"宁波市{self.name}"
+
+
+ZHENHAI = Place("镇海区", tuple(STREETS), STREET_P, "ZH", tuple(_DEPARTMENTS))
+
+
+def place_for(name: str, streets, street_p, prefix: str) -> Place:
+    """Another district: Zhenhai's departments under its own name."""
+    own = {"镇海中学": f"{name[:-1]}中学", "镇海区龙赛医院": f"{name}第二人民医院"}
+    departments = tuple(own.get(d, d.replace("镇海区", name)) for d in _DEPARTMENTS)
+    return Place(name, tuple(streets), np.asarray(street_p, np.float64), prefix, departments)
+
+
 @dataclass
 class Unions:
     uid: list[str]
@@ -206,8 +241,13 @@ class Unions:
         return (self.founded <= d) & (dis > d)
 
 
-def _union_names(rng: np.random.Generator, street: np.ndarray, org: np.ndarray) -> list[str]:
+def _union_names(
+    rng: np.random.Generator, street: np.ndarray, org: np.ndarray, place: Place
+) -> list[str]:
     """Plausible, distinct names; random draws made up front (one loop composes them)."""
+    streets, departments, district_org = place.streets, place.departments, place.district_org
+    prefixes = ("宁波", "宁波", f"宁波{place.short}", "浙江")
+    assoc_prefix, district_name = place.assoc_prefix, place.name
     n = len(street)
     nb, ni = len(_BRAND), len(_INDUSTRY)
     draws = {k: rng.integers(0, 1 << 30, (n, 8)) for k in ("a",)}["a"]
@@ -219,23 +259,23 @@ def _union_names(rng: np.random.Generator, street: np.ndarray, org: np.ndarray) 
             if attempt:
                 d = rng.integers(0, 1 << 30, 8).tolist()
             if o == 0:  # 企业
-                prefix = ("宁波", "宁波", "宁波镇海", "浙江")[d[0] % 4]
+                prefix = prefixes[d[0] % 4]
                 brand = _BRAND[d[1] % nb] + _BRAND[d[2] % nb]
                 kind = "股份有限公司" if d[3] % 8 == 0 else "有限公司"
                 name = f"{prefix}{brand}{_INDUSTRY[d[4] % ni]}{kind}工会"
             elif o == 1:  # 机关事业单位
-                if s == DISTRICT_ORG or d[0] % 10 < 3:
-                    name = f"{_DEPARTMENTS[d[1] % len(_DEPARTMENTS)]}工会"
+                if s == district_org or d[0] % 10 < 3:
+                    name = f"{departments[d[1] % len(departments)]}工会"
                 else:
-                    name = f"{STREETS[s]}{_INSTITUTIONS[d[1] % len(_INSTITUTIONS)]}工会"
+                    name = f"{streets[s]}{_INSTITUTIONS[d[1] % len(_INSTITUTIONS)]}工会"
             elif o == 2:  # 社会组织
                 kind = ("协会", "商会", "促进会", "行业协会")[d[0] % 4]
-                name = f"宁波市镇海区{_ASSOC[d[1] % len(_ASSOC)]}{kind}工会"
+                name = f"{assoc_prefix}{_ASSOC[d[1] % len(_ASSOC)]}{kind}工会"
             else:  # 联合工会
-                place = _BRAND[d[1] % nb] + _BRAND[d[2] % nb]
-                where = STREETS[s] if s != DISTRICT_ORG else "镇海区"
+                spot = _BRAND[d[1] % nb] + _BRAND[d[2] % nb]
+                where = streets[s] if s != district_org else district_name
                 kind = ("社区", "村", "工业区", "商务楼宇")[d[0] % 4]
-                name = f"{where}{place}{kind}联合工会"
+                name = f"{where}{spot}{kind}联合工会"
             if attempt >= 10:
                 name = name.removesuffix("工会") + f"第{attempt - 8}分会工会"
             if name not in seen:
@@ -245,8 +285,11 @@ def _union_names(rng: np.random.Generator, street: np.ndarray, org: np.ndarray) 
     return names
 
 
-def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Unions:
+def build_unions(
+    rng: np.random.Generator, scale: float, cal: Calendar, place: Place | None = None
+) -> Unions:
     p = PLAN
+    place = place or ZHENHAI
     n_old = scaled(p["unions_old_active"], scale, 3)
     n_dis20 = min(scaled(p["unions_dissolved_2020"], scale), n_old - 2)
     new = {y: scaled(n, scale, 1) for y, n in p["unions_new"].items()}
@@ -297,9 +340,9 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     cohort = np.concatenate(cohort)
     n = len(founded)
 
-    street = rng.choice(len(STREETS), n, p=STREET_P / STREET_P.sum())
+    street = rng.choice(len(place.streets), n, p=place.street_p / place.street_p.sum())
     org = np.where(
-        street == DISTRICT_ORG,
+        street == place.district_org,
         rng.choice(4, n, p=[0.0, 0.82, 0.1, 0.08]),
         rng.choice(4, n, p=[0.79, 0.07, 0.05, 0.09]),
     ).astype(np.int8)
@@ -386,15 +429,15 @@ def build_unions(rng: np.random.Generator, scale: float, cal: Calendar) -> Union
     star = rng.choice(6, n, p=[0.05, 0.1, 0.25, 0.3, 0.2, 0.1]).astype(np.int64)
     young = founded >= ystart(2017)
     star[young] = rng.choice(6, int(young.sum()), p=[0.4, 0.3, 0.2, 0.1, 0.0, 0.0])
-    sys_u = street == DISTRICT_ORG
+    sys_u = street == place.district_org
     star[sys_u] = rng.choice([4, 5], int(sys_u.sum()), p=[0.6, 0.4])
     star[rng.random(n) < 0.12] = NA64
 
     # IDs and names; file order is by ID
     pool_ids = rng.choice(np.arange(100000, 1000000), n + max(200, n // 5), replace=False)
-    uid = [f"ZH{v}" for v in pool_ids[:n].tolist()]
-    spare = [f"ZH{v}" for v in pool_ids[n:].tolist()]
-    names = _union_names(rng, street, org)
+    uid = [f"{place.prefix}{v}" for v in pool_ids[:n].tolist()]
+    spare = [f"{place.prefix}{v}" for v in pool_ids[n:].tolist()]
+    names = _union_names(rng, street, org, place)
     return Unions(
         uid=uid,
         name=names,
@@ -461,9 +504,15 @@ def _pick_union(rng, unions: Unions, candidates: np.ndarray, latest_founded: np.
 
 
 def build_members(
-    rng: np.random.Generator, scale: float, cal: Calendar, unions: Unions, people: People
+    rng: np.random.Generator,
+    scale: float,
+    cal: Calendar,
+    unions: Unions,
+    people: People,
+    plan: dict | None = None,
 ) -> Members:
-    p = PLAN
+    """plan: PLAN, or a district's variant of it (its collection progress, ...)."""
+    p = plan or PLAN
     w_join = cal.weights(
         [0.7, 0.5, 1.2, 1.1, 1.0, 1.0, 0.9, 0.8, 1.1, 1.1, 1.2, 1.0],
         weekend=0.2,
@@ -644,18 +693,17 @@ def build_members(
         male=m_male,
         kind=m_kind,
     )
-    _collect(rng, scale, cal, unions, members)
+    _collect(rng, scale, cal, unions, members, p)
     # member numbers: issued in order of joining, with gaps
     order = np.lexsort((rng.random(n), members.join))
     numbers = 100_000_000 + np.cumsum(rng.integers(1, 4, n))
     members.number[order] = numbers
-    _employee_counts(rng, unions, members)
+    _employee_counts(rng, unions, members, p["membership_rate"])
     return members
 
 
-def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members) -> None:
+def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members, p: dict) -> None:
     """Real-name collection (from Sep 2017) and app verification (from May 2019)."""
-    p = PLAN
     ym = {}
     for y in range(2017, 2021):
         for mo in range(1, 13):
@@ -726,7 +774,7 @@ def _collect(rng, scale, cal: Calendar, unions: Unions, m: Members) -> None:
     m.app[cand[sel]] = cal.sample(rng, lo[sel], hi[sel], w_app)
 
 
-def _employee_counts(rng, unions: Unions, m: Members) -> None:
+def _employee_counts(rng, unions: Unions, m: Members, membership_rate: float) -> None:
     """Employees per union so that the membership rate is about 96%: members at the
     union's reference date (2019 end, or before dissolving, or the as-of date) / rate."""
     ref = np.where(
@@ -736,7 +784,7 @@ def _employee_counts(rng, unions: Unions, m: Members) -> None:
     )
     active = m.active_at(ref[m.union])
     count = np.bincount(m.union[active], minlength=unions.n)
-    rate = np.clip(rng.normal(PLAN["membership_rate"], 0.03, unions.n), 0.82, 1.0)
+    rate = np.clip(rng.normal(membership_rate, 0.03, unions.n), 0.82, 1.0)
     rate[unions.org == 1] = np.clip(rate[unions.org == 1] + 0.03, 0, 1.0)
     emp = np.ceil(count / rate).astype(np.int64) + rng.integers(0, 2, unions.n)
     unions.employees[:] = np.maximum(emp, count)

@@ -192,11 +192,13 @@ def write_csv(
     style: Style,
     rng: np.random.Generator,
     extra: tuple[str, pa.Array] | None = None,
+    title: str | None = None,
 ) -> int:
     """Write rows `order` (indices into table, repeats allowed) with Chinese headers.
 
     columns: (canonical name, header) in file order; extra: an unknown column
-    (header, text per table row) appended at the end. Returns the data rows written.
+    (header, text per table row) appended at the end; title: a line above the header
+    (as some systems export). Returns the data rows written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     text_cols = [n for n, _ in columns if table.kinds[n] == "text"]
@@ -208,6 +210,8 @@ def write_csv(
     encoding = style.encoding
     with open(path, "wb") as f:
         head = ",".join(headers) + style.eol
+        if title:
+            head = title + style.eol + head
         f.write(head.encode(encoding))  # utf-8-sig writes the BOM here, once
         body_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
         for start in range(0, len(order), CHUNK_ROWS):
@@ -382,6 +386,7 @@ def write_xlsx(
     sheet: str = "Sheet1",
     extra: tuple[str, pa.Array] | None = None,
     bool_p: tuple[float, ...] = (0.7, 0.3, 0.0, 0.0),
+    creator: str = "镇海区总工会",
 ) -> int:
     """xlsx, one sheet: real Excel dates (date-formatted serial numbers), ID numbers and
     phones as text, numbers as numbers; a bad row's literal text as a text cell.
@@ -404,7 +409,8 @@ def write_xlsx(
 
     with zipfile.ZipFile(path, "w", compresslevel=6) as z:
         for name in ("[Content_Types].xml", "_rels/.rels", "docProps/core.xml"):
-            z.writestr(info(name), XLSX_PARTS[name])
+            part = XLSX_PARTS[name].replace("<dc:creator>镇海区总工会<", f"<dc:creator>{creator}<")
+            z.writestr(info(name), part)
         z.writestr(info("xl/workbook.xml"), _workbook_xml(sheet))
         for name in ("xl/_rels/workbook.xml.rels", "xl/styles.xml"):
             z.writestr(info(name), XLSX_PARTS[name])

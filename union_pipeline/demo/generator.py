@@ -14,8 +14,9 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,16 @@ from union_pipeline.demo._common import (
     yend,
     ystart,
 )
+from union_pipeline.demo._districts import (
+    ZHENHAI_CODE,
+    Profile,
+    city_order,
+    place_of,
+    profile_for,
+)
 from union_pipeline.demo._population import (
     ORG_TYPES,
+    PLAN,
     STREETS,
     Members,
     Unions,
@@ -66,6 +75,7 @@ from union_pipeline.demo._programs import (
     build_training,
 )
 from union_pipeline.demo._writers import Style, write_csv, write_xlsx
+from union_pipeline.districts import load_city
 from union_pipeline.settings import DEMO_MARKER
 
 DEFAULT_SEED = 20191231
@@ -79,6 +89,7 @@ FOLDERS = (
     "targets",
     "published",
 )
+TARGETS_FILE = "年度目标_2019-2020.xlsx"
 MAX_CSV_ROWS = 1_900_000  # split larger files (at most ~2M rows each)
 MAX_XLSX_ROWS = 200_000
 
@@ -289,10 +300,16 @@ def _split(n: int, size: int) -> list[tuple[int, int]]:
 
 
 class Drop:
-    """Writes the sources of one drop and keeps its summary."""
+    """Writes the sources of one drop and keeps its summary.
 
-    def __init__(self, out_dir: Path, seed: int):
+    title: a district whose CSV exports carry a title line (its name) above the header;
+    creator: the author of its xlsx files."""
+
+    def __init__(
+        self, out_dir: Path, seed: int, title: str | None = None, creator: str = "镇海区总工会"
+    ):
         self.out, self.seed = out_dir, seed
+        self.title, self.creator = title, creator
         self.files: list[dict] = []
         self.bad: dict[str, dict[str, int]] = {}
         self.rows: dict[str, int] = {}
@@ -337,10 +354,15 @@ class Drop:
             path = self.out / source / spec.name
             file_rng = rng_for(self.seed, f"file:{source}/{spec.name}")
             if spec.fmt == "xlsx":
-                n = write_xlsx(path, table, order, columns, file_rng, extra=extra)
+                n = write_xlsx(
+                    path, table, order, columns, file_rng, extra=extra, creator=self.creator
+                )
                 fmt = "xlsx"
             else:
-                n = write_csv(path, table, order, columns, spec.style, file_rng, extra=extra)
+                title = f"{self.title}总工会 {path.stem}" if self.title else None
+                n = write_csv(
+                    path, table, order, columns, spec.style, file_rng, extra=extra, title=title
+                )
                 fmt = f"csv/{spec.style.encoding}"
             self.files.append(
                 {
@@ -365,7 +387,7 @@ class Drop:
 # ------------------------------------------------------------------ table builders
 
 
-def union_table(u: Unions, idx: np.ndarray) -> Table:
+def union_table(u: Unions, idx: np.ndarray, streets=STREETS) -> Table:
     idx = np.asarray(idx, np.int64)
     return Table(
         kinds={
@@ -382,7 +404,7 @@ def union_table(u: Unions, idx: np.ndarray) -> Table:
         values={
             "union_id": pa.array([u.uid[i] for i in idx.tolist()], pa.string()),
             "union_name": pa.array([u.name[i] for i in idx.tolist()], pa.string()),
-            "street": take_text(STREETS, u.street[idx]),
+            "street": take_text(list(streets), u.street[idx]),
             "org_type": take_text(ORG_TYPES, u.org[idx]),
             "employee_count": u.employees[idx].astype(np.int64),
             "founded_date": u.founded[idx],
@@ -487,7 +509,7 @@ def claim_table(c: Claims, e: Enrollments, rows, base=False) -> Table:
     )
 
 
-def loan_table(ln: Loans, people: People, rows) -> Table:
+def loan_table(ln: Loans, people: People, rows, banks=BANKS) -> Table:
     rows = np.asarray(rows, np.int64)
     return Table(
         kinds={
@@ -505,7 +527,7 @@ def loan_table(ln: Loans, people: People, rows) -> Table:
             "disbursed_date": ln.date[rows],
             "amount_yuan": ln.amount[rows],
             "term_months": ln.term[rows],
-            "bank": take_text(BANKS, ln.bank[rows]),
+            "bank": take_text(list(banks), ln.bank[rows]),
             "status": take_text(LOAN_STATUS, ln.status[rows]),
         },
     )
@@ -542,13 +564,130 @@ def _sample_rows(rng, n: int, k: int = 20000) -> np.ndarray:
 # -------------------------------------------------------------------- the drop
 
 
-def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) -> dict:
-    """Write a raw drop of the demo district into out_dir (its source folders are
-    replaced). Deterministic: the same (scale, seed) gives the same bytes.
+def generate(
+    out_dir: Path | str,
+    scale: float = 1,
+    seed: int = DEFAULT_SEED,
+    district: str | None = None,
+) -> dict:
+    """Write a raw drop of one demo district into out_dir (its source folders are
+    replaced). Deterministic: the same (scale, seed, district) gives the same bytes.
+
+    district: a code of assets/districts/; None or 330211 is Zhenhai, calibrated to its
+    published 2019 figures at scale 1 (the only district with `published/`). Another
+    district gets its own streets, size, programme uptake, targets and export quirks
+    (see `_districts.PROFILES`).
 
     Returns a summary: files written (format, rows), rows per source, bad rows per source
     and kind, and the truth's KPI values (what a correct pipeline must compute).
     """
+    return _generate(Path(out_dir), scale, seed, district or ZHENHAI_CODE)
+
+
+def generate_city(
+    out_dir: Path | str, districts: int = 10, scale: float = 1, seed: int = DEFAULT_SEED
+) -> dict:
+    """Write a city drop: `out/<code>/` for the first `districts` districts (Zhenhai first,
+    exactly as `generate(out/330211, scale, seed)` writes it; then the others by code),
+    and the city's own targets in `out/targets/`.
+
+    Some members of every other district are Zhenhai members too (SHARED_SHARE of its
+    member persons carry a Zhenhai member's ID number, name and phone); Zhenhai's files
+    do not change for it. Existing district folders in out_dir are replaced.
+
+    Returns a summary: per district its code, name, rows per source, seconds (and the
+    persons it shares with Zhenhai), and the city's totals.
+    """
+    codes = city_order()
+    if not 1 <= districts <= len(codes):
+        raise ValueError(f"districts must be 1..{len(codes)}")
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # a city drop has district folders, the city's targets/ and its marker, no more: a
+    # single-district drop written here before, or a larger city, goes
+    for p in out.iterdir():
+        if p.is_dir() and (p.name in codes or p.name in FOLDERS):
+            shutil.rmtree(p)
+    shared = Shared()
+    summaries = [_generate(out / code, scale, seed, code, shared) for code in codes[:districts]]
+    city = load_city().name
+    (out / "targets").mkdir()
+    _write_target_file(out / "targets", city_target_rows(shared.targets, city), f"{city}总工会")
+    _write_marker(out, folders=("targets",))
+    return {
+        "out_dir": str(out),
+        "city": city,
+        "scale": scale,
+        "seed": seed,
+        "as_of": "2020-09-30",
+        "districts": [
+            {
+                "code": s["district"]["code"],
+                "name": s["district"]["name"],
+                "rows": s["rows"],
+                "total_rows": sum(s["rows"].values()),
+                "shared_persons": s.get("shared_persons", 0),
+                "seconds": s["seconds"],
+                "files": s["files"],
+                "bad_rows": s["bad_rows"],
+            }
+            for s in summaries
+        ],
+        "targets": f"targets/{TARGETS_FILE}",
+        "total_rows": sum(sum(s["rows"].values()) for s in summaries),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+@dataclass
+class Donors:
+    """A district's member persons whose ID numbers (with name and phone) members of
+    other districts may carry: people who moved, or work in two districts."""
+
+    birth: np.ndarray
+    male: np.ndarray
+    id_text: np.ndarray
+    name: pa.Array
+    phone: np.ndarray
+    has_phone: np.ndarray
+
+    @classmethod
+    def of(cls, people: People, members: Members) -> Donors:
+        p = np.unique(members.person)
+        return cls(
+            people.birth[p],
+            people.male[p],
+            people.id_text[p],
+            people.name.take(pa.array(p)),
+            people.phone[p],
+            people.has_phone[p],
+        )
+
+
+SHARED_SHARE = 0.008  # of another district's member persons: Zhenhai members as well
+
+
+@dataclass
+class Shared:
+    """What the districts of a city drop share, filled in as they are generated."""
+
+    donors: Donors | None = None  # Zhenhai's member persons
+    used: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ID keys, sorted
+    targets: list[list[tuple]] = field(default_factory=list)  # each district's target rows
+
+
+def _district_seed(seed: int, code: str) -> int:
+    """Zhenhai keeps the seed (its calibrated bytes); another district gets its own
+    streams, so that no two districts repeat each other's draws."""
+    return seed if code == ZHENHAI_CODE else zlib.crc32(f"{seed}:{code}".encode())
+
+
+def _generate(out: Path, scale: float, seed: int, code: str, city: Shared | None = None) -> dict:
+    """One district's drop; in a city (`city`), its ID numbers are unique in the city but
+    for the persons it shares with Zhenhai, and its targets go into the city's."""
     started = time.perf_counter()
     phases: dict[str, float] = {}
     clock = [started]
@@ -562,12 +701,18 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
 
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
             print(
-                f"[demo] {name}: {phases[name]} s, peak RSS {rss} MB", file=sys.stderr, flush=True
+                f"[demo] {code} {name}: {phases[name]} s, peak RSS {rss} MB",
+                file=sys.stderr,
+                flush=True,
             )
 
     if scale <= 0:
         raise ValueError("scale must be positive")
-    out = Path(out_dir)
+    profile, place = profile_for(code), place_of(code)
+    zhenhai = code == ZHENHAI_CODE
+    # the population scale, and the programmes' (uptake per member); all `scale` for Zhenhai
+    pop = scale * profile.size
+    seed_d = _district_seed(seed, code)
     out.mkdir(parents=True, exist_ok=True)
     for folder in FOLDERS:
         if (out / folder).exists():
@@ -576,58 +721,98 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
             (out / folder).mkdir()
 
     cal = Calendar()
-    people = People()
-    unions = build_unions(rng_for(seed, "unions"), scale, cal)
-    members = build_members(rng_for(seed, "members"), scale, cal, unions, people)
-    outsiders = people.fresh(rng_for(seed, "outsiders"), scaled(12000, scale, 50))
-    bad_pool = people.fresh(rng_for(seed, "bad-persons"), members.n // 150 + 400)
-    people.finalize(rng_for(seed, "people"))
+    people = People(home=int(code))
+    unions = build_unions(rng_for(seed_d, "unions"), pop, cal, place)
+    plan = PLAN
+    if not zhenhai:  # its own progress in real-name collection and app verification
+        plan = {
+            **PLAN,
+            "members_collected_2019": PLAN["members_collected_2019"] * profile.collected,
+            "members_app_verified_2019": PLAN["members_app_verified_2019"] * profile.app,
+            "membership_rate": profile.membership_rate,
+        }
+    members = build_members(rng_for(seed_d, "members"), pop, cal, unions, people, plan)
+    outsiders = people.fresh(rng_for(seed_d, "outsiders"), scaled(12000, pop, 50))
+    bad_pool = people.fresh(
+        rng_for(seed_d, "bad-persons"), int(members.n * profile.bad) // 150 + 400
+    )
+    used = city.used if city is not None and len(city.used) else None
+    people.finalize(rng_for(seed_d, "people"), avoid=used)
+    shared = 0
+    if city is not None:
+        if city.donors is None and zhenhai:
+            city.donors = Donors.of(people, members)
+        elif city.donors is not None:
+            shared = _take_over(rng_for(seed_d, "shared-persons"), people, members, city.donors)
+        city.used = np.union1d(city.used, people.key)
     phase("population")
     persons = _bad.Persons(people, bad_pool)
     uid = pa.array(unions.uid, pa.string())
-    drop = Drop(out, seed)
+    drop = Drop(
+        out, seed_d, title=place.name if profile.title else None, creator=f"{place.name}总工会"
+    )
     n_spare = len(unions.spare_ids)
     bad_union_ids = unions.spare_ids[: n_spare // 2]
     unknown_union_ids = unions.spare_ids[n_spare // 2 :]
 
-    # unions/: one xlsx roster
+    def n_bad(n: int) -> int:
+        """Rows the bad-row rates apply to: the district's rates relative to Zhenhai's."""
+        return max(1, int(round(n * profile.bad)))
+
+    # unions/: one xlsx roster (some districts keep it as a GBK CSV)
     order = np.argsort(np.array(unions.uid), kind="stable")
-    utab = union_table(unions, order)
-    bad = _bad.bad_unions(rng_for(seed, "bad:unions"), utab, bad_union_ids)
-    drop.emit(
-        "unions",
-        [
-            FileSpec(
-                "基层工会名册_2020-09-30.xlsx",
-                unions.n,
-                lambda: utab,
-                list(HEADERS["unions"]),
-                fmt="xlsx",
-            )
-        ],
-        bad,
+    utab = union_table(unions, order, place.streets)
+    bad = _bad.bad_unions(rng_for(seed_d, "bad:unions"), utab, bad_union_ids, n_bad(utab.n))
+    roster = (
+        FileSpec(
+            "基层工会名册_2020-09-30.xlsx",
+            unions.n,
+            lambda: utab,
+            list(HEADERS["unions"]),
+            fmt="xlsx",
+        )
+        if profile.roster == "xlsx"
+        else FileSpec(
+            "基层工会名册_2020-09-30.csv",
+            unions.n,
+            lambda: utab,
+            list(HEADERS["unions"]),
+            style=GBK,
+        )
     )
+    drop.emit("unions", [roster], bad)
     phase("unions")
 
     # members/: the export of 2020-08-31 in CSV parts, and the update of 2020-09-30 (xlsx)
-    _write_members(drop, members, people, uid, persons, unknown_union_ids, seed)
+    _write_members(drop, members, people, uid, persons, unknown_union_ids, seed_d, profile, n_bad)
     phase("members")
 
     # mutual aid
-    enr = build_enrollments(rng_for(seed, "enrollments"), scale, cal, members, people.n)
+    enr = build_enrollments(
+        rng_for(seed_d, "enrollments"), pop * profile.enrol, cal, members, people.n
+    )
     phase("enrollments (build)")
-    _write_enrollments(drop, enr, people, uid, persons, unknown_union_ids, seed)
+    _write_enrollments(drop, enr, people, uid, persons, unknown_union_ids, seed_d, n_bad)
     phase("enrollments (write)")
-    claims = build_claims(rng_for(seed, "claims"), scale, cal, enr)
-    _write_claims(drop, claims, enr, seed)
+    claims = build_claims(rng_for(seed_d, "claims"), pop * profile.enrol, cal, enr)
+    _write_claims(drop, claims, enr, seed_d, n_bad)
     phase("claims")
 
     # loans: one xlsx with a remark column the contract does not know
-    loans = build_loans(rng_for(seed, "loans"), scale, cal, members, people.n)
-    rng = rng_for(seed, "remarks:loans")
+    loans = build_loans(rng_for(seed_d, "loans"), pop * profile.loans, cal, members, people.n)
+    rng = rng_for(seed_d, "remarks:loans")
     remark = np.where(loans.second, 1, np.where(rng.random(loans.n) < 0.05, 2, 0))
-    lt = loan_table(loans, people, np.arange(loans.n))
-    bad = _bad.bad_loans(rng_for(seed, "bad:loans"), lt, persons, _bad.Keys("LD", 8, 50_000_000))
+    # the district's own branches of the partner banks
+    banks = BANKS if zhenhai else [b.replace("镇海区", place.name) for b in BANKS]
+    banks = [b.replace("镇海", place.short) for b in banks]
+    lt = loan_table(loans, people, np.arange(loans.n), banks)
+    bad = _bad.bad_loans(
+        rng_for(seed_d, "bad:loans"),
+        lt,
+        persons,
+        _bad.Keys("LD", 8, 50_000_000),
+        n_rows=n_bad(lt.n),
+    )
     drop.emit(
         "loans",
         [
@@ -648,19 +833,21 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
 
     phase("loans")
     # training: three CSVs (UTF-8 without BOM, GBK, UTF-8 with BOM)
-    training = build_training(rng_for(seed, "training"), scale, cal, members, outsiders)
-    _write_training(drop, training, people, seed)
+    training = build_training(
+        rng_for(seed_d, "training"), pop * profile.training, cal, members, outsiders
+    )
+    _write_training(drop, training, people, seed_d, n_bad)
     phase("training")
 
-    _write_targets(out, scale)
-    if abs(scale - 1) < 1e-9:
+    targets = _write_targets(out, scale, profile, place.name)
+    if zhenhai and abs(scale - 1) < 1e-9:
         _write_published(out)
 
     _write_marker(out)
     kpis = truth_kpis(unions, members, enr, claims, loans, training)
     phase("targets, published, truth KPIs")
     calibration = {f"{k}:{y}": kpis[k][y] for (k, y) in CALIBRATION}
-    if abs(scale - 1) < 1e-9:
+    if zhenhai and abs(scale - 1) < 1e-9:
         off = {
             f"{k}:{y}": (kpis[k][y], lo, hi)
             for (k, y), (lo, hi) in CALIBRATION.items()
@@ -668,7 +855,7 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
         }
         if off:
             raise AssertionError(f"demo calibration is off: {off}")
-    return {
+    summary = {
         "out_dir": str(out),
         "scale": scale,
         "seed": seed,
@@ -682,15 +869,73 @@ def generate(out_dir: Path | str, scale: float = 1, seed: int = DEFAULT_SEED) ->
         "seconds": round(time.perf_counter() - started, 2),
         "phases": phases,
     }
+    summary["district"] = {"code": code, "name": place.name, "seed": seed_d}
+    if city is not None:
+        summary["shared_persons"] = shared  # members carrying a Zhenhai member's ID number
+        city.targets.append(targets)
+    return summary
 
 
-def _write_marker(out: Path) -> None:
+def _take_over(rng: np.random.Generator, people: People, m: Members, donors: Donors) -> int:
+    """Give ~SHARED_SHARE of the district's member persons the ID number, name and phone
+    of another district's member: the same person in two districts' files.
+
+    A donor has the member's gender and, as near as possible, the birth date (at most a
+    year off, and within what the member's join and leave dates allow: 18 at joining, at
+    most 60 while a member), so the ID number agrees with the rest of the row."""
+    # the birth dates each person's member rows allow
+    hi = np.full(people.n, np.iinfo(np.int64).max)
+    lo = np.full(people.n, np.iinfo(np.int64).min)
+    np.minimum.at(hi, m.person, m.join.astype(np.int64) - int(np.ceil(18.05 * 365.25)))
+    ref = np.minimum(m.leave_eff.astype(np.int64), AS_OF)
+    np.maximum.at(lo, m.person, ref - int(59.99 * 365.25))
+    own = np.unique(m.person)
+    k = int(round(SHARED_SHARE * len(own)))
+    recv = np.sort(rng.choice(own, min(k, len(own)), replace=False))
+    chosen_r, chosen_d = [], []
+    for male in (False, True):
+        r = recv[people.male[recv] == male]
+        d = np.nonzero(donors.male == male)[0]
+        if not len(r) or not len(d):
+            continue
+        d = d[np.argsort(donors.birth[d], kind="stable")]
+        db = donors.birth[d].astype(np.int64)
+        rb = people.birth[r].astype(np.int64)
+        pos = np.minimum(np.searchsorted(db, rb), len(d) - 1)  # the nearest above or below
+        left = np.maximum(pos - 1, 0)
+        pick = np.where(np.abs(db[left] - rb) <= np.abs(db[pos] - rb), left, pos)
+        b = db[pick]
+        ok = (np.abs(b - rb) <= 365) & (b >= lo[r]) & (b <= hi[r])
+        chosen_r.append(r[ok])
+        chosen_d.append(d[pick[ok]])
+    if not chosen_r:
+        return 0
+    r = np.concatenate(chosen_r)
+    d = np.concatenate(chosen_d)
+    _, first = np.unique(d, return_index=True)  # a donor once per district
+    r, d = r[first], d[first]
+    ids = donors.id_text[d]
+    # an ID number the district already has (another person's) would merge two persons
+    ok = ~np.isin(ids, people.id_text)
+    r, d, ids = r[ok], d[ok], ids[ok]
+    order = np.argsort(r)
+    r, d, ids = r[order], d[order], ids[order]
+    people.id_text[r] = ids
+    people.phone[r] = donors.phone[d]
+    people.has_phone[r] = donors.has_phone[d]
+    mask = np.zeros(people.n, dtype=bool)
+    mask[r] = True
+    people.name = pc.replace_with_mask(people.name, pa.array(mask), donors.name.take(pa.array(d)))
+    return len(r)
+
+
+def _write_marker(out: Path, folders=FOLDERS) -> None:
     """Mark the drop as generated: only this drop may refresh with the public development
     PII key (settings.require_pii_key). The marker lists the files, so a real export
     added to the folder makes the drop real."""
     files = sorted(
         f"{folder}/{p.name}"
-        for folder in FOLDERS
+        for folder in folders
         if (out / folder).is_dir()
         for p in (out / folder).iterdir()
     )
@@ -710,6 +955,8 @@ def _write_members(
     persons: _bad.Persons,
     unknown_union_ids: list[str],
     seed: int,
+    profile: Profile,
+    n_bad: Callable[[int], int],
 ) -> None:
     rng = rng_for(seed, "members:export")
     in_base = m.join <= BASE_EXPORT
@@ -777,19 +1024,23 @@ def _write_members(
         "frontline",
     ]
     specs = []
-    parts = _split(len(base_rows), MAX_CSV_ROWS)
-    if len(parts) == 1 and len(base_rows) > 1:  # at least two parts: GBK and UTF-8 BOM
+    # the earlier export: CSV parts, GBK and UTF-8 BOM in turn (Zhenhai), or a district's
+    # own habit: GBK parts only, or xlsx parts
+    xlsx = profile.members == "xlsx"
+    parts = _split(len(base_rows), MAX_XLSX_ROWS if xlsx else MAX_CSV_ROWS)
+    if len(parts) == 1 and len(base_rows) > 1 and not xlsx:  # at least two parts
         half = len(base_rows) // 2
         parts = [(0, half), (half, len(base_rows))]
     for i, (a, b) in enumerate(parts):
         rows = base_rows[a:b]
         specs.append(
             FileSpec(
-                f"2020-08-31_会员实名制名册_{i + 1:02d}.csv",
+                f"2020-08-31_会员实名制名册_{i + 1:02d}.{'xlsx' if xlsx else 'csv'}",
                 len(rows),
                 (lambda rows=rows: _with_phone(rows)),
                 cols if i % 2 == 0 else alt_cols,
-                style=GBK if i % 2 == 0 else BOM,
+                fmt="xlsx" if xlsx else "csv",
+                style=GBK if i % 2 == 0 or profile.members == "gbk" else BOM,
             )
         )
     uparts = _split(len(upd_rows), MAX_XLSX_ROWS)
@@ -819,7 +1070,7 @@ def _write_members(
         persons,
         _bad.Keys("HY", 9, int(m.number.max()) + 10_000),
         unknown_union_ids,
-        n_rows=len(base_rows) + len(upd_rows),
+        n_rows=n_bad(len(base_rows) + len(upd_rows)),
     )
     drop.emit("members", specs, bad)
 
@@ -832,6 +1083,7 @@ def _write_enrollments(
     persons: _bad.Persons,
     unknown_union_ids: list[str],
     seed: int,
+    n_bad: Callable[[int], int],
 ) -> None:
     specs = []
     cols = list(HEADERS["mutual_aid_enrollments"])
@@ -878,12 +1130,14 @@ def _write_enrollments(
         persons,
         _bad.Keys("HZ2019", 8, 80_000_000),
         unknown_union_ids,
-        n_rows=e.n + len(fix),
+        n_rows=n_bad(e.n + len(fix)),
     )
     drop.emit("mutual_aid_enrollments", specs, bad)
 
 
-def _write_claims(drop: Drop, c: Claims, e: Enrollments, seed: int) -> None:
+def _write_claims(
+    drop: Drop, c: Claims, e: Enrollments, seed: int, n_bad: Callable[[int], int]
+) -> None:
     specs = []
     cols = list(HEADERS["mutual_aid_claims"])
     alt = ["claim_id", "claim_date", "enrollment_id", "status", "benefit_yuan"]
@@ -937,12 +1191,14 @@ def _write_claims(drop: Drop, c: Claims, e: Enrollments, seed: int) -> None:
         _bad.Keys("SL2019", 7, 9_000_000),
         (enrollment_ids(e, early).to_pylist(), e.date[early]),
         unknown,
-        n_rows=c.n + int(c.in_update.sum()),
+        n_rows=n_bad(c.n + int(c.in_update.sum())),
     )
     drop.emit("mutual_aid_claims", specs, bad)
 
 
-def _write_training(drop: Drop, t: Training, people: People, seed: int) -> None:
+def _write_training(
+    drop: Drop, t: Training, people: People, seed: int, n_bad: Callable[[int], int]
+) -> None:
     cols = list(HEADERS["training"])
     alt = ["record_id", "session_id", "program", "session_date", "id_number", "hours", "completed"]
     year = t.date.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
@@ -962,23 +1218,77 @@ def _write_training(drop: Drop, t: Training, people: People, seed: int) -> None:
     rng = rng_for(seed, "sample:training")
     sample = training_table(t, people, _sample_rows(rng, t.n))
     bad = _bad.bad_training(
-        rng_for(seed, "bad:training"), sample, _bad.Keys("PX", 8, 90_000_000), n_rows=t.n
+        rng_for(seed, "bad:training"),
+        sample,
+        _bad.Keys("PX", 8, 90_000_000),
+        n_rows=n_bad(t.n),
     )
     drop.emit("training", specs, bad)
 
 
-def target_rows(scale: float) -> list[tuple[str, int, float, str, str]]:
+# The catalogue's ratio KPIs (assets/kpis.yaml, kind: ratio): a city's target for them is
+# no sum of its districts' targets. Every other KPI with a target counts or sums rows.
+RATIO_KPIS = {"membership_rate", "members_collected_rate"}
+
+
+def _target_factor(profile: Profile, kpi: str) -> float:
+    """How a district's count target follows its size and programme uptake (all 1 for
+    Zhenhai)."""
+    if kpi.startswith("mutual_aid_"):
+        return profile.size * profile.enrol
+    if kpi.startswith("loan_"):
+        return profile.size * profile.loans
+    if kpi.startswith(("training_", "education_", "contest_")):
+        return profile.size * profile.training
+    if kpi == "members_app_verified":
+        return profile.size * profile.app
+    return profile.size
+
+
+def target_rows(
+    scale: float, profile: Profile | None = None, name: str = "镇海区"
+) -> list[tuple[str, int, float, str, str]]:
+    """A district's targets: Zhenhai's, scaled with the population (and for another
+    district with its size and uptake; its basis is its own work plan)."""
     rows = []
     for code, year, value, comp, basis, scales in TARGETS:
         v = float(value)
-        if scales and abs(scale - 1) > 1e-9:
-            v = float(max(1, round(value * scale)))
+        f = scale if profile is None else scale * _target_factor(profile, code)
+        if scales and abs(f - 1) > 1e-9:
+            v = float(max(1, round(value * f)))
+        if profile is not None and profile.code != ZHENHAI_CODE:
+            basis = f"{name}总工会{year}年工作要点"
         rows.append((code, year, v, comp, basis))
     return rows
 
 
-def _write_targets(out: Path, scale: float) -> None:
-    rows = target_rows(scale)
+def city_target_rows(districts: list[list[tuple]], city: str = "宁波市") -> list[tuple]:
+    """The city's targets from its districts' (Zhenhai's first): the sum for a count or
+    an amount, Zhenhai's value for a ratio (the city holds every district to it)."""
+    rows = []
+    for i, (code, year, value, comp, basis) in enumerate(districts[0]):
+        if code in RATIO_KPIS:
+            rows.append((code, year, value, comp, f"{city}统一目标：{basis}"))
+        else:
+            total = sum(d[i][2] for d in districts)
+            rows.append((code, year, total, comp, f"{city}：各区（县、市）目标合计"))
+    return rows
+
+
+def _number(v: float) -> str:
+    """A target as written: exact (an integer without a decimal point)."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _write_targets(out: Path, scale: float, profile: Profile, name: str) -> list[tuple]:
+    rows = target_rows(scale, profile, name)
+    # Zhenhai's file as it always was (`:g`, six significant digits); the others exact
+    fmt = (lambda v: f"{v:g}") if profile.code == ZHENHAI_CODE else _number
+    _write_target_file(out / "targets", rows, f"{name}总工会", fmt)
+    return rows
+
+
+def _write_target_file(folder: Path, rows: list[tuple], creator: str, fmt=_number) -> None:
     table = Table(
         kinds={
             "kpi_code": "text",
@@ -990,7 +1300,7 @@ def _write_targets(out: Path, scale: float) -> None:
         values={
             "kpi_code": pa.array([r[0] for r in rows]),
             "year": np.array([r[1] for r in rows], np.int64),
-            "target_value": pa.array([f"{r[2]:g}" for r in rows]),
+            "target_value": pa.array([fmt(r[2]) for r in rows]),
             "comparator": pa.array([r[3] for r in rows]),
             "basis": pa.array([r[4] for r in rows]),
         },
@@ -998,12 +1308,13 @@ def _write_targets(out: Path, scale: float) -> None:
     table.kinds["target_value"] = "number"  # numeric text, written as a number cell
     columns = list(zip(table.values, TARGET_HEADER, strict=True))
     write_xlsx(
-        out / "targets" / "年度目标_2019-2020.xlsx",
+        folder / TARGETS_FILE,
         table,
         np.arange(len(rows)),
         columns,
         rng_for(0, "targets"),
         sheet="年度目标",
+        creator=creator,
     )
 
 

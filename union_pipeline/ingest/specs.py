@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +30,8 @@ class Column:
     min_exclusive: float | None = None
     not_before: str | None = None
     scale: int = 2
+    # the reference list `allowed` comes from (streets: the district's own)
+    allowed_ref: str | None = None
 
     @property
     def is_pii(self) -> bool:
@@ -58,6 +59,14 @@ class SourceSpec:
     columns: tuple[Column, ...]
     references: tuple[Reference, ...] = field(default_factory=tuple)
 
+    def for_district(self, code: str) -> SourceSpec:
+        """This spec with its reference lists (the streets) of district `code`."""
+        columns = tuple(
+            replace(c, allowed=reference_list(c.allowed_ref, code)) if c.allowed_ref else c
+            for c in self.columns
+        )
+        return replace(self, columns=columns)
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
@@ -79,11 +88,13 @@ class SourceSpec:
         return mapping
 
 
-def reference_list(name: str) -> tuple[str, ...]:
-    """A named reference list from assets/ (streets, kpi_codes)."""
+def reference_list(name: str, district: str | None = None) -> tuple[str, ...]:
+    """A named reference list from assets/: a district's streets (assets/districts/; the
+    default district's unless `district` is given), the KPI codes."""
     if name == "streets":
-        with open(ASSETS_DIR / "streets.csv", encoding="utf-8") as f:
-            return tuple(row["street"] for row in csv.DictReader(f))
+        from union_pipeline import districts
+
+        return tuple(districts.district(district or districts.default_district()).street_names)
     if name == "kpi_codes":
         from union_pipeline.kpis import load_catalogue
 
@@ -102,9 +113,11 @@ def _column(source: str, raw: dict) -> Column:
             f"is not one of {sorted(COLUMN_TYPES)}"
         )
     allowed = raw.get("allowed")
+    ref = None
     if isinstance(allowed, dict):
-        allowed = reference_list(allowed["ref"])
-    return Column(**{**raw, "allowed": tuple(allowed) if allowed else None})
+        ref = allowed["ref"]
+        allowed = reference_list(ref)
+    return Column(**{**raw, "allowed": tuple(allowed) if allowed else None, "allowed_ref": ref})
 
 
 def load_spec(path: Path) -> SourceSpec:

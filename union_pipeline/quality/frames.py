@@ -150,12 +150,11 @@ def _sql(con, spec: FrameSpec) -> Frame:
     return Frame(df, f"{len(df):,} row(s) from the check's query")
 
 
-def reference_relations() -> dict[str, pd.DataFrame]:
-    """Relations a check's SQL may read besides the warehouse: the KPI catalogue, streets."""
-    import csv
-
+def reference_relations(district: str | None = None) -> dict[str, pd.DataFrame]:
+    """Relations a check's SQL may read besides the warehouse: the KPI catalogue, the
+    streets of the district checked (the default district's unless given)."""
+    from union_pipeline import districts
     from union_pipeline.kpis import load_catalogue
-    from union_pipeline.settings import ASSETS_DIR
 
     catalogue = pd.DataFrame(
         [
@@ -171,13 +170,16 @@ def reference_relations() -> dict[str, pd.DataFrame]:
             for k in load_catalogue()
         ]
     )
-    with open(ASSETS_DIR / "streets.csv", encoding="utf-8") as f:
-        streets = pd.DataFrame(list(csv.DictReader(f)))
+    found = districts.district(district or districts.default_district())
+    streets = pd.DataFrame(found.streets, columns=["street", "kind"])
     return {"catalogue": catalogue, "streets": streets}
 
 
 def compute_frame(
-    con: duckdb.DuckDBPyConnection, spec: FrameSpec, previous_rows: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    spec: FrameSpec,
+    previous_rows: int | None = None,
+    district: str | None = None,
 ) -> Frame:
     if spec.kind == "duplicates_of":
         return _duplicates(con, spec)
@@ -189,7 +191,7 @@ def compute_frame(
         return _sample(con, spec)
     if spec.kind == "volume":
         return _volume(con, spec, previous_rows)
-    relations = reference_relations()
+    relations = reference_relations(district)
     for name, df in relations.items():
         con.register(name, df)
     try:

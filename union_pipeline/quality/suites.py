@@ -115,6 +115,12 @@ def reference_values(name: str) -> list:
         return [k.code for k in load_catalogue() if k.reported and k.has_street]
     if name == "reported_kpis":
         return [k.code for k in load_catalogue() if k.reported]
+    if name == "streets":
+        # a suite serves every district: any district's street; that a union's street is
+        # its own district's is the staging contract's rule (and `streets_covered`)
+        from union_pipeline.districts import load_districts
+
+        return sorted({s for d in load_districts().values() for s in d.street_names})
     try:
         return list(reference_list(name))
     except ValueError as err:

@@ -63,12 +63,14 @@ def compute_frames(
     suite: Suite,
     checks: Sequence[CheckDef] | None = None,
     previous_rows: int | None = None,
+    district: str | None = None,
 ) -> dict[str, tuple[Frame, float]]:
-    """{check name: (frame, seconds)} for the given checks (default: all of the suite)."""
+    """{check name: (frame, seconds)} for the given checks (default: all of the suite), of
+    `district`'s tables (its reference lists)."""
     out = {}
     for check in checks if checks is not None else suite.checks:
         start = time.perf_counter()
-        frame = compute_frame(con, check.data, previous_rows)
+        frame = compute_frame(con, check.data, previous_rows, district)
         out[check.name] = (frame, time.perf_counter() - start)
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -70,7 +71,22 @@ class Theme:
 
     @property
     def organisation(self) -> str:
-        return self.doc["organisation"][self.lang]
+        """The federation the reports are of: the district's (or the city's), by name."""
+        from union_pipeline import districts
+
+        place = self.doc.get("_place")
+        if place is None:
+            found = districts.district(districts.default_district())
+            place = {"name": found.name, "name_en": found.name_en}
+        return self.doc["organisation"][self.lang].format(**place)
+
+    def of(self, district: str | None) -> Theme:
+        """This theme for the reports of `district` (None: the city's)."""
+        from union_pipeline import districts
+
+        found = districts.load_city() if district is None else districts.district(district)
+        place = {"name": found.name, "name_en": found.name_en}
+        return dataclasses.replace(self, doc={**self.doc, "_place": place})
 
     # ------------------------------------------------------------------ labels
     def t(self, key: str, **values) -> str:

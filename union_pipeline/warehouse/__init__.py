@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -56,14 +56,45 @@ def scratch(spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def create_views(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Path | str]) -> None:
-    """`schema.table` -> a view over its Parquet file, so SQL reads outputs by their names."""
-    for name, path in tables.items():
+# A table's output: one file, or one file per district (a city's view of a district table).
+Source = Path | str | Mapping[str, Path | str]
+
+
+def select_sql(source: Source, district_column: bool = False, prefixed: Sequence[str] = ()) -> str:
+    """A SELECT of a table's rows from its file(s). Of several districts' files: their rows
+    together, with a `district` column when asked, and the `prefixed` columns made
+    `<district>/<value>` (keys unique within a district only)."""
+    if not isinstance(source, Mapping):
+        return f"SELECT * FROM read_parquet({sql_path(source)})"
+    parts = []
+    for district, path in sorted(source.items()):
+        code = sql_path(district)
+        replace = ", ".join(f'{code} || \'/\' || "{c}" AS "{c}"' for c in prefixed)
+        star = f"* REPLACE ({replace})" if replace else "*"
+        tag = f"{code} AS district, " if district_column else ""
+        parts.append(f"SELECT {tag}{star} FROM read_parquet({sql_path(path)})")
+    return " UNION ALL BY NAME ".join(parts)
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    tables: Mapping[str, Source],
+    prefixed: Callable[[str], Sequence[str]] = lambda table: (),
+    district_column: Callable[[str], bool] = lambda table: False,
+) -> None:
+    """`schema.table` -> a view over its Parquet file(s), so SQL reads outputs by their
+    names; for several districts' files, `prefixed(table)` names its district-local keys
+    and `district_column(table)` says whether the view has a `district` column."""
+    for name, source in tables.items():
         schema = name.split(".")[0]
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        con.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})"
+        several = isinstance(source, Mapping)
+        sql = select_sql(
+            source,
+            district_column=several and district_column(name),
+            prefixed=prefixed(name) if several else (),
         )
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
 
 class OutputStore:
@@ -145,28 +176,32 @@ class Warehouse:
 
     def publish(
         self,
-        tables: Mapping[str, Path | str],
+        tables: Mapping[str, Source],
         comments: Mapping[str, str] | None = None,
         column_comments: Mapping[tuple[str, str], str] | None = None,
         derived: Mapping[str, str] | None = None,
+        live: Path | None = None,
     ) -> Path:
-        """Compose a new live file from Parquet outputs (`schema.table` -> file), plus
-        `derived` tables (`schema.table` -> SELECT over `published.*`), and swap it in
-        atomically. Readers keep the old file until they reconnect."""
-        self.live.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_builds()
-        build = self.live.with_name(f".{self.live.stem}.build-{uuid.uuid4().hex[:12]}.duckdb")
+        """Compose a new live file from Parquet outputs (`schema.table` -> file, or
+        {district: file}: the districts' rows with a `district` column), plus `derived`
+        tables (`schema.table` -> SELECT over `published.*`), and swap it in atomically
+        over `live` (a district's file; default the city's). Readers keep the old file
+        until they reconnect."""
+        live = Path(live or self.live)
+        live.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_builds(live)
+        build = live.with_name(f".{live.stem}.build-{uuid.uuid4().hex[:12]}.duckdb")
         try:
             with scratch(self.spill_dir) as con:
                 con.execute(
                     f"ATTACH {sql_path(build)} AS published (STORAGE_VERSION '{STORAGE_VERSION}')"
                 )
-                for name, path in sorted(tables.items()):
+                for name, source in sorted(tables.items()):
                     schema, table = name.split(".")
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS published."{schema}"')
                     con.execute(
                         f'CREATE TABLE published."{schema}"."{table}" AS '
-                        f"SELECT * FROM read_parquet({sql_path(path)})"
+                        f"{select_sql(source, district_column=True)}"
                     )
                 for name, query in (derived or {}).items():
                     schema, table = name.split(".")
@@ -188,28 +223,30 @@ class Warehouse:
                             f'COMMENT ON COLUMN published.{name}."{column}" IS {sql_path(text)}'
                         )
                 con.execute("DETACH published")
-            os.replace(build, self.live)
+            os.replace(build, live)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 build.unlink()
             with contextlib.suppress(FileNotFoundError):
                 Path(str(build) + ".wal").unlink()
-        return self.live
+        return live
 
-    def _remove_stale_builds(self) -> None:
+    def _remove_stale_builds(self, live: Path) -> None:
         cutoff = time.time() - STALE_SECONDS
-        for path in self.live.parent.glob(f".{self.live.stem}.build-*"):
+        for path in live.parent.glob(f".{live.stem}.build-*"):
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
 
     @contextlib.contextmanager
-    def reading(self, retry_seconds: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection to the live warehouse."""
+    def reading(
+        self, live: Path | None = None, retry_seconds: float = 30.0
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the live warehouse (or a district's file)."""
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
-                con = duckdb.connect(str(self.live), read_only=True, config=duckdb_config())
+                con = duckdb.connect(str(live or self.live), read_only=True, config=duckdb_config())
                 break
             except duckdb.IOException:
                 if time.monotonic() > deadline:

@@ -8,12 +8,38 @@ import dagster as dg
 # would do the same work twice and race to publish.
 REFRESH_TAGS = {"union/refresh": "true"}
 
+# The city's assets (not partitioned by district): its group, the KPI catalogue every
+# district shares, and the city's warehouse file.
+CITY = dg.AssetSelection.groups("city") | dg.AssetSelection.assets(
+    dg.AssetKey(["marts", "kpi_catalogue"]), dg.AssetKey(["warehouse", "union_duckdb"])
+)
+DISTRICT = dg.AssetSelection.all(include_sources=True) - CITY
+
 refresh_all = dg.define_asset_job(
     "refresh_all",
     # the raw folders are observed first: their data versions are the files' content
     selection=dg.AssetSelection.all(include_sources=True),
-    description="Full refresh: every source, mart, check and export; a step whose inputs did "
-    "not change keeps its result. 全量刷新（输入未变的步骤沿用上次结果）。",
+    description="Full refresh of one district (the run's partition) and the city after it: "
+    "every source, mart, check and export; a step whose inputs did not change keeps its "
+    "result. For a single-district drop, the whole refresh. "
+    "全量刷新（输入未变的步骤沿用上次结果）。",
+    tags=REFRESH_TAGS,
+)
+
+district_refresh = dg.define_asset_job(
+    "district_refresh",
+    selection=DISTRICT,
+    description="One district's refresh (the run's partition): its sources, staging, marts, "
+    "checks, warehouse file and reports. A backfill of every district runs them side by "
+    "side through the run queue. 单个区县刷新。",
+    tags=REFRESH_TAGS,
+)
+
+city_refresh = dg.define_asset_job(
+    "city_refresh",
+    selection=CITY,
+    description="The city after its districts: the roll-up, the city's targets, the city "
+    "warehouse and reports. 全市汇总。",
     tags=REFRESH_TAGS,
 )
 
@@ -28,11 +54,31 @@ follow_up = dg.AutomationConditionSensorDefinition(
     "automation, eager). 上游更新后自动刷新下游。",
 )
 
-nightly_refresh = dg.ScheduleDefinition(
-    name="nightly_refresh",
-    job=refresh_all,
+
+@dg.schedule(
+    job=district_refresh,
     cron_schedule="0 2 * * *",
     execution_timezone="Asia/Shanghai",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every night at 02:00 Beijing time. 每晚02:00（北京时间）全量刷新。",
+    description="Every night at 02:00 Beijing time, every district of the raw drop; the city "
+    "follows when its districts are done (declarative automation). "
+    "每晚02:00（北京时间）刷新各区县，全市汇总随后自动进行。",
 )
+def nightly_refresh(context: dg.ScheduleEvaluationContext):
+    from union_pipeline.districts import district_codes
+    from union_pipeline.settings import load_settings
+
+    codes = district_codes(load_settings().raw_dir)
+    add_districts(context.instance, codes)
+    date = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return [dg.RunRequest(run_key=f"{date}-{code}", partition_key=code) for code in codes]
+
+
+def add_districts(instance: dg.DagsterInstance, codes: list[str]) -> None:
+    """Register the districts of a drop as partitions (a new district folder adds one)."""
+    from union_pipeline.assetkit.outputs import DISTRICTS
+
+    known = set(instance.get_dynamic_partitions(DISTRICTS.name))
+    new = [c for c in codes if c not in known]
+    if new:
+        instance.add_dynamic_partitions(DISTRICTS.name, new)

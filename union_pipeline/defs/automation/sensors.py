@@ -8,8 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from union_pipeline.assetkit.outputs import DISTRICTS
 from union_pipeline.assetkit.staging import raw_files
-from union_pipeline.defs.automation.jobs import REFRESH_TAGS, refresh_all
+from union_pipeline.defs.automation.jobs import REFRESH_TAGS, city_refresh, district_refresh
+from union_pipeline.districts import DISTRICT_CODE, district_codes, is_city_drop
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.settings import load_settings
 from union_pipeline.warehouse.versions import files_state
@@ -25,40 +27,88 @@ def snapshot(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
 
 
 def changed_sources(before: dict[str, list], after: dict[str, list]) -> list[str]:
-    """Sources with a file added, removed or whose content changed."""
+    """Sources with a file added, removed or whose content changed (in any district)."""
+    return sorted({source for _, source in changed(before, after)})
+
+
+def changed(before: dict[str, list], after: dict[str, list]) -> set[tuple[str | None, str]]:
+    """(district, source) with a file added, removed or changed; district None: the city's
+    own targets (or, in a single-district drop, the district's files)."""
     folders = {spec.folder: spec.name for spec in load_specs().values()}
-    touched = {
-        path.split("/", 1)[0]
-        for path in before.keys() | after.keys()
-        if (before.get(path) or [None] * 3)[2] != (after.get(path) or [None] * 3)[2]
-    }
-    return sorted(folders[f] for f in touched if f in folders)
+    out = set()
+    for path in before.keys() | after.keys():
+        if (before.get(path) or [None] * 3)[2] == (after.get(path) or [None] * 3)[2]:
+            continue
+        parts = path.split("/")
+        district = parts[0] if DISTRICT_CODE.match(parts[0]) and len(parts) > 2 else None
+        folder = parts[1] if district else parts[0]
+        if folder in folders:
+            out.add((district, folders[folder]))
+    return out
 
 
 @dg.sensor(
-    job=refresh_all,
+    jobs=[district_refresh, city_refresh],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New or changed files in UNION_RAW_DIR refresh their sources and everything "
-    "downstream. 原始数据目录有新文件或文件变化时，刷新相应数据源及下游。",
+    description="New or changed files in UNION_RAW_DIR refresh their district's sources and "
+    "everything downstream (a new district folder adds the district); the city follows. "
+    "原始数据目录有新文件或文件变化时，刷新相应区县的数据源及下游。",
 )
 def raw_files_sensor(context: dg.SensorEvaluationContext):
+    raw_dir = load_settings().raw_dir
     before = json.loads(context.cursor) if context.cursor else {}
-    after = snapshot(load_settings().raw_dir, before)
-    sources = changed_sources(before, after)
-    if not sources:
-        # keep the cursor current: a touched-but-identical file is not hashed again
-        context.update_cursor(json.dumps(after))
-        return dg.SkipReason("no new or changed raw files")
-    staging = [dg.AssetKey(["staging", s]) for s in sources]
-    selection = dg.AssetSelection.assets(*staging).downstream()
-    keys = sorted(selection.resolve(context.repository_def.asset_graph))
-    run_key = hashlib.sha256(json.dumps(after, sort_keys=True).encode()).hexdigest()[:16]
+    after = snapshot(raw_dir, before)
+    touched = changed(before, after)
+    # keep the cursor current: a touched-but-identical file is not hashed again
     context.update_cursor(json.dumps(after))
-    return dg.RunRequest(
-        run_key=run_key,
-        asset_selection=keys,
-        tags={**REFRESH_TAGS, "union/changed_sources": ",".join(sources)},
+    codes = district_codes(raw_dir)
+    known = set(context.instance.get_dynamic_partitions(DISTRICTS.name))
+    new_districts = [c for c in codes if c not in known]
+    if not touched:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("no new or changed raw files"),
+            dynamic_partitions_requests=[DISTRICTS.build_add_request(new_districts)]
+            if new_districts
+            else [],
+        )
+    graph = context.repository_def.asset_graph
+    requests = []
+    city_drop = is_city_drop(raw_dir)
+    by_district: dict[str, list[str]] = {}
+    for district, source in sorted(touched, key=str):
+        if district is None and city_drop:
+            continue  # the city's own targets: the city roll-up follows by automation
+        by_district.setdefault(district or codes[0], []).append(source)
+    run_key = hashlib.sha256(json.dumps(after, sort_keys=True).encode()).hexdigest()[:16]
+    for code, sources in sorted(by_district.items()):
+        staging = [dg.AssetKey(["staging", s]) for s in sources]
+        selection = dg.AssetSelection.assets(*staging).downstream()
+        keys = sorted(
+            k for k in selection.resolve(graph) if graph.get(k).partitions_def is not None
+        )
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key}-{code}",
+                job_name=district_refresh.name,
+                partition_key=code,
+                asset_selection=keys,
+                tags={**REFRESH_TAGS, "union/changed_sources": ",".join(sources)},
+            )
+        )
+    if city_drop and any(d is None for d, _ in touched):
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key}-city",
+                job_name=city_refresh.name,
+                tags={**REFRESH_TAGS, "union/changed_sources": "city_targets"},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[DISTRICTS.build_add_request(new_districts)]
+        if new_districts
+        else [],
     )
 
 

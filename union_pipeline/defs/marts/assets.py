@@ -10,6 +10,7 @@ import dagster as dg
 from union_pipeline import kpis
 from union_pipeline.assetkit.metadata import table_metadata
 from union_pipeline.assetkit.outputs import (
+    DISTRICTS,
     content_version,
     output_metadata,
     reading_latest,
@@ -46,7 +47,7 @@ KPI_YEARLY_COLUMNS = {
 KPI_BY_STREET_COLUMNS = {
     "kpi_code": "指标代码",
     "year": "年度",
-    "street": "镇街 (assets/streets.csv)",
+    "street": "镇街 (the district's streets, assets/districts/<code>.yaml)",
     "actual": "实际值 at year end (year to date for the incomplete year)",
     "persons": "人数: distinct persons behind the value, exact below 50, for small-cell "
     "suppression (<5 is never shown)",
@@ -74,16 +75,20 @@ def _mart(
     description: str,
     settings_used: Callable[[Settings], object] = lambda s: None,
     code: str = "",
+    partitioned: bool = True,
+    group_name: str = "kpis",
 ) -> dg.AssetsDefinition:
     """One mart: `build(con, settings)` creates `marts.<name>` in a scratch DuckDB whose
-    views are the latest outputs of `deps`; the result is written as this
-    materialization's Parquet output."""
+    views are the latest outputs of `deps` (of the same district, for a district mart; of
+    every district, for a city mart); the result is written as this materialization's
+    Parquet output."""
     key = dg.AssetKey(["marts", name])
     code_version = digest(MARTS_CODE, CATALOGUE, code)
 
     @dg.asset(
         key=key,
-        group_name="kpis",
+        group_name=group_name,
+        partitions_def=DISTRICTS if partitioned else None,
         kinds={"duckdb", "parquet", "sql"},
         owners=[OWNER],
         deps=deps,
@@ -94,9 +99,10 @@ def _mart(
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         settings = warehouse.settings
         store = warehouse.warehouse
-        with reading_latest(context.instance, deps, store) as (con, upstream):
+        district = context.partition_key if partitioned else None
+        with reading_latest(context, key, deps, store) as (con, upstream):
             inputs = digest(code_version, versions_of(upstream), settings_used(settings))
-            previous = reusable(context.instance, key, inputs)
+            previous = reusable(context.instance, key, inputs, district)
             if previous:
                 context.log.info(
                     f"marts.{name}: inputs unchanged, result of run "
@@ -203,7 +209,8 @@ kpi_catalogue = _mart(
     """指标目录 — The KPI catalogue: every KPI's code, Chinese and English name, unit, kind
     and definition, so that a reader of marts.kpi_yearly knows what each code means.
 
-    From assets/kpis.yaml. 指标代码、中英文名称、单位、类型及口径。""",
+    From assets/kpis.yaml; the same for every district. 指标代码、中英文名称、单位、类型及口径。""",
+    partitioned=False,
 )
 
 

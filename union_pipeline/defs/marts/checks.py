@@ -3,7 +3,7 @@
 import dagster as dg
 
 from union_pipeline.assetkit.checks import rows_check_result
-from union_pipeline.assetkit.outputs import reading_latest
+from union_pipeline.assetkit.outputs import DISTRICTS, reading_latest
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.kpis import load_catalogue
 
@@ -14,22 +14,29 @@ REFRESH_CONTEXT = dg.AssetKey(["marts", "refresh_context"])
 
 
 def _latest(context, warehouse: WarehouseResource, *keys: dg.AssetKey):
-    """The latest outputs of the marts a check reads (the materialization it checks)."""
-    return reading_latest(context.instance, [*keys, REFRESH_CONTEXT], warehouse.warehouse)
+    """The latest outputs of the marts a check reads (the materialization it checks, of the
+    run's district)."""
+    return reading_latest(context, keys[0], [*keys, REFRESH_CONTEXT], warehouse.warehouse)
 
 
 def _codes(kpis) -> str:
     return ", ".join(f"'{k.code}'" for k in kpis) or "NULL"
 
 
-def _additive(kpi) -> bool:
-    # a count or sum splits across streets; a distinct count or ratio does not
+def additive(kpi) -> bool:
+    """A count or sum: it splits across streets and districts; a distinct count (a person
+    in two streets or districts counts once) or a ratio does not."""
     value = (kpi.value or "").lower().replace(" ", "")
-    return not kpi.is_ratio and "distinct" not in value and kpi.has_street
+    return not kpi.is_ratio and "distinct" not in value
+
+
+def _additive(kpi) -> bool:
+    return additive(kpi) and kpi.has_street
 
 
 @dg.asset_check(
     asset=KPI_YEARLY,
+    partitions_def=DISTRICTS,
     blocking=True,
     description="每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, every year.",
 )
@@ -53,6 +60,7 @@ def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
 
 @dg.asset_check(
     asset=KPI_YEARLY,
+    partitions_def=DISTRICTS,
     blocking=True,
     description="比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
 )
@@ -69,6 +77,7 @@ def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
 
 @dg.asset_check(
     asset=KPI_YEARLY,
+    partitions_def=DISTRICTS,
     blocking=True,
     description="必填值不为空 — no nulls where the marts contract allows none.",
 )
@@ -88,6 +97,7 @@ def required_values_present(context, warehouse: WarehouseResource):
 
 @dg.asset_check(
     asset=KPI_BY_STREET,
+    partitions_def=DISTRICTS,
     blocking=True,
     description="各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add up to "
     "the district figure.",
@@ -110,6 +120,7 @@ def streets_sum_to_district(context, warehouse: WarehouseResource):
 
 @dg.asset_check(
     asset=RECONCILIATION,
+    partitions_def=DISTRICTS,
     description="与已发布数据一致 — every published figure lies within its bounds. A mismatch "
     "warns: "
     "it is a question for the analyst, not a reason to publish nothing.",

@@ -6,6 +6,7 @@ import dagster as dg
 import yaml
 
 from union_pipeline.assetkit.outputs import (
+    DISTRICTS,
     latest,
     output_metadata,
     reusable,
@@ -50,6 +51,7 @@ def _rule_legend(counts: list[tuple[str, str, int]]) -> str:
     deps=STAGING,
     code_version=CODE_VERSION,
     automation_condition=EAGER,
+    partitions_def=DISTRICTS,
 )
 def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """隔离数据 — Every row a source sent that broke a rule of the data contract, masked.
@@ -60,10 +62,11 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     被隔离的行：来源文件、行号、违反的规则及列、脱敏后的原值。
     """
     store = warehouse.warehouse
-    parts = {k: latest(context.instance, k) for k in STAGING}
+    district = context.partition_key
+    parts = {k: latest(context.instance, k, district) for k in STAGING}
     files = {k: p.get(QUARANTINE_FILE) for k, p in parts.items() if p and p.get(QUARANTINE_FILE)}
     version = digest(CODE_VERSION, {k.to_user_string(): parts[k].version for k in files})
-    previous = reusable(context.instance, KEY, version)  # its inputs are its version
+    previous = reusable(context.instance, KEY, version, district)  # inputs = its version
     if previous:
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version), metadata=reused_metadata(previous)

@@ -12,7 +12,14 @@ import re
 
 import dagster as dg
 
-from union_pipeline.assetkit.outputs import INPUTS, REUSED, reading_latest, versions_of
+from union_pipeline.assetkit.outputs import (
+    DISTRICTS,
+    INPUTS,
+    REUSED,
+    reading_latest,
+    step_partition,
+    versions_of,
+)
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import package_digest
 from union_pipeline.quality import Suite, load_suites
@@ -21,7 +28,8 @@ from union_pipeline.warehouse.versions import digest
 
 ROW_COUNT = "dagster/row_count"
 SUITE_CODE = package_digest("quality")
-PUBLISHED = dg.AssetKey(["warehouse", "union_duckdb"])  # the refresh's last step: the swap
+# a district refresh's last step: the swap of the district's file
+PUBLISHED = dg.AssetKey(["warehouse", "district_duckdb"])
 HISTORY = 25  # materializations looked at to find the previous successful refresh
 EVIDENCE_TABLES = 5  # failed expectations whose rows are tabulated in the metadata
 
@@ -30,12 +38,26 @@ def check_name(check) -> str:
     return f"gx_{check.name}"
 
 
-def data_docs_dir():
-    return load_settings().export_dir / "data_docs"
+def data_docs_dir(district: str | None = None):
+    """The Data Docs site of a district's checks (beside its reports)."""
+    from union_pipeline.districts import default_district, district_export_dir
+
+    settings = load_settings()
+    return (
+        district_export_dir(settings.export_dir, settings.raw_dir, district or default_district())
+        / "data_docs"
+    )
+
+
+def _history(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None):
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=key, asset_partitions=[partition] if partition else None
+    )
+    return instance.fetch_materializations(records_filter, limit=HISTORY).records
 
 
 def previous_refresh_rows(
-    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str, partition: str | None = None
 ) -> tuple[int, str] | None:
     """Row count of `key` at the previous successful refresh, and that refresh's run id.
 
@@ -45,11 +67,9 @@ def previous_refresh_rows(
     other one; when the check runs alone (reading the live warehouse), the latest published
     materialization is the state being checked, so the one before it.
     """
-    records = instance.fetch_materializations(key, limit=HISTORY).records
+    records = _history(instance, key, partition)
     ours = any(r.run_id == run_id for r in records)
-    published = {
-        r.run_id for r in instance.fetch_materializations(PUBLISHED, limit=HISTORY).records
-    }
+    published = {r.run_id for r in _history(instance, PUBLISHED, partition)}
     refreshes = [
         r
         for r in records
@@ -116,6 +136,7 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
             check_key,
             asset=key,
             blocking=c.blocking,
+            partitions_def=DISTRICTS,
             description=f"[{c.severity}] {c.description} (Great Expectations suite "
             f"{suite.gx_suite_name(c)}, {suite.path.name})",
             metadata={
@@ -138,11 +159,12 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
 
         selected = {k.name for k in context.selected_asset_check_keys}
         checks = [c for check_key, c in by_name.items() if check_key in selected]
+        district = step_partition(context, key)
         previous = None
         if any(c.data.kind == "volume" for c in checks):
-            previous = previous_refresh_rows(context.instance, key, context.run.run_id)
+            previous = previous_refresh_rows(context.instance, key, context.run.run_id, district)
         with reading_latest(
-            context.instance, sorted(reads, key=lambda k: k.path), warehouse.warehouse
+            context, key, sorted(reads, key=lambda k: k.path), warehouse.warehouse
         ) as (con, upstream):
             inputs = digest(
                 SUITE_CODE,
@@ -150,7 +172,7 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
                 versions_of(upstream),
                 previous[0] if previous else None,
             )
-            prior = _prior_results(context.instance, key, selected, inputs)
+            prior = _prior_results(context.instance, key, selected, inputs, district)
             if len(prior) == len(checks):
                 # the same tables, suite and baseline: GX would say the same again
                 for result in prior:
@@ -158,9 +180,9 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
                         result.metadata["previous_refresh_run"] = dg.MetadataValue.text(previous[1])
                     yield result
                 return
-            frames = compute_frames(con, suite, checks, previous[0] if previous else None)
+            frames = compute_frames(con, suite, checks, previous[0] if previous else None, district)
         outcomes = validate(
-            suite, frames, docs_dir=data_docs_dir(), run_name=context.run.run_id[:8]
+            suite, frames, docs_dir=data_docs_dir(district), run_name=context.run.run_id[:8]
         )
         for outcome in outcomes:
             metadata = result_metadata(outcome)
@@ -185,10 +207,17 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
     return _gx_checks
 
 
-def _prior_results(instance, key: dg.AssetKey, names: set[str], inputs: str) -> list:
-    """The latest result of each named check, when it was computed from the same inputs."""
+def _prior_results(
+    instance, key: dg.AssetKey, names: set[str], inputs: str, partition: str | None
+) -> list:
+    """The latest result of each named check (in the district), when it was computed from
+    the same inputs."""
+    from dagster._core.event_api import PartitionKeyFilter
+
     check_keys = [dg.AssetCheckKey(key, name) for name in sorted(names)]
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        check_keys, partition_filter=PartitionKeyFilter(key=partition) if partition else None
+    )
     results = []
     for check_key in check_keys:
         record = records.get(check_key)

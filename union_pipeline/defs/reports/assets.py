@@ -13,7 +13,9 @@ from pathlib import Path
 import dagster as dg
 import plotly.io as pio
 
+from union_pipeline import districts
 from union_pipeline.assetkit.outputs import (
+    DISTRICTS,
     MADE_IN_RUN,
     REUSED,
     VERSION,
@@ -24,7 +26,7 @@ from union_pipeline.assetkit.outputs import (
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
 from union_pipeline.defs.marts.assets import REPORT_MART_KEYS as REPORT_MARTS
-from union_pipeline.defs.warehouse.assets import KEY as WAREHOUSE
+from union_pipeline.defs.warehouse.assets import DISTRICT_KEY as WAREHOUSE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.reports import (
     BUILDERS,
@@ -103,8 +105,21 @@ def _report_asset(name: str, kinds: set[str], deps: list, **kwargs):
         owners=[OWNER],
         deps=deps,
         automation_condition=EAGER,
+        partitions_def=DISTRICTS,
         **{"code_version": digest(REPORTS_CODE, THEME), **kwargs},
     )
+
+
+def _export_root(context, warehouse: WarehouseResource) -> Path:
+    """The district's export folder (see `districts.district_export_dir`)."""
+    settings = warehouse.settings
+    return districts.district_export_dir(
+        settings.export_dir, settings.raw_dir, context.partition_key
+    )
+
+
+def _theme(context):
+    return load_theme().of(context.partition_key)
 
 
 def _chart_records(charts: list[Chart]) -> list[dict]:
@@ -150,22 +165,27 @@ def _exported(paths, charts: list[dict]) -> list[Path]:
         for name, key in CHART_KEYS.items()
     ],
     can_subset=True,
+    partitions_def=DISTRICTS,
 )
 def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every chart from one read of the marts; a chart is rendered only when its figure
     changed or its files are gone."""
-    theme = load_theme()
+    theme = _theme(context)
     store = warehouse.warehouse
-    with reading_latest(context.instance, REPORT_MARTS, store) as (con, _):
+    district = context.partition_key
+    first = next(iter(CHART_KEYS.values()))
+    with reading_latest(context, first, REPORT_MARTS, store) as (con, _):
         data = read_report_data(con)
     groups = [name for name, key in CHART_KEYS.items() if key in context.selected_asset_keys]
     built = build_charts(data, theme, groups)
-    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    paths = export_paths(_export_root(context, warehouse), data.as_of)
     plans = []
     for name in groups:
         records = _chart_records([c for c in built if c.group == name])
-        version = digest(REPORTS_CODE, THEME, theme.lang, str(paths.root), records)
-        previous = latest(context.instance, CHART_KEYS[name])
+        version = digest(
+            REPORTS_CODE, THEME, theme.lang, theme.organisation, str(paths.root), records
+        )
+        previous = latest(context.instance, CHART_KEYS[name], district)
         files = _exported(paths, records)
         fresh = (
             previous is not None
@@ -224,8 +244,18 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield dg.MaterializeResult(
             asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
         )
-        # earlier figures of this chart: nothing reads them once this one is recorded
-        store.outputs.cleanup({folder}, pattern=f"reports/{name}/*")
+        # earlier figures of this chart: nothing reads them once every district's latest
+        # is recorded
+        keep = {folder} | {
+            Path(found.get(CHART_FILE)).parent
+            for code in districts_with(context)
+            if (found := latest(context.instance, key, code)) and found.get(CHART_FILE)
+        }
+        store.outputs.cleanup(keep, pattern=f"reports/{name}/*")
+
+
+def districts_with(context) -> list[str]:
+    return sorted(context.instance.get_dynamic_partitions(DISTRICTS.name))
 
 
 def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:
@@ -235,7 +265,7 @@ def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:
 
 
 def require_chart(context, key: dg.AssetKey):
-    found = latest(context.instance, key)
+    found = latest(context.instance, key, context.partition_key)
     if found is None or not found.get(CHART_FILE) or not Path(found.get(CHART_FILE)).is_file():
         raise dg.Failure(
             f"{key.to_user_string()} has no chart output yet: materialize the "
@@ -245,12 +275,13 @@ def require_chart(context, key: dg.AssetKey):
 
 
 def _report_data(context, warehouse: WarehouseResource):
-    with reading_latest(context.instance, REPORT_MARTS, warehouse.warehouse) as (con, up):
+    own = context.assets_def.key
+    with reading_latest(context, own, REPORT_MARTS, warehouse.warehouse) as (con, up):
         return read_report_data(con), versions_of(up)
 
 
 def _reuse(context, key: dg.AssetKey, version: str, path: Path):
-    previous = latest(context.instance, key)
+    previous = latest(context.instance, key, context.partition_key)
     if previous and previous.version == version and path.is_file():
         metadata = dict(previous.metadata)
         metadata[REUSED] = dg.MetadataValue.bool(True)
@@ -266,15 +297,16 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     a share or a USB stick without a network. Made from the chart assets; written even when
     PNG/PDF export is not possible on this machine.
     """
-    theme = load_theme()
+    theme = _theme(context)
     charts, chart_versions = _all_charts(context, theme)
     data, mart_versions = _report_data(context, warehouse)
-    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    paths = export_paths(_export_root(context, warehouse), data.as_of)
     briefing_name = None if static_export_problem() else paths.briefing.name
     version = digest(
         REPORTS_CODE,
         THEME,
         theme.lang,
+        theme.organisation,
         chart_versions,
         mart_versions,
         str(paths.dashboard),
@@ -314,12 +346,18 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     if problem:
         warn_once(problem, context.log)
         return
-    theme = load_theme()
+    theme = _theme(context)
     charts, chart_versions = _all_charts(context, theme)
     data, mart_versions = _report_data(context, warehouse)
-    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    paths = export_paths(_export_root(context, warehouse), data.as_of)
     version = digest(
-        REPORTS_CODE, THEME, theme.lang, chart_versions, mart_versions, str(paths.briefing)
+        REPORTS_CODE,
+        THEME,
+        theme.lang,
+        theme.organisation,
+        chart_versions,
+        mart_versions,
+        str(paths.briefing),
     )
     reused = _reuse(context, BRIEFING, version, paths.briefing)
     if reused:
@@ -351,7 +389,7 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     refresh with nothing new sends nothing. A failed send is shown here (delivery) and
     logged; it never fails the refresh. 简报生成后发送给领导，同一份简报只发一次。
     """
-    made = latest(context.instance, BRIEFING)
+    made = latest(context.instance, BRIEFING, context.partition_key)
     if made is None:
         return dg.MaterializeResult(
             metadata={
@@ -360,7 +398,9 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                 )
             }
         )
-    sent_before = latest(context.instance, dg.AssetKey(["reports", "briefing_mail"]))
+    sent_before = latest(
+        context.instance, dg.AssetKey(["reports", "briefing_mail"]), context.partition_key
+    )
     if sent_before and sent_before.get("mailed_version") == made.version:
         return dg.MaterializeResult(
             metadata={
@@ -384,11 +424,11 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                 )
             }
         )
-    theme = load_theme()
+    theme = _theme(context)
     data, _ = _report_data(context, warehouse)
     path = Path(made.get("path"))
     briefing_file = Briefing(path, int(made.get("pages", 0)), list(made.get("titles", [])))
-    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    paths = export_paths(_export_root(context, warehouse), data.as_of)
     subject, body = mail_text(briefing_file, data, theme, paths.dashboard)
     result = send_mail(subject, body, to, [Attachment.from_path(path)], config, logger=context.log)
     metadata = {
@@ -414,7 +454,7 @@ def _sources(context) -> list[dict]:
     """What the workbook's about sheet says of each source: from its materialization."""
     out = []
     for key in STAGING_KEYS:
-        found = latest(context.instance, key)
+        found = latest(context.instance, key, context.partition_key)
         if found is None:
             continue
         spec = load_specs()[key.path[-1]]
@@ -438,17 +478,24 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     `UNION_EXPORT_DIR/<as-of>/工作指标-<as-of>.xlsx`, with real number formats (万元, %),
     a frozen header row and widths that fit Chinese text. 供在 Excel 中查阅的工作指标。
     """
-    theme = load_theme()
-    with reading_latest(context.instance, [*REPORT_MARTS, RECONCILIATION], warehouse.warehouse) as (
-        con,
-        upstream,
-    ):
+    theme = _theme(context)
+    keys = [*REPORT_MARTS, RECONCILIATION]
+    own = context.assets_def.key
+    with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
         data = read_report_data(con)
         reconciliation = read_reconciliation(con)
-    paths = export_paths(warehouse.settings.export_dir, data.as_of)
+    paths = export_paths(_export_root(context, warehouse), data.as_of)
     path = workbook_path(paths.root, data.as_of, theme)
     sources = _sources(context)
-    version = digest(REPORTS_CODE, THEME, theme.lang, versions_of(upstream), sources, str(path))
+    version = digest(
+        REPORTS_CODE,
+        THEME,
+        theme.lang,
+        theme.organisation,
+        versions_of(upstream),
+        sources,
+        str(path),
+    )
     reused = _reuse(context, dg.AssetKey(["reports", "kpi_workbook"]), version, path)
     if reused:
         return reused
@@ -476,13 +523,16 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     File, line, the rule in Chinese words and what to do about it, the row's values masked
     exactly as in the quarantine. 按数据源、工会、镇街拆分的问题数据清单，发回各工会更正。
     """
-    theme = load_theme()
+    theme = _theme(context)
     keys = [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"])]
-    with reading_latest(context.instance, keys, warehouse.warehouse) as (con, upstream):
+    own = context.assets_def.key
+    with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
         as_of = con.execute("SELECT as_of FROM marts.refresh_context").fetchall()[0][0]
-        paths = export_paths(warehouse.settings.export_dir, as_of)
+        paths = export_paths(_export_root(context, warehouse), as_of)
         path = problem_list_path(paths.root, as_of, theme)
-        version = digest(REPORTS_CODE, THEME, theme.lang, versions_of(upstream), str(path))
+        version = digest(
+            REPORTS_CODE, THEME, theme.lang, theme.organisation, versions_of(upstream), str(path)
+        )
         reused = _reuse(context, dg.AssetKey(["reports", "problem_lists"]), version, path)
         if reused:
             return reused

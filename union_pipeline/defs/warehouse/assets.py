@@ -4,12 +4,16 @@ from pathlib import Path
 
 import dagster as dg
 
+from union_pipeline import districts
 from union_pipeline.assetkit.outputs import (
+    DISTRICTS,
     REUSED,
     VERSION,
     blocking_check_failures,
+    district_partitions,
     latest,
-    require,
+    step_partition,
+    upstream_latest,
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
@@ -22,15 +26,23 @@ from union_pipeline.warehouse import sql_path
 from union_pipeline.warehouse.versions import digest
 
 KEY = dg.AssetKey(["warehouse", "union_duckdb"])
-# Every asset with an output in the warehouse; the publish composes the latest of each.
+DISTRICT_KEY = dg.AssetKey(["warehouse", "district_duckdb"])
+# Every asset with an output in a district's warehouse; the publish composes the latest of
+# each (the city's file: of every district, and the city's own tables).
 PUBLISHED = [
     *(dg.AssetKey(["staging", s]) for s in load_specs()),
     QUARANTINE,
     *MART_KEYS,
 ]
+CITY_TABLES = [
+    dg.AssetKey(["staging", "city_targets"]),
+    dg.AssetKey(["marts", "city_kpi_yearly"]),
+]
+CITY_PUBLISHED = [*PUBLISHED, *CITY_TABLES]
 CODE_VERSION = package_digest("warehouse")
 LIVE_STAT = "union/live_file"
 REFRESH_INFO = "meta.refresh"
+DISTRICTS_INFO = "meta.districts"
 
 
 def _stat(path: Path) -> list[int]:
@@ -40,6 +52,11 @@ def _stat(path: Path) -> list[int]:
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def district_file(live: Path, code: str) -> Path:
+    """A district's own warehouse file, beside the city's."""
+    return live.parent / "districts" / f"{code}.duckdb"
 
 
 def _comments(context, upstream) -> tuple[dict, dict]:
@@ -59,29 +76,44 @@ def _comments(context, upstream) -> tuple[dict, dict]:
     return tables, columns
 
 
-@dg.asset(
-    key=KEY,
-    group_name="warehouse",
-    kinds={"duckdb"},
-    owners=[OWNER],
-    deps=PUBLISHED,
-    code_version=CODE_VERSION,
-    automation_condition=EAGER,
-)
-def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """数据仓库发布 — The live warehouse file analysts open: the latest output of every staging
-    table and mart, swapped in atomically.
+def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -> list[str]:
+    """Blocking checks that failed on the tables to publish: the district's, or for the city
+    every district's and its own."""
+    graph = context.job_def.asset_layer.asset_graph
+    own = [k for k in keys if graph.get(k).partitions_def is None]
+    of_districts = [k for k in keys if k not in own]
+    failed = blocking_check_failures(context, own)
+    for code in [district] if district else district_partitions(context.instance):
+        failed += [
+            f"{name} [{code}]" for name in blocking_check_failures(context, of_districts, code)
+        ]
+    return sorted(failed)
 
-    Composed from the latest materialization of each table into a new file that replaces
-    the live one in one rename, so readers see a complete state before and after, never a
-    half-built table. Whatever ran before (a full refresh, a retry, one asset from the UI),
-    the file equals what a full refresh of the same raw files gives. It is not published
-    while any table's blocking check fails. Outputs that no latest materialization needs are
-    removed afterwards. 全部表的最新结果组成新文件后原子替换，读者只会看到完整状态。
-    """
+
+def _keep(instance: dg.DagsterInstance, graph) -> set[Path]:
+    """The output folders some latest materialization needs, in any district."""
+    codes = district_partitions(instance)
+    folders = set()
+    for key in CITY_PUBLISHED:
+        partitions = codes if graph.get(key).partitions_def is not None else [None]
+        for code in partitions:
+            found = latest(instance, key, code)
+            # a staging folder holds its quarantine file beside its table
+            folders |= {Path(p).parent for p in (found.tables.values() if found else [])}
+    return folders
+
+
+def _publish(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    own_key: dg.AssetKey,
+    keys: list[dg.AssetKey],
+    live: Path,
+):
     store = warehouse.warehouse
-    upstream = {key: require(context.instance, key) for key in PUBLISHED}
-    failed = blocking_check_failures(context, PUBLISHED)
+    district = step_partition(context, own_key)
+    upstream = upstream_latest(context, own_key, keys)
+    failed = _blocking_failures(context, keys, district)
     if failed:
         raise dg.Failure(
             description=(
@@ -92,8 +124,7 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             )
         )
     version = digest(CODE_VERSION, versions_of(upstream))
-    previous = latest(context.instance, KEY)
-    live = store.live
+    previous = latest(context.instance, own_key, district)
     if (
         previous
         and previous.version == version
@@ -107,11 +138,24 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
     tables = {name: path for found in upstream.values() for name, path in found.tables.items()}
     table_comments, column_comments = _comments(context, upstream)
-    warnings = sorted({w for found in upstream.values() if (w := found.get(PII_KEY_WARNING))})
+    warnings = sorted(
+        {
+            w
+            for found in upstream.values()
+            for part in getattr(found, "parts", {None: found}).values()
+            if (w := part.get(PII_KEY_WARNING))
+        }
+    )
     pii_note = "; ".join(warnings) or "secret key (UNION_PII_KEY)"
     table_comments[REFRESH_INFO] = (
         "刷新信息 — when this warehouse was published, as of when, by which run, and which PII "
         "key made person_key"
+    )
+    table_comments[DISTRICTS_INFO] = "区县 — the districts this warehouse holds: code and name"
+    known = districts.load_districts()
+    codes = [district] if district else sorted(upstream[QUARANTINE].parts)
+    names = ", ".join(
+        f"({sql_path(c)}, {sql_path(known[c].name if c in known else c)})" for c in codes
     )
     store.publish(
         tables,
@@ -119,20 +163,23 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         column_comments,
         derived={
             REFRESH_INFO: f"""
-        SELECT now()::TIMESTAMP AS published_at, as_of, first_year,
-               '{context.run.run_id}' AS run_id, {sql_path(pii_note)} AS pii_key
-        FROM published.marts.refresh_context"""
+        SELECT now()::TIMESTAMP AS published_at, max(as_of) AS as_of,
+               min(first_year) AS first_year, '{context.run.run_id}' AS run_id,
+               {sql_path(pii_note)} AS pii_key,
+               {sql_path(district or "city")} AS scope
+        FROM published.marts.refresh_context""",
+            DISTRICTS_INFO: f"SELECT * FROM (VALUES {names}) AS d(district, name)",
         },
+        live=live,
     )
-    with store.reading() as con:
+    with store.reading(live) as con:
         rows = dict(
             con.execute(
                 "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
                 "ORDER BY 1"
             ).fetchall()
         )
-    # a staging folder holds its quarantine file beside its table
-    keep = {Path(p).parent for found in upstream.values() for p in found.tables.values()}
+    keep = _keep(context.instance, context.job_def.asset_layer.asset_graph)
     removed = [
         p
         for layer in ("staging", "marts")
@@ -143,6 +190,7 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         metadata={
             "path": dg.MetadataValue.path(str(live)),
             "size_mb": dg.MetadataValue.float(round(live.stat().st_size / 1e6, 1)),
+            "districts": dg.MetadataValue.json(codes),
             "tables": dg.MetadataValue.json(rows),
             "versions": dg.MetadataValue.json(versions_of(upstream)),
             "outputs_removed": dg.MetadataValue.int(len(removed)),
@@ -152,3 +200,51 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             REUSED: dg.MetadataValue.bool(False),
         },
     )
+
+
+@dg.asset(
+    key=DISTRICT_KEY,
+    group_name="warehouse",
+    kinds={"duckdb"},
+    owners=[OWNER],
+    deps=PUBLISHED,
+    code_version=CODE_VERSION,
+    automation_condition=EAGER,
+    partitions_def=DISTRICTS,
+)
+def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """区县数据仓库 — A district's own warehouse file: its staging tables and marts, no row of
+    another district, swapped in atomically.
+
+    `<warehouse dir>/districts/<code>.duckdb`, composed from the district's latest outputs
+    into a new file that replaces the live one in one rename, so readers see a complete
+    state before and after. Not published while a blocking check of the district fails.
+    区县分析人员使用的数据仓库文件：仅含本区县数据，原子替换。
+    """
+    live = district_file(warehouse.warehouse.live, context.partition_key)
+    return _publish(context, warehouse, DISTRICT_KEY, PUBLISHED, live)
+
+
+@dg.asset(
+    key=KEY,
+    group_name="warehouse",
+    kinds={"duckdb"},
+    owners=[OWNER],
+    deps=CITY_PUBLISHED,
+    code_version=CODE_VERSION,
+    automation_condition=EAGER,
+)
+def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """数据仓库发布 — The live warehouse file analysts open (UNION_WAREHOUSE): every
+    district's staging tables and marts with a `district` column, and the city roll-ups,
+    swapped in atomically.
+
+    Composed from the latest materialization of each table in every district into a new
+    file that replaces the live one in one rename, so readers see a complete state before
+    and after, never a half-built table. Whatever ran before (a full refresh, a retry, one
+    asset from the UI), the file equals what a full refresh of the same raw files gives. It
+    is not published while any blocking check of any district fails. Outputs that no
+    latest materialization needs are removed afterwards.
+    全部区县的最新结果及全市汇总组成新文件后原子替换，读者只会看到完整状态。
+    """
+    return _publish(context, warehouse, KEY, CITY_PUBLISHED, warehouse.warehouse.live)
