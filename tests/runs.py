@@ -9,10 +9,21 @@ import duckdb
 
 from union_pipeline.definitions import defs
 
+# the district of a single-district drop (assets/districts/330211.yaml says `default: true`)
+DISTRICT = "330211"
+
 
 def refresh_job() -> dg.JobDefinition:
-    """The nightly job, as `dg launch --job refresh_all` runs it (reconstructable)."""
+    """The refresh of a single-district drop, as `python -m union_pipeline.refresh` runs it."""
     return defs().resolve_job_def("refresh_all")
+
+
+def with_district(instance: dg.DagsterInstance, code: str = DISTRICT) -> str:
+    """Register a district partition (as the raw-files sensor or the refresh does)."""
+    from union_pipeline.defs.automation.jobs import add_districts
+
+    add_districts(instance, [code])
+    return code
 
 
 def warehouse_keys(include_reports: bool = False) -> list[dg.AssetKey]:
@@ -34,6 +45,7 @@ def run(
     return refresh_job().execute_in_process(
         instance=instance,
         asset_selection=selection or warehouse_keys(include_reports),
+        partition_key=with_district(instance),
         raise_on_error=False,
     )
 
@@ -81,9 +93,11 @@ def register_marts(instance: dg.DagsterInstance, warehouse: Path, folder: Path) 
         for name in names:
             path = folder / f"{name}.parquet"
             con.execute(f"COPY marts.{name} TO '{path}' (FORMAT parquet)")
+            # the KPI catalogue is the city's (one for every district), the others a district's
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
                     asset_key=["marts", name],
+                    partition=None if name == "kpi_catalogue" else with_district(instance),
                     metadata=output_metadata(f"test-{name}", {f"marts.{name}": path}),
                 )
             )

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.runs import with_district
 from union_pipeline.definitions import defs
 from union_pipeline.defs.automation.alerts import refresh_failure_alert
 
@@ -45,7 +46,9 @@ def fail_and_alert() -> dg.ExecuteInProcessResult:
     """Run a refresh that fails, then evaluate the failure sensor on it."""
     job = defs().resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, partition_key=with_district(instance), raise_on_error=False
+        )
         assert not result.success
         context = dg.build_run_status_sensor_context(
             sensor_name=refresh_failure_alert.name,

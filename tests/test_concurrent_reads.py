@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from tests.runs import with_district
 from union_pipeline.definitions import defs
 from union_pipeline.warehouse import Warehouse
 
@@ -50,7 +51,9 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
     job = defs().resolve_implicit_global_asset_job_def()
     stop_file, out = tmp_path / "stop", tmp_path / "reader.json"
     with dg.instance_for_test() as instance:
-        assert job.execute_in_process(instance=instance).success
+        assert job.execute_in_process(
+            instance=instance, partition_key=with_district(instance)
+        ).success
         reader = multiprocessing.get_context("spawn").Process(
             target=read_loop, args=(str(live), str(stop_file), str(out))
         )
@@ -59,7 +62,9 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
             time.sleep(1.5)  # let the reader start up and see the first state
             for as_of in ("2020-06-30", "2020-09-30"):
                 monkeypatch.setenv("UNION_AS_OF", as_of)
-                assert job.execute_in_process(instance=instance).success
+                assert job.execute_in_process(
+                    instance=instance, partition_key=with_district(instance)
+                ).success
             time.sleep(0.5)
         finally:
             stop_file.touch()

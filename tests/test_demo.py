@@ -18,7 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from union_pipeline.demo import generate
+from union_pipeline.demo import generate, generate_city
+from union_pipeline.demo.__main__ import main as demo_main
+from union_pipeline.demo._districts import PROFILES
+from union_pipeline.demo.generator import RATIO_KPIS, TARGETS
+from union_pipeline.districts import load_districts
+from union_pipeline.settings import ASSETS_DIR
 
 AS_OF = pd.Timestamp("2020-09-30")
 FOLDERS = [
@@ -189,7 +194,11 @@ def read_file(path: Path) -> pd.DataFrame:
         body = [r + [None] * (len(header) - len(r)) for r in rows[1:]]
         df = pd.DataFrame(body, columns=header, dtype=object)
     else:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=csv_encoding(path))
+        encoding = csv_encoding(path)
+        with open(path, encoding=encoding) as f:
+            first = f.readline()
+        title = 0 if "," in first else 1  # a title line above the header (some districts)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, skiprows=title)
         df.columns = [c.strip() for c in df.columns]
     for c in df.columns:
         s = df[c].astype(object).str.strip()
@@ -287,8 +296,9 @@ def id_valid(s: pd.Series) -> pd.Series:
     return pd.Series(out, index=s.index)
 
 
-def check_rows(source: str, df: pd.DataFrame) -> pd.Series:
-    """True where a row breaks a row rule of the contract (before references)."""
+def check_rows(source: str, df: pd.DataFrame, streets=STREETS) -> pd.Series:
+    """True where a row breaks a row rule of the contract (before references); streets:
+    the district's."""
     bad = pd.Series(False, index=df.index)
 
     def required(*cols):
@@ -308,7 +318,7 @@ def check_rows(source: str, df: pd.DataFrame) -> pd.Series:
 
     if source == "unions":
         required("union_id", "union_name", "street", "employee_count", "founded_date")
-        allowed("street", STREETS)
+        allowed("street", streets)
         allowed("org_type", {"企业", "机关事业单位", "社会组织", "联合工会"})
         dates("founded_date", "authorized_date", "dissolved_date")
         df["employee_count"], b = parse_ints(df["employee_count"])
@@ -366,13 +376,13 @@ def check_rows(source: str, df: pd.DataFrame) -> pd.Series:
     return bad.astype("boolean").fillna(False).astype(bool)
 
 
-def load(raw: Path, source: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def load(raw: Path, source: str, streets=STREETS) -> tuple[pd.DataFrame, dict[str, int]]:
     """Row rules, repeats within a file, later file wins: the source's surviving rows."""
     df = read_source(raw, source)
     content = [c for c in HEADERS[source].values()]
     df["_hash"] = pd.util.hash_pandas_object(df[content].astype("string"), index=False)
     counts = {"read": len(df)}
-    bad = check_rows(source, df)
+    bad = check_rows(source, df, streets)
     counts["quarantined"] = int(bad.sum())
     df = df[~bad]
     key = KEYS[source]
@@ -391,10 +401,12 @@ def load(raw: Path, source: str) -> tuple[pd.DataFrame, dict[str, int]]:
     return df.reset_index(drop=True), counts
 
 
-def load_drop(raw: Path) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, int]]]:
+def load_drop(
+    raw: Path, streets=STREETS
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, int]]]:
     tables, counts = {}, {}
     for source in KEYS:
-        tables[source], counts[source] = load(raw, source)
+        tables[source], counts[source] = load(raw, source, streets)
 
     def drop_unknown(source, mask):
         counts[source]["quarantined"] += int((~mask).sum())
@@ -650,3 +662,164 @@ def test_targets_cover_most_kpis_with_both_comparators(drop1):
     assert targets["kpi_code"].nunique() >= 12
     rate = targets[(targets["kpi_code"] == "membership_rate") & (targets["year"] == "2020")]
     assert float(rate["target_value"].iloc[0]) == 0.95
+
+
+# -------------------------------------------------------------------- the city drop
+
+CITY_DISTRICTS = ["330211", "330203", "330205", "330206"]  # Zhenhai, then by code
+# what the bad rows of kind not_allowed:street put there
+BAD_STREETS = {"北仑区", "宁波市", "镇海新城", "江北区"}
+
+
+def _listed(marker: Path) -> set[str]:
+    lines = marker.read_text(encoding="utf-8").splitlines()
+    return {line for line in lines if line and not line.startswith("#")}
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    """A small city drop of four districts, and Zhenhai's drop alone (same scale, seed)."""
+    root = tmp_path_factory.mktemp("city")
+    summary = generate_city(root / "raw", districts=4, scale=0.02, seed=7)
+    generate(root / "zhenhai", scale=0.02, seed=7)
+    return root / "raw", root / "zhenhai", summary
+
+
+def test_city_drop_has_a_folder_per_district_and_zhenhai_unchanged(city):
+    raw, zhenhai, summary = city
+    assert [d["code"] for d in summary["districts"]] == CITY_DISTRICTS
+    assert sorted(p.name for p in raw.iterdir() if p.is_dir()) == sorted(
+        [*CITY_DISTRICTS, "targets"]
+    )
+    # Zhenhai's folder is byte for byte its drop alone (published/ at scale 1 only)
+    assert _digest(raw / "330211") == _digest(zhenhai)
+    # the root marker lists the city's targets, each district's marker its own files
+    assert _listed(raw / ".union-demo-drop") == {
+        f"targets/{p.name}" for p in (raw / "targets").iterdir()
+    }
+    for code in CITY_DISTRICTS:
+        folder = raw / code
+        files = {
+            str(p.relative_to(folder))
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
+        assert _listed(folder / ".union-demo-drop") == files
+        assert not (folder / "published").exists()  # Zhenhai's report is its own
+
+
+def test_city_districts_have_their_own_streets_sizes_and_exports(city):
+    raw, _, summary = city
+    districts = load_districts()
+    for d in summary["districts"][1:]:
+        ref, profile = districts[d["code"]], PROFILES[d["code"]]
+        assert d["name"] == ref.name
+        unions = read_source(raw / d["code"], "unions")
+        streets = set(unions["street"].dropna())
+        assert streets - set(ref.street_names) <= BAD_STREETS
+        assert len(streets & set(ref.street_names)) >= 3
+        assert unions["union_id"].str.startswith(profile.prefix).all()
+        names = unions["union_name"].dropna()
+        assert not names.str.contains("镇海区").any()
+        own = "|".join([ref.name[:-1], *ref.street_names[:-1]])  # 江北, its streets
+        assert names.str.contains(own).mean() > 0.2
+    # sizes follow the profiles
+    members = {d["code"]: d["rows"]["members"] for d in summary["districts"]}
+    by_size = sorted(CITY_DISTRICTS, key=lambda c: PROFILES[c].size)
+    assert [members[c] for c in by_size] == sorted(members.values())
+    assert len(set(members.values())) == len(members)
+    # export habits: Haishu's member export in xlsx, Jiangbei's GBK CSV with a title line,
+    # Beilun's union roster a GBK CSV
+    assert all(p.suffix == ".xlsx" for p in (raw / "330203" / "members").iterdir())
+    for p in (raw / "330205" / "members").glob("*.csv"):
+        assert csv_encoding(p) == "gb18030"
+        assert p.read_bytes().decode("gb18030").startswith("江北区总工会")
+    roster = next((raw / "330206" / "unions").iterdir())
+    assert roster.suffix == ".csv" and csv_encoding(roster) == "gb18030"
+
+
+def test_some_persons_are_members_in_two_districts(city):
+    raw, _, summary = city
+    frames = {c: read_source(raw / c, "members") for c in CITY_DISTRICTS}
+    ids = {c: set(f["id_number"].dropna()) for c, f in frames.items()}
+    zhenhai = frames["330211"].dropna(subset=["id_number"])
+    zhenhai_name = dict(zip(zhenhai["id_number"], zhenhai["name"], strict=True))
+    for d in summary["districts"][1:]:
+        code = d["code"]
+        both = ids[code] & ids["330211"]
+        assert len(both) == d["shared_persons"]
+        assert 0 < len(both) <= 0.02 * len(ids[code])
+        # the same person: same name in both districts
+        f = frames[code][frames[code]["id_number"].isin(both)]
+        assert (f["name"] == f["id_number"].map(zhenhai_name)).all()
+    # other districts meet only in Zhenhai's members (no ID number by chance twice)
+    for i, a in enumerate(CITY_DISTRICTS[1:]):
+        for b in CITY_DISTRICTS[i + 2 :]:
+            assert ids[a] & ids[b] <= ids["330211"]
+
+
+def test_city_targets_sum_the_districts_count_targets(city):
+    raw, _, summary = city
+
+    def targets(folder: Path) -> pd.Series:
+        t = read_source(folder, "targets")
+        return t.set_index(["kpi_code", "year"])["target_value"].astype(float)
+
+    total = targets(raw)
+    parts = [targets(raw / c) for c in CITY_DISTRICTS]
+    assert list(total.index) == list(parts[0].index)
+    for key in total.index:
+        if key[0] in RATIO_KPIS:  # the city holds every district to Zhenhai's rate
+            assert total[key] == parts[0][key]
+        else:
+            assert total[key] == pytest.approx(sum(p[key] for p in parts)), key
+    assert len({p[("members_new", "2019")] for p in parts}) == len(parts)  # sized per district
+
+
+def test_ratio_kpis_are_the_catalogues_ratios():
+    import yaml
+
+    doc = yaml.safe_load((ASSETS_DIR / "kpis.yaml").read_text(encoding="utf-8"))
+    ratios = {k["code"] for k in doc["kpis"] if k["kind"] == "ratio"}
+    assert ratios & {t[0] for t in TARGETS} == RATIO_KPIS
+
+
+def test_zhenhai_streets_are_its_reference_file():
+    from union_pipeline.demo._population import STREETS as GENERATED
+
+    assert load_districts()["330211"].street_names == GENERATED
+    assert set(GENERATED) == STREETS
+
+
+def test_another_district_alone_is_consistent_under_the_contract(tmp_path):
+    """Jiangbei (title lines, GBK, more bad rows): the rules find exactly the planted bad
+    rows and the truth's KPIs come out of its files."""
+    summary = generate(tmp_path, scale=0.03, seed=5, district="330205")
+    assert summary["district"]["name"] == "江北区"
+    assert not (tmp_path / "published").exists()
+    tables, counts = load_drop(tmp_path, set(load_districts()["330205"].street_names))
+    for source, c in counts.items():
+        kinds = summary["bad_rows"][source]
+        planted = sum(v for k, v in kinds.items() if k != "identical_repeat")
+        assert c["quarantined"] == planted, (source, c, kinds)
+        assert c["collapsed"] == kinds.get("identical_repeat", 0), (source, c)
+    for year in (2019, 2020):
+        computed = kpis_for(tables, year)
+        for code, value in computed.items():
+            assert value == pytest.approx(summary["kpis"][code][str(year)]), (code, year)
+
+
+def test_cli_writes_a_city_drop(tmp_path, capsys):
+    assert demo_main(["--out", str(tmp_path / "a"), "--districts", "2", "--scale", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "330211 镇海区" in out and "330203 海曙区" in out and "total rows" in out
+    generate_city(tmp_path / "b", districts=2, scale=0.01)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")  # deterministic
+    # a smaller city written over a larger one leaves no stale district folder
+    generate_city(tmp_path / "b", districts=1, scale=0.01)
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.is_dir()) == [
+        "330211",
+        "targets",
+    ]
+    with pytest.raises(SystemExit):
+        demo_main(["--out", str(tmp_path / "c"), "--districts", "11"])

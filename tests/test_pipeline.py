@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from tests.drops import MEMBER_HEADER, write_csv
+from tests.runs import with_district
 from union_pipeline.definitions import defs
 
 
@@ -27,7 +28,9 @@ def refresh(raw: Path, monkeypatch) -> dg.ExecuteInProcessResult:
     monkeypatch.setenv("UNION_RAW_DIR", str(raw))
     job = defs().resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False)
+        return job.execute_in_process(
+            instance=instance, partition_key=with_district(instance), raise_on_error=False
+        )
 
 
 def file_digest(path: Path) -> str:
@@ -140,7 +143,10 @@ def test_demo_scale_1_reconciles_every_published_figure(tmp_path, env, monkeypat
     ]
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(
-            instance=instance, asset_selection=warehouse_keys, raise_on_error=False
+            instance=instance,
+            partition_key=with_district(instance),
+            asset_selection=warehouse_keys,
+            raise_on_error=False,
         )
     assert result.success
     with duckdb.connect(str(env), read_only=True) as con:

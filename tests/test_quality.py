@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.drops import id_number, write_csv
+from tests.runs import with_district
 from union_pipeline.assetkit.outputs import latest, output_metadata
 from union_pipeline.definitions import defs
 from union_pipeline.defs.quality.checks import suite_checks
@@ -235,7 +236,7 @@ def refresh(raw: Path, monkeypatch, instance, definitions=None):
     job = dg.define_asset_job("warehouse_refresh", selection=WAREHOUSE_ONLY)
     merged = dg.Definitions.merge(definitions or defs(), dg.Definitions(jobs=[job]))
     return merged.resolve_job_def("warehouse_refresh").execute_in_process(
-        instance=instance, raise_on_error=False
+        instance=instance, partition_key=with_district(instance), raise_on_error=False
     )
 
 
@@ -250,14 +251,14 @@ def run_checks_alone(instance, asset: str):
     job = dg.define_asset_job("gx_only", selection=dg.AssetSelection.checks(*keys))
     merged = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job]))
     return merged.resolve_job_def("gx_only").execute_in_process(
-        instance=instance, raise_on_error=False
+        instance=instance, partition_key=with_district(instance), raise_on_error=False
     )
 
 
 def duplicate_a_member(instance) -> None:
     """A members materialization with a row twice, as a broken writer would record: the
     checks validate what the latest materialization holds."""
-    found = latest(instance, dg.AssetKey(["staging", "members"]))
+    found = latest(instance, dg.AssetKey(["staging", "members"]), with_district(instance))
     [path] = found.tables.values()
     broken = Path(path).with_name("broken.parquet")
     with duckdb.connect() as con:
@@ -267,6 +268,7 @@ def duplicate_a_member(instance) -> None:
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key=["staging", "members"],
+            partition=with_district(instance),
             metadata=output_metadata("broken", {"staging.members": broken}),
         )
     )

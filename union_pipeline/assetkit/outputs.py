@@ -23,6 +23,18 @@ from union_pipeline.warehouse.versions import digest
 # Dynamic, so that a new district folder in the raw drop adds one (the raw-files sensor and
 # the headless refresh add them); its name and streets come from assets/districts/.
 DISTRICTS = dg.DynamicPartitionsDefinition(name="district")
+# The city's own assets; every other asset with an output is a district's (partitioned).
+CITY_ASSETS = {
+    dg.AssetKey(["staging", "city_targets"]),
+    dg.AssetKey(["marts", "city_kpi_yearly"]),
+    dg.AssetKey(["marts", "kpi_catalogue"]),  # one catalogue for every district
+    dg.AssetKey(["warehouse", "union_duckdb"]),
+}
+
+
+def is_district_asset(key: dg.AssetKey) -> bool:
+    return key not in CITY_ASSETS and not (key.path[0] == "reports" and key.path[-1][:5] == "city_")
+
 
 # the data version downstream steps key on: the output's content where it is cheap to
 # digest (marts), else the digest of its inputs (staging)
@@ -189,8 +201,7 @@ def step_partition(context, own_key: dg.AssetKey) -> str | None:
     """The district a step works for: the run's partition, when `own_key` is a district
     asset (a city asset in a district's run works for the city)."""
     op = _op(context)
-    graph = op.job_def.asset_layer.asset_graph
-    if graph.get(own_key).partitions_def is None or not op.has_partition_key:
+    if not is_district_asset(own_key) or not op.has_partition_key:
         return None
     return op.partition_key
 
@@ -201,11 +212,10 @@ def upstream_latest(
     """What a step builds on: for a district step, the same district's latest of each
     district asset; for a city step, every district's; the latest of a city asset."""
     op = _op(context)
-    graph = op.job_def.asset_layer.asset_graph
     mine = step_partition(context, own_key)
     out: dict[dg.AssetKey, Latest | AllDistricts] = {}
     for key in keys:
-        if graph.get(key).partitions_def is None:
+        if not is_district_asset(key):
             out[key] = require(op.instance, key)
         elif mine is not None:
             out[key] = require(op.instance, key, mine)
@@ -236,18 +246,22 @@ def reading_latest(
 
 
 def district_keys(table: str) -> tuple[str, ...]:
-    """Columns of a staging table that are keys within one district only (a union code, a
-    member number): a city view prefixes them with the district, so two districts' U001 do
-    not join. person_key is the same person in every district and stays as it is."""
+    """Columns of a staging table that are identifiers within one district only (a union
+    code, a member number, a training session): a city view prefixes them with the
+    district, so two districts' U001 neither join nor count as one. person_key is the same
+    person in every district and stays as it is."""
     from union_pipeline.ingest.specs import load_specs
 
     schema, name = table.split(".")
     spec = load_specs().get(name) if schema == "staging" else None
     if spec is None:
         return ()
-    columns = {c.name: c for c in spec.columns}
-    keys = [*spec.key, *(r.column for r in spec.references)]
-    return tuple(dict.fromkeys(k for k in keys if k in columns and columns[k].type == "text"))
+    local = {*spec.key, *(r.column for r in spec.references)}
+    return tuple(
+        c.name
+        for c in spec.columns
+        if c.type == "text" and (c.name in local or c.name.endswith("_id"))
+    )
 
 
 def output_metadata(
@@ -290,7 +304,11 @@ def blocking_check_failures(
 
     graph = context.job_def.asset_layer.asset_graph
     check_keys = [
-        c for key in keys for c in graph.get(key).check_keys if graph.get_check_spec(c).blocking
+        c
+        for key in keys
+        if graph.has(key)
+        for c in graph.get(key).check_keys
+        if graph.get_check_spec(c).blocking
     ]
     if not check_keys:
         return []

@@ -803,8 +803,7 @@ def _generate(out: Path, scale: float, seed: int, code: str, city: Shared | None
     rng = rng_for(seed_d, "remarks:loans")
     remark = np.where(loans.second, 1, np.where(rng.random(loans.n) < 0.05, 2, 0))
     # the district's own branches of the partner banks
-    banks = BANKS if zhenhai else [b.replace("镇海区", place.name) for b in BANKS]
-    banks = [b.replace("镇海", place.short) for b in banks]
+    banks = [b.replace("镇海区", place.name).replace("镇海", place.short) for b in BANKS]
     lt = loan_table(loans, people, np.arange(loans.n), banks)
     bad = _bad.bad_loans(
         rng_for(seed_d, "bad:loans"),
@@ -1285,7 +1284,7 @@ def _write_targets(out: Path, scale: float, profile: Profile, name: str) -> list
     # Zhenhai's file as it always was (`:g`, six significant digits); the others exact
     fmt = (lambda v: f"{v:g}") if profile.code == ZHENHAI_CODE else _number
     _write_target_file(out / "targets", rows, f"{name}总工会", fmt)
-    return rows
+    return [(c, y, float(fmt(v)), comp, basis) for c, y, v, comp, basis in rows]  # as written
 
 
 def _write_target_file(folder: Path, rows: list[tuple], creator: str, fmt=_number) -> None:

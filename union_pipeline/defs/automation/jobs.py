@@ -8,12 +8,14 @@ import dagster as dg
 # would do the same work twice and race to publish.
 REFRESH_TAGS = {"union/refresh": "true"}
 
-# The city's assets (not partitioned by district): its group, the KPI catalogue every
-# district shares, and the city's warehouse file.
-CITY = dg.AssetSelection.groups("city") | dg.AssetSelection.assets(
-    dg.AssetKey(["marts", "kpi_catalogue"]), dg.AssetKey(["warehouse", "union_duckdb"])
+# The city's assets (not partitioned by district): its group and the city's warehouse
+# file. The KPI catalogue, one for every district, is refreshed by both.
+CATALOGUE = dg.AssetSelection.assets(dg.AssetKey(["marts", "kpi_catalogue"]))
+CITY_ONLY = dg.AssetSelection.groups("city") | dg.AssetSelection.assets(
+    dg.AssetKey(["warehouse", "union_duckdb"])
 )
-DISTRICT = dg.AssetSelection.all(include_sources=True) - CITY
+CITY = CITY_ONLY | CATALOGUE
+DISTRICT = dg.AssetSelection.all(include_sources=True) - CITY_ONLY
 
 refresh_all = dg.define_asset_job(
     "refresh_all",

@@ -11,6 +11,7 @@ from union_pipeline.assetkit.outputs import (
     VERSION,
     blocking_check_failures,
     district_partitions,
+    is_district_asset,
     latest,
     step_partition,
     upstream_latest,
@@ -63,6 +64,11 @@ def _comments(context, upstream) -> tuple[dict, dict]:
     """Table comments from each asset's description, column comments from its schema, and
     for staging the Chinese header beside the English name from the source specs."""
     graph = context.job_def.asset_layer.asset_graph
+    if not all(graph.has(key) for key in upstream):
+        # the city's run holds only the city's assets: the districts' are in the project's
+        from union_pipeline.definitions import defs
+
+        graph = defs().resolve_asset_graph()
     tables, columns = {}, {}
     for key, found in upstream.items():
         schema = found.get("dagster/column_schema")
@@ -77,26 +83,41 @@ def _comments(context, upstream) -> tuple[dict, dict]:
 
 
 def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -> list[str]:
-    """Blocking checks that failed on the tables to publish: the district's, or for the city
-    every district's and its own."""
-    graph = context.job_def.asset_layer.asset_graph
-    own = [k for k in keys if graph.get(k).partitions_def is None]
-    of_districts = [k for k in keys if k not in own]
-    failed = blocking_check_failures(context, own)
-    for code in [district] if district else district_partitions(context.instance):
-        failed += [
-            f"{name} [{code}]" for name in blocking_check_failures(context, of_districts, code)
-        ]
+    """Why the tables may not be published: for a district, its blocking checks that
+    failed; for the city, its own, and every district whose latest outputs its own
+    publish did not take (a blocking check stopped it, or its refresh is not done)."""
+    if district is not None:
+        return blocking_check_failures(context, keys, district)
+    failed = blocking_check_failures(context, [k for k in keys if not is_district_asset(k)])
+    of_districts = [k for k in PUBLISHED if is_district_asset(k)]
+    for code in district_partitions(context.instance):
+        published = latest(context.instance, DISTRICT_KEY, code)
+        now = {
+            k.to_user_string(): (latest(context.instance, k, code) or _NONE).version
+            for k in of_districts
+        }
+        taken = published.get("versions") if published else None
+        if not taken or any(taken.get(k) != v for k, v in now.items()):
+            failed.append(
+                f"district {code}: its latest outputs are not in its own warehouse file yet "
+                "(a blocking check failed or its refresh is unfinished)"
+            )
     return sorted(failed)
 
 
-def _keep(instance: dg.DagsterInstance, graph) -> set[Path]:
+class _None:
+    version = None
+
+
+_NONE = _None()
+
+
+def _keep(instance: dg.DagsterInstance) -> set[Path]:
     """The output folders some latest materialization needs, in any district."""
     codes = district_partitions(instance)
     folders = set()
     for key in CITY_PUBLISHED:
-        partitions = codes if graph.get(key).partitions_def is not None else [None]
-        for code in partitions:
+        for code in codes if is_district_asset(key) else [None]:
             found = latest(instance, key, code)
             # a staging folder holds its quarantine file beside its table
             folders |= {Path(p).parent for p in (found.tables.values() if found else [])}
@@ -179,7 +200,7 @@ def _publish(
                 "ORDER BY 1"
             ).fetchall()
         )
-    keep = _keep(context.instance, context.job_def.asset_layer.asset_graph)
+    keep = _keep(context.instance)
     removed = [
         p
         for layer in ("staging", "marts")
