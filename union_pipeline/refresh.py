@@ -14,7 +14,7 @@ import time
 
 import dagster as dg
 
-from union_pipeline.defs.automation.jobs import REFRESH_TAGS, add_districts
+from union_pipeline.defs.automation.jobs import add_districts
 from union_pipeline.districts import district_codes, is_city_drop
 from union_pipeline.settings import load_settings
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         for job_name, code in runs:
             started = time.monotonic()
             result = definitions.resolve_job_def(job_name).execute_in_process(
-                instance=instance, partition_key=code, tags=REFRESH_TAGS, raise_on_error=False
+                instance=instance, partition_key=code, raise_on_error=False
             )
             status = "ok" if result.success else "FAILED"
             print(

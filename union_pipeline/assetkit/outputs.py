@@ -33,7 +33,8 @@ CITY_ASSETS = {
 
 
 def is_district_asset(key: dg.AssetKey) -> bool:
-    return key not in CITY_ASSETS and not (key.path[0] == "reports" and key.path[-1][:5] == "city_")
+    city_report = key.path[0] == "reports" and key.path[-1].startswith("city_")
+    return key not in CITY_ASSETS and not city_report
 
 
 # the data version downstream steps key on: the output's content where it is cheap to

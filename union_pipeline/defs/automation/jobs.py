@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-# Runs tagged so are limited to one at a time (deploy/dagster.yaml): two refreshes at once
-# would do the same work twice and race to publish.
-REFRESH_TAGS = {"union/refresh": "true"}
+# UNION_AUTOMATION=off: the schedule and the automation sensors start stopped, for a
+# deployment (or a test) whose refreshes are launched by hand or as backfills only.
+AUTOMATION_ON = os.environ.get("UNION_AUTOMATION", "on") != "off"
+SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if AUTOMATION_ON else dg.DefaultSensorStatus.STOPPED
+SCHEDULE_STATUS = (
+    dg.DefaultScheduleStatus.RUNNING if AUTOMATION_ON else dg.DefaultScheduleStatus.STOPPED
+)
+
+# Refresh runs are tagged so: deploy/dagster.yaml runs one city roll-up at a time, and one
+# run per district (its `dagster/partition` tag), districts side by side.
+REFRESH_TAGS = {"union/refresh": "district"}
+CITY_TAGS = {"union/refresh": "city"}
 
 # The city's assets (not partitioned by district): its group and the city's warehouse
 # file. The KPI catalogue, one for every district, is refreshed by both.
@@ -42,7 +53,7 @@ city_refresh = dg.define_asset_job(
     selection=CITY,
     description="The city after its districts: the roll-up, the city's targets, the city "
     "warehouse and reports. 全市汇总。",
-    tags=REFRESH_TAGS,
+    tags=CITY_TAGS,
 )
 
 # What a partial materialization (one asset from the UI, a sensor's run) leaves stale is
@@ -50,8 +61,7 @@ city_refresh = dg.define_asset_job(
 follow_up = dg.AutomationConditionSensorDefinition(
     "follow_up_downstream",
     target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    run_tags=REFRESH_TAGS,
+    default_status=SENSOR_STATUS,
     description="Materializes what is downstream of a new materialization (declarative "
     "automation, eager). 上游更新后自动刷新下游。",
 )
@@ -61,7 +71,7 @@ follow_up = dg.AutomationConditionSensorDefinition(
     job=district_refresh,
     cron_schedule="0 2 * * *",
     execution_timezone="Asia/Shanghai",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
     description="Every night at 02:00 Beijing time, every district of the raw drop; the city "
     "follows when its districts are done (declarative automation). "
     "每晚02:00（北京时间）刷新各区县，全市汇总随后自动进行。",

@@ -10,7 +10,13 @@ import dagster as dg
 
 from union_pipeline.assetkit.outputs import DISTRICTS
 from union_pipeline.assetkit.staging import raw_files
-from union_pipeline.defs.automation.jobs import REFRESH_TAGS, city_refresh, district_refresh
+from union_pipeline.defs.automation.jobs import (
+    CITY_TAGS,
+    REFRESH_TAGS,
+    SENSOR_STATUS,
+    city_refresh,
+    district_refresh,
+)
 from union_pipeline.districts import DISTRICT_CODE, district_codes, is_city_drop
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.settings import load_settings
@@ -50,7 +56,7 @@ def changed(before: dict[str, list], after: dict[str, list]) -> set[tuple[str | 
 @dg.sensor(
     jobs=[district_refresh, city_refresh],
     minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
     description="New or changed files in UNION_RAW_DIR refresh their district's sources and "
     "everything downstream (a new district folder adds the district); the city follows. "
     "原始数据目录有新文件或文件变化时，刷新相应区县的数据源及下游。",
@@ -101,7 +107,7 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
             dg.RunRequest(
                 run_key=f"{run_key}-city",
                 job_name=city_refresh.name,
-                tags={**REFRESH_TAGS, "union/changed_sources": "city_targets"},
+                tags={**CITY_TAGS, "union/changed_sources": "city_targets"},
             )
         )
     return dg.SensorResult(

@@ -251,7 +251,8 @@ def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     group_name="warehouse",
     kinds={"duckdb"},
     owners=[OWNER],
-    deps=CITY_PUBLISHED,
+    # after every district's own publish: the city holds what its districts published
+    deps=[*CITY_PUBLISHED, DISTRICT_KEY],
     code_version=CODE_VERSION,
     automation_condition=EAGER,
 )

@@ -1,0 +1,122 @@
+"""The city's dashboard and briefing: its districts side by side, and the city against its
+own targets. Written to UNION_EXPORT_DIR/city/<as-of>/ for a city drop."""
+
+import dagster as dg
+
+from union_pipeline import districts
+from union_pipeline.assetkit.outputs import REUSED, VERSION, latest, reading_latest, versions_of
+from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
+from union_pipeline.reports import (
+    export_paths,
+    export_static,
+    load_theme,
+    static_export_problem,
+    write_briefing,
+    write_dashboard,
+)
+from union_pipeline.reports.city import build_city_charts, city_report_data
+from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.warehouse.versions import digest
+
+CITY_KPI_YEARLY = dg.AssetKey(["marts", "city_kpi_yearly"])
+REFRESH_CONTEXT = dg.AssetKey(["marts", "refresh_context"])
+CITY_WAREHOUSE = dg.AssetKey(["warehouse", "union_duckdb"])
+DASHBOARD = dg.AssetKey(["reports", "city_dashboard"])
+BRIEFING = dg.AssetKey(["reports", "city_briefing"])
+CODE = digest(package_digest("reports"), (ASSETS_DIR / "theme.yaml").read_text("utf-8"))
+
+
+@dg.multi_asset(
+    name="city_reports",
+    specs=[
+        dg.AssetSpec(
+            DASHBOARD,
+            group_name="city",
+            kinds={"plotly", "html"},
+            owners=[OWNER],
+            deps=[CITY_KPI_YEARLY, CITY_WAREHOUSE],
+            code_version=CODE,
+            automation_condition=EAGER,
+            skippable=True,
+            description="全市工作指标看板 — The city's dashboard: the districts compared (their "
+            "progress to their targets, each section's KPIs ranked across the city) and the "
+            "city's own scorecard and trends against the city's targets; one offline HTML "
+            "file. Written for a city drop (two districts or more).",
+        ),
+        dg.AssetSpec(
+            BRIEFING,
+            group_name="city",
+            kinds={"plotly", "pdf"},
+            owners=[OWNER],
+            deps=[CITY_KPI_YEARLY, CITY_WAREHOUSE],
+            code_version=CODE,
+            automation_condition=EAGER,
+            skippable=True,
+            description="全市工作指标简报 — The city's briefing PDF (A4): cover, the city's "
+            "scorecard, the districts' progress, then a page per chart. Not written where "
+            "this machine cannot export PDF.",
+        ),
+    ],
+    can_subset=True,
+)
+def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    settings = warehouse.settings
+    if not districts.is_city_drop(settings.raw_dir):
+        context.log.info("a single-district drop: the district's own reports are the city's")
+        return
+    theme = load_theme().of(None)
+    keys = [CITY_KPI_YEARLY, REFRESH_CONTEXT]
+    with reading_latest(context, DASHBOARD, keys, warehouse.warehouse) as (con, upstream):
+        as_of, first_year = con.execute(
+            "SELECT max(as_of), min(first_year) FROM marts.refresh_context"
+        ).fetchall()[0]
+        city_yearly = con.execute("SELECT * FROM marts.city_kpi_yearly").df()
+    data = city_report_data(city_yearly, as_of, int(first_year))
+    charts = build_city_charts(city_yearly, data, theme)
+    paths = export_paths(
+        districts.district_export_dir(settings.export_dir, settings.raw_dir, None), as_of
+    )
+    can_export = static_export_problem() is None
+    version = digest(CODE, theme.lang, versions_of(upstream), str(paths.root), can_export)
+    selected = context.selected_asset_keys
+    previous = {key: latest(context.instance, key) for key in selected}
+    outputs = {DASHBOARD: paths.dashboard, BRIEFING: paths.briefing}
+    if all(
+        p is not None and p.version == version and outputs[k].is_file() for k, p in previous.items()
+    ):
+        for key, found in previous.items():
+            metadata = {**found.metadata, REUSED: dg.MetadataValue.bool(True)}
+            yield dg.MaterializeResult(
+                asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
+            )
+        return
+    static = export_static(charts, paths, theme, context.log) if can_export else None
+    common = {
+        "as_of": dg.MetadataValue.text(as_of.isoformat()),
+        "districts": dg.MetadataValue.int(int(city_yearly["district"].nunique()) - 1),
+        "charts": dg.MetadataValue.json([c.slug for c in charts]),
+        VERSION: dg.MetadataValue.text(version),
+        REUSED: dg.MetadataValue.bool(False),
+    }
+    briefing_name = paths.briefing.name if can_export else None
+    if DASHBOARD in selected:
+        path = write_dashboard(charts, paths.dashboard, data, theme, briefing_name)
+        yield dg.MaterializeResult(
+            asset_key=DASHBOARD,
+            data_version=dg.DataVersion(version),
+            metadata={**common, "path": dg.MetadataValue.path(str(path))},
+        )
+    if BRIEFING in selected and static is not None and not static.skipped:
+        made = write_briefing(
+            charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
+        )
+        yield dg.MaterializeResult(
+            asset_key=BRIEFING,
+            data_version=dg.DataVersion(version),
+            metadata={
+                **common,
+                "path": dg.MetadataValue.path(str(made.path)),
+                "pages": dg.MetadataValue.int(made.pages),
+            },
+        )
