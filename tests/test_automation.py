@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._utils.schedules import cron_string_iterator
 
 from tests.drops import TARGET_HEADER, write_csv
@@ -31,10 +32,22 @@ def test_schedule_fires_at_two_in_shanghai():
         2026, 11, 24, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai")
     )
     assert first.astimezone(dt.UTC).hour == 18  # the night before, in UTC
-    with dg.build_schedule_context(scheduled_execution_time=first) as context:
-        request = nightly_refresh.evaluate_tick(context).run_requests[0]
-    assert request.job_name in (None, "refresh_all")
-    assert nightly_refresh.job.tags["union/refresh"] == "true"  # one refresh at a time
+    with (
+        dg.instance_for_test() as instance,
+        partition_loading_context(dynamic_partitions_store=instance),
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=first,
+            repository_def=defs().get_repository_def(),
+        ) as context,
+    ):
+        requests = nightly_refresh.evaluate_tick(context).run_requests
+        # every district of the drop, registered as a partition
+        assert instance.get_dynamic_partitions("district") == ["330211"]
+    assert [r.partition_key for r in requests] == ["330211"]
+    assert requests[0].job_name in (None, "district_refresh")
+    # one run per district at a time (deploy/dagster.yaml limits its partition tag)
+    assert nightly_refresh.job.tags["union/refresh"] == "district"
 
 
 @pytest.fixture
@@ -45,7 +58,16 @@ def sensor_env(minimal_drop, monkeypatch):
 
 def evaluate(cursor=None):
     repo = defs().get_repository_def()
-    with dg.instance_for_test() as instance:
+    with (
+        dg.instance_for_test() as instance,
+        partition_loading_context(dynamic_partitions_store=instance),
+    ):
+        # the daemon adds the partitions the sensor asks for before its runs are resolved;
+        # a test context cannot, so the district is registered as the first tick would
+        probe = dg.build_sensor_context(cursor=cursor, repository_def=repo, instance=instance)
+        new = raw_files_sensor(probe).dynamic_partitions_requests
+        assert [r.partition_keys for r in new] == [["330211"]]
+        instance.add_dynamic_partitions("district", ["330211"])
         context = dg.build_sensor_context(cursor=cursor, repository_def=repo, instance=instance)
         result = raw_files_sensor.evaluate_tick(context)
     return result
@@ -62,8 +84,9 @@ def test_sensor_refreshes_touched_sources_and_downstream(sensor_env):
         "staging/members",
         "staging/targets",
         "marts/kpi_yearly",
-        "warehouse/union_duckdb",
+        "warehouse/district_duckdb",
     } <= selected(first)
+    assert first.run_requests[0].partition_key == "330211"
 
     unchanged = evaluate(first.cursor)
     assert not unchanged.run_requests
@@ -78,7 +101,7 @@ def test_sensor_refreshes_touched_sources_and_downstream(sensor_env):
     changed = evaluate(touched.cursor)
     assert "staging/targets" in selected(changed)
     assert "staging/members" not in selected(changed)
-    assert {"marts/kpi_yearly", "warehouse/union_duckdb"} <= selected(changed)
+    assert {"marts/kpi_yearly", "warehouse/district_duckdb"} <= selected(changed)
 
     write_csv(sensor_env / "training" / "t.csv", ["记录编号"], [["R1"]])
     added = evaluate(changed.cursor)

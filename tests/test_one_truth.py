@@ -13,9 +13,18 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from dagster._core.instance.ref import InstanceRef
 
 from tests.drops import TARGET_HEADER, UNION_HEADER, write_csv
-from tests.runs import materializations, refresh_job, run, warehouse_keys, warehouse_state
+from tests.runs import (
+    DISTRICT,
+    materializations,
+    refresh_job,
+    run,
+    warehouse_keys,
+    warehouse_state,
+    with_district,
+)
 from union_pipeline.definitions import defs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +87,11 @@ def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_pat
             [["members_total", "2020"]],
         )
         first = dg.execute_job(
-            job, instance, asset_selection=warehouse_keys(), raise_on_error=False
+            job,
+            instance,
+            asset_selection=warehouse_keys(),
+            tags={"dagster/partition": DISTRICT},
+            raise_on_error=False,
         )
         assert not first.success
         assert warehouse_state(env) == before, "a failed run publishes nothing"
@@ -87,6 +100,8 @@ def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_pat
             job,
             instance,
             raise_on_error=False,
+            # the UI's re-execution keeps the run's tags; execute_job needs them given
+            tags={"dagster/partition": DISTRICT},
             reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
         )
         assert retry.success
@@ -141,8 +156,10 @@ def test_one_asset_materialized_is_followed_by_its_downstream(
             TARGET_HEADER,
             [["members_total", "2020", "2", ">=", "revised again"]],
         )
+        # (in a single-district drop the city's targets are the same folder's)
+        city_targets = dg.AssetKey(["staging", "city_targets"])
         downstream = (
-            dg.AssetSelection.assets(targets)
+            dg.AssetSelection.assets(targets, city_targets)
             .downstream()
             .resolve(definitions.resolve_asset_graph())
         )
@@ -164,7 +181,7 @@ def test_a_second_refresh_with_nothing_changed_redoes_nothing(env, monkeypatch):
         assert second.success
     done = materializations(second)
     staging = [k for k in done if k.startswith("staging/")]
-    assert len(staging) == 9
+    assert len(staging) == 10  # the seven sources, the quarantine, published, city targets
     for key in staging + [k for k in done if k.startswith("marts/")]:
         assert done[key]["union/reused"] is True, f"{key} was redone"
         assert done[key]["union/made_in_run"] == first.run_id, key
@@ -186,7 +203,8 @@ def test_a_changed_file_reruns_only_its_chain(env, demo_drop, monkeypatch):
     done = materializations(second)
     redone = {k for k, m in done.items() if m.get("union/reused") is False}
     sources = {k for k in redone if k.startswith("staging/") and k != "staging/quarantine"}
-    assert sources == {"staging/targets"}
+    # the drop's targets are the district's and, in a single-district drop, the city's
+    assert sources == {"staging/targets", "staging/city_targets"}
     assert "staging/quarantine" in redone  # it gathers every source's held-back rows
     assert "marts/kpi_yearly" in redone
     # their inputs' content did not change: the monthly series stand
@@ -194,7 +212,7 @@ def test_a_changed_file_reruns_only_its_chain(env, demo_drop, monkeypatch):
     assert done["warehouse/union_duckdb"]["union/reused"] is False
 
 
-def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_path):
+def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_path, monkeypatch):
     """SIGKILL mid-run (as the out-of-memory killer would): readers keep the last good
     warehouse and the next refresh succeeds."""
     home = tmp_path / "dagster_home"
@@ -210,8 +228,13 @@ def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_pat
         "union_pipeline.definitions",
         "--select",
         "not group:reports",
+        "--partition",
+        DISTRICT,
     ]
     no_reports = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        with_district(instance)
     assert subprocess.run(command, env=no_reports, cwd=ROOT, capture_output=True).returncode == 0
     before = warehouse_state(env)
     new_unions(demo_drop)

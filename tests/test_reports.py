@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import pytest
 from pypdf import PdfReader
 
-from tests.runs import register_marts
+from tests.runs import register_marts, with_district
 from union_pipeline.kpis import load_catalogue
 from union_pipeline.reports import (
     build_charts,
@@ -599,8 +599,12 @@ def test_report_assets_are_declared_for_readers():
     from union_pipeline.definitions import defs
 
     graph = defs().resolve_asset_graph()
-    warehouse_key = dg.AssetKey(["warehouse", "union_duckdb"])
-    keys = {k for k in graph.get_all_asset_keys() if k.path[0] == "reports"}
+    warehouse_key = dg.AssetKey(["warehouse", "district_duckdb"])
+    keys = {
+        k
+        for k in graph.get_all_asset_keys()
+        if k.path[0] == "reports" and graph.get(k).group_name != "city"
+    }
     extra = ["briefing_mail", "kpi_workbook", "problem_lists"]
     assert keys == {dg.AssetKey(["reports", name]) for name in [*REPORT_ASSETS, *extra]}
     chart_keys = {dg.AssetKey(["reports", name]) for name in CHARTS}
@@ -628,6 +632,7 @@ def materialize_reports(instance, warehouse: Path, tmp_path: Path) -> dg.Execute
     return dg.materialize(
         [assets.charts, assets.dashboard, assets.briefing, assets.briefing_mail],
         instance=instance,
+        partition_key=with_district(instance),
         resources={"warehouse": WarehouseResource(path=str(tmp_path / "wh" / "union.duckdb"))},
     )
 

@@ -78,9 +78,9 @@ def ranking_charts(districts: pd.DataFrame, data: ReportData, theme: Theme) -> l
         for i, kpi in enumerate(kpis):
             r, col = i // cols + 1, i % cols + 1
             part = rows[rows["kpi_code"] == kpi.code].copy()
+            # plotly draws the first bar at the bottom: the best district last, on top
             lower_better = kpi.target_comparator == "<="
             part = part.sort_values("actual", ascending=not lower_better, na_position="first")
-            part = part.iloc[::-1]  # plotly draws the first bar at the bottom: best on top
             values = [_num(v) for v in part["actual"]]
             fig.add_bar(
                 row=r,
@@ -103,7 +103,7 @@ def ranking_charts(districts: pd.DataFrame, data: ReportData, theme: Theme) -> l
                     y=list(part["district_name"]),
                     x=targets,
                     mode="markers",
-                    marker=dict(symbol="line-ns", size=18, color=c["target"], line_width=3),
+                    marker=dict(symbol="line-ns", size=18, line=dict(color=c["target"], width=3)),
                     showlegend=False,
                     hovertemplate="%{y}: " + theme.t("city_district") + " %{x}<extra></extra>",
                 )
@@ -138,15 +138,16 @@ def progress_chart(districts: pd.DataFrame, data: ReportData, theme: Theme) -> C
     rows["share"] = share.where(~lower, rows["target"] / basis)
     order = [k.code for k in data.catalogue if k.code in set(rows["kpi_code"])]
     names = {k.code: theme.kpi_name(k) for k in data.catalogue}
-    table = rows.pivot_table(index="district_name", columns="kpi_code", values="share")
-    table = table.reindex(columns=order)
+    # a KPI a row (its name reads across), a district a column
+    table = rows.pivot_table(index="kpi_code", columns="district_name", values="share")
+    table = table.reindex(index=order)
     c = theme.colors
     text = [[theme.fmt(_num(v), "ratio", decimals=0) for v in row] for row in table.to_numpy()]
     fig = go.Figure(
         go.Heatmap(
             z=table.to_numpy(),
-            x=[names[code] for code in table.columns],
-            y=list(table.index),
+            x=list(table.columns),
+            y=[names[code] for code in table.index],
             text=text,
             texttemplate="%{text}",
             zmin=0.6,
@@ -154,12 +155,14 @@ def progress_chart(districts: pd.DataFrame, data: ReportData, theme: Theme) -> C
             zmax=1.4,
             colorscale=[[0, c["missed"]], [0.5, "#FFFFFF"], [1, c["met"]]],
             showscale=False,
-            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
+            hovertemplate="%{x} · %{y}: %{text}<extra></extra>",
+            xgap=2,
+            ygap=2,
         )
     )
     title = theme.t("city_progress_title")
-    _page_layout(fig, theme, data, title, theme.t("city_progress_subtitle", y=year), extra_top=10)
-    fig.update_xaxes(tickangle=-35, side="bottom")
+    _page_layout(fig, theme, data, title, theme.t("city_progress_subtitle", y=year), extra_top=44)
+    fig.update_xaxes(side="top")
     fig.update_yaxes(autorange="reversed")
     return Chart(
         slug="city_progress", group="city_progress", section="scorecard", title=title, figure=fig
@@ -174,4 +177,8 @@ def build_city_charts(city_yearly: pd.DataFrame, data: ReportData, theme: Theme)
     charts += [progress] if progress else []
     charts += ranking_charts(districts, data, theme)
     rank = {"scorecard": -1} | {s["key"]: i for i, s in enumerate(theme.sections)}
-    return sorted(charts, key=lambda ch: (rank.get(ch.section, len(rank)), ch.group))
+    # the city's scorecard, its districts' progress; per section the districts, then the city
+    within = {"kpi_scorecard": 0, "city_progress": 1, "city_ranking": 2, "kpi_trends": 3}
+    return sorted(
+        charts, key=lambda ch: (rank.get(ch.section, len(rank)), within.get(ch.group, 9))
+    )
