@@ -82,7 +82,13 @@ def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path
                 return len(runs) == len(CODES) and len(finished) == len(CODES) and runs
 
             runs = _wait("the backfill's runs to finish", 900, all_done)
-            assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+            failures = [
+                (e.message or "")[-1500:]
+                for r in runs
+                for e in instance.all_logs(r.run_id)
+                if e.level >= 40 or "fail" in (e.message or "").lower()
+            ]
+            assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, failures
             assert sorted(r.tags["dagster/partition"] for r in runs) == sorted(CODES)
             assert 1 <= most_at_once <= 2
             for code in CODES:

@@ -98,3 +98,22 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path, monkeypatch):
     finally:
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait(timeout=30)
+
+
+def test_a_live_worker_started_by_multiprocessing_is_alive_and_a_reused_pid_is_not():
+    """The code server starts run workers by multiprocessing (no "dagster" in their command
+    line): such a worker is alive; a process younger than the worker's record is not it."""
+    import multiprocessing
+
+    from union_pipeline.defs.automation.sensors import worker_alive
+
+    recorded = time.time() + 1
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(30,))
+    child.start()
+    try:
+        assert worker_alive(child.pid, recorded)
+        assert not worker_alive(child.pid, recorded - 3600)  # a pid reused since
+    finally:
+        child.kill()
+        child.join()
+    assert not worker_alive(child.pid, recorded)

@@ -179,6 +179,4 @@ def build_city_charts(city_yearly: pd.DataFrame, data: ReportData, theme: Theme)
     rank = {"scorecard": -1} | {s["key"]: i for i, s in enumerate(theme.sections)}
     # the city's scorecard, its districts' progress; per section the districts, then the city
     within = {"kpi_scorecard": 0, "city_progress": 1, "city_ranking": 2, "kpi_trends": 3}
-    return sorted(
-        charts, key=lambda ch: (rank.get(ch.section, len(rank)), within.get(ch.group, 9))
-    )
+    return sorted(charts, key=lambda ch: (rank.get(ch.section, len(rank)), within.get(ch.group, 9)))

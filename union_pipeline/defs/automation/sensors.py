@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -118,26 +119,47 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
     )
 
 
-def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid the run's worker process recorded when it started."""
+def worker_started(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
+    """The pid the run's worker process recorded when it started, and when."""
     for record in instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
     ).records:
-        event = record.event_log_entry.dagster_event
+        entry = record.event_log_entry
+        event = entry.dagster_event
         data = event.engine_event_data if event else None
         pid = data.metadata.get("pid") if data and data.metadata else None
         if pid is not None:
-            return int(getattr(pid, "value", pid))
+            return int(getattr(pid, "value", pid)), entry.timestamp
     return None
 
 
-def worker_alive(pid: int) -> bool:
-    """Whether `pid` is still a Dagster process (a pid reused by another program is not)."""
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    found = worker_started(instance, run_id)
+    return found[0] if found else None
+
+
+def _boot_time() -> float:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def worker_alive(pid: int, started_at: float | None = None) -> bool:
+    """Whether process `pid` still runs (not a zombie) and is the run's worker: a process
+    that started after the worker recorded its pid is another program with a reused pid.
+    (Its command line says nothing: the code server starts workers by multiprocessing.)"""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return b"dagster" in cmdline or b"union_pipeline" in cmdline
+    fields = stat.rsplit(")", 1)[1].split()  # after "(command)": state is field 3
+    if fields[0] in ("Z", "X"):
+        return False
+    if started_at is None:
+        return True
+    began = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22
+    return began <= started_at + 5
 
 
 @dg.sensor(
@@ -155,9 +177,10 @@ def dead_run_worker(context: dg.SensorEvaluationContext):
     failed = []
     for record in records:
         run = record.dagster_run
-        pid = worker_pid(instance, run.run_id)
-        if pid is None or worker_alive(pid):
+        started = worker_started(instance, run.run_id)
+        if started is None or worker_alive(*started):
             continue
+        pid = started[0]
         instance.report_run_failed(
             run,
             f"The run worker (pid {pid}) is gone: killed or out of memory. "
