@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
-from tests.test_recovery import _wait
+from tests.test_recovery import _wait, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 CODES = ["330211", "330203", "330205"]
@@ -39,14 +39,7 @@ def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         instance.add_dynamic_partitions("district", CODES)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-m", "union_pipeline.definitions"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    daemon = start_daemon(env)
     try:
         submitted = subprocess.run(
             [

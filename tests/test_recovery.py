@@ -28,6 +28,19 @@ def _wait(what: str, seconds: float, probe):
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
+def start_daemon(env: dict) -> subprocess.Popen:
+    """`dagster-daemon run` on the project's definitions, in a session of its own (so the
+    test can stop it with its children)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster._daemon", "run", "-m", "union_pipeline.definitions"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -45,14 +58,7 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path, monkeypatch):
     # the storage is made here first: two processes creating it at once collide
     dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
     # the daemon runs the sensors: the file sensor's first tick requests a refresh
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-m", "union_pipeline.definitions"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    daemon = start_daemon(env)
     try:
         with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
 

@@ -19,6 +19,7 @@ from union_pipeline.assetkit.outputs import (
     MADE_IN_RUN,
     REUSED,
     VERSION,
+    district_partitions,
     latest,
     reading_latest,
     versions_of,
@@ -248,14 +249,10 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         # is recorded
         keep = {folder} | {
             Path(found.get(CHART_FILE)).parent
-            for code in districts_with(context)
+            for code in district_partitions(context.instance)
             if (found := latest(context.instance, key, code)) and found.get(CHART_FILE)
         }
         store.outputs.cleanup(keep, pattern=f"reports/{name}/*")
-
-
-def districts_with(context) -> list[str]:
-    return sorted(context.instance.get_dynamic_partitions(DISTRICTS.name))
 
 
 def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:

@@ -93,7 +93,9 @@ def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -
     for code in district_partitions(context.instance):
         published = latest(context.instance, DISTRICT_KEY, code)
         now = {
-            k.to_user_string(): (latest(context.instance, k, code) or _NONE).version
+            k.to_user_string(): found.version
+            if (found := latest(context.instance, k, code))
+            else None
             for k in of_districts
         }
         taken = published.get("versions") if published else None
@@ -103,13 +105,6 @@ def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -
                 "(a blocking check failed or its refresh is unfinished)"
             )
     return sorted(failed)
-
-
-class _None:
-    version = None
-
-
-_NONE = _None()
 
 
 def _keep(instance: dg.DagsterInstance) -> set[Path]:
