@@ -1,9 +1,11 @@
 """`python -m union_pipeline.refresh`: the headless refresh, as the nightly schedule runs it.
 
 Every district of the raw drop (its partitions registered first), one run each, then the
-city's run; a single-district drop is one run of `refresh_all`. The runs are recorded in
-the Dagster instance (DAGSTER_HOME) like any other, and each step whose inputs did not
-change keeps its result. Exit status 1 when any run failed.
+city's run; a single-district drop is one run of `refresh_all`. A district (or the city)
+whose files, code and settings are as at its last successful refresh is not run again:
+its results stand (`--force` runs it all the same). The runs are recorded in the Dagster
+instance (DAGSTER_HOME) like any other, and each step whose inputs did not change keeps
+its result. Exit status 1 when any run failed.
 """
 
 from __future__ import annotations
@@ -14,9 +16,39 @@ import time
 
 import dagster as dg
 
+from union_pipeline.assetkit import unchanged
+from union_pipeline.assetkit.outputs import latest
 from union_pipeline.defs.automation.jobs import add_districts
 from union_pipeline.districts import district_codes, is_city_drop
 from union_pipeline.settings import load_settings
+
+Planned = tuple[str, str, str, dg.DagsterRun | None]
+
+
+def _planned(instance, settings, codes: list[str], force: bool) -> list[Planned]:
+    """(job, partition, inputs, standing run) for each run the drop needs, in order."""
+    if not is_city_drop(settings.raw_dir):
+        code = codes[0]
+        inputs = unchanged.district_inputs(instance, settings, code)
+        run = unchanged.standing_district_run(instance, code, inputs)
+        city = latest(instance, unchanged.CITY_FILE)
+        if run is not None and (city is None or city.run_id != run.run_id):
+            run = None  # the city file was made elsewhere since
+        return [("refresh_all", code, inputs, None if force else run)]
+    plan = []
+    for code in codes:
+        inputs = unchanged.district_inputs(instance, settings, code)
+        run = unchanged.standing_district_run(instance, code, inputs)
+        plan.append(("district_refresh", code, inputs, None if force else run))
+    return plan
+
+
+def _say_stands(job_name: str, code: str | None, run: dg.DagsterRun, started: float) -> None:
+    print(
+        f"{job_name} {code or 'city'}: unchanged since run {run.run_id[:8]}, its results "
+        f"stand ({time.monotonic() - started:.1f} s)",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--district", action="append", help="only this district (repeatable); then the city"
     )
+    parser.add_argument(
+        "--force", action="store_true", help="run even what did not change since its last run"
+    )
     args = parser.parse_args(argv)
-    from union_pipeline.definitions import defs
-
+    started = time.monotonic()
     settings = load_settings()
     codes = district_codes(settings.raw_dir)
     if not codes:
@@ -38,23 +72,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"not in the drop: {', '.join(unknown)} (it has {', '.join(codes)})")
             return 2
         codes = [c for c in codes if c in args.district]
-    definitions = defs()
     failed = []
+    definitions = None
     with dg.DagsterInstance.get() as instance:
         add_districts(instance, codes)
-        if is_city_drop(settings.raw_dir):
-            runs = [("district_refresh", code) for code in codes] + [("city_refresh", None)]
-        else:
-            runs = [("refresh_all", codes[0])]
-        for job_name, code in runs:
-            started = time.monotonic()
+        plan = _planned(instance, settings, codes, args.force)
+        city_drop = is_city_drop(settings.raw_dir)
+        for index in range(len(plan) + (1 if city_drop else 0)):
+            if index < len(plan):
+                job_name, code, inputs, standing = plan[index]
+            else:  # the city, after its districts: its inputs are their published files
+                job_name, code = "city_refresh", None
+                inputs = unchanged.city_inputs(instance, settings, district_codes(settings.raw_dir))
+                standing = None if args.force else unchanged.standing_city_run(instance, inputs)
+            if standing is not None:
+                _say_stands(job_name, code, standing, started)
+                continue
+            if definitions is None:  # loading every definition takes seconds: only to run
+                from union_pipeline.definitions import defs
+
+                definitions = defs()
+            run_started = time.monotonic()
             result = definitions.resolve_job_def(job_name).execute_in_process(
-                instance=instance, partition_key=code, raise_on_error=False
+                instance=instance,
+                partition_key=code,
+                raise_on_error=False,
+                tags={unchanged.INPUTS_TAG: inputs},
             )
             status = "ok" if result.success else "FAILED"
             print(
-                f"{job_name} {code or 'city'}: {status} in {time.monotonic() - started:.1f} s "
-                f"(run {result.run_id[:8]})",
+                f"{job_name} {code or 'city'}: {status} in {time.monotonic() - run_started:.1f}"
+                f" s (run {result.run_id[:8]})",
                 flush=True,
             )
             if not result.success:

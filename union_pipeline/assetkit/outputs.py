@@ -48,6 +48,8 @@ TABLES = "union/tables"
 PUBLISHABLE = "union/publishable"
 REUSED = "union/reused"
 MADE_IN_RUN = "union/made_in_run"
+# a staging step held a row back for a date after the refresh date: a later day may admit it
+DATE_SENSITIVE = "union/date_sensitive"
 
 
 class UpstreamError(RuntimeError):

@@ -11,6 +11,7 @@ import dagster as dg
 from union_pipeline import districts
 from union_pipeline.assetkit.metadata import table_metadata
 from union_pipeline.assetkit.outputs import (
+    DATE_SENSITIVE,
     DISTRICTS,
     Latest,
     latest,
@@ -34,7 +35,6 @@ RAW_STATE = "union/raw_files"
 LOAD = "union/load"
 QUARANTINE_FILE = "union/quarantine_file"
 RULE_DATE = "union/rule_date"
-DATE_SENSITIVE = "union/date_sensitive"
 PII_KEY_WARNING = "⚠ pii_key"
 # rules whose outcome moves with the refresh date (an event "not after" it)
 DATED_RULES = ("after_as_of", "future_date")

@@ -49,3 +49,13 @@ def files_state(files: dict[str, Path], known: dict[str, list] | None = None) ->
 def state_version(state: dict[str, list]) -> str:
     """The content version of a set of files: names and hashes, not times."""
     return digest({name: entry[2] for name, entry in state.items()})
+
+
+# the warehouse assets' record of the file they published (`live_stat`)
+LIVE_FILE = "union/live_file"
+
+
+def live_stat(path: Path) -> list[int]:
+    """A published file's identity: replaced or touched, it is another file."""
+    stat = path.stat()
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]

@@ -72,18 +72,39 @@ follow_up = dg.AutomationConditionSensorDefinition(
     cron_schedule="0 2 * * *",
     execution_timezone="Asia/Shanghai",
     default_status=SCHEDULE_STATUS,
-    description="Every night at 02:00 Beijing time, every district of the raw drop; the city "
-    "follows when its districts are done (declarative automation). "
-    "每晚02:00（北京时间）刷新各区县，全市汇总随后自动进行。",
+    description="Every night at 02:00 Beijing time, every district of the raw drop whose files, "
+    "code or settings changed since its last successful refresh; the city follows when its "
+    "districts are done (declarative automation). "
+    "每晚02:00（北京时间）刷新有变化的区县，全市汇总随后自动进行。",
 )
 def nightly_refresh(context: dg.ScheduleEvaluationContext):
+    from union_pipeline.assetkit import unchanged
     from union_pipeline.districts import district_codes
     from union_pipeline.settings import load_settings
 
-    codes = district_codes(load_settings().raw_dir)
+    settings = load_settings()
+    codes = district_codes(settings.raw_dir)
     add_districts(context.instance, codes)
     date = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    return [dg.RunRequest(run_key=f"{date}-{code}", partition_key=code) for code in codes]
+    requests, standing = [], []
+    for code in codes:
+        inputs = unchanged.district_inputs(context.instance, settings, code)
+        if unchanged.standing_district_run(context.instance, code, inputs):
+            standing.append(code)  # a run would redo nothing but its bookkeeping
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{date}-{code}",
+                partition_key=code,
+                tags={unchanged.INPUTS_TAG: inputs},
+            )
+        )
+    if not requests:
+        return dg.SkipReason(
+            f"no district changed since its last refresh ({', '.join(standing)}): their "
+            "results stand"
+        )
+    return requests
 
 
 def add_districts(instance: dg.DagsterInstance, codes: list[str]) -> None:

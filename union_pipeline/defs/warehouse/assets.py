@@ -24,7 +24,7 @@ from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import describe
 from union_pipeline.warehouse import sql_path
-from union_pipeline.warehouse.versions import digest
+from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
 KEY = dg.AssetKey(["warehouse", "union_duckdb"])
 DISTRICT_KEY = dg.AssetKey(["warehouse", "district_duckdb"])
@@ -41,14 +41,8 @@ CITY_TABLES = [
 ]
 CITY_PUBLISHED = [*PUBLISHED, *CITY_TABLES]
 CODE_VERSION = package_digest("warehouse")
-LIVE_STAT = "union/live_file"
 REFRESH_INFO = "meta.refresh"
 DISTRICTS_INFO = "meta.districts"
-
-
-def _stat(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
 def _first_line(text: str | None) -> str:
@@ -145,7 +139,7 @@ def _publish(
         previous
         and previous.version == version
         and live.exists()
-        and previous.get(LIVE_STAT) == _stat(live)
+        and previous.get(LIVE_FILE) == live_stat(live)
     ):
         context.log.info("the live warehouse already holds the latest outputs")
         metadata = dict(previous.metadata)
@@ -212,7 +206,7 @@ def _publish(
             "outputs_removed": dg.MetadataValue.int(len(removed)),
             "pii_key": dg.MetadataValue.text(("⚠ " if warnings else "") + pii_note),
             VERSION: dg.MetadataValue.text(version),
-            LIVE_STAT: dg.MetadataValue.json(_stat(live)),
+            LIVE_FILE: dg.MetadataValue.json(live_stat(live)),
             REUSED: dg.MetadataValue.bool(False),
         },
     )

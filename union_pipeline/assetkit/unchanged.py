@@ -1,0 +1,156 @@
+"""Is a refresh run needed at all? A district whose files, code and settings are as they
+were at its last successful refresh is not run again: its results stand.
+
+Inside a run, each step already keeps its result when its inputs did not change; but a
+run still costs Dagster's per-step bookkeeping (tens of steps), which is most of a district
+that did not change. So the nightly schedule and the headless refresh ask first, cheaply
+(file sizes and times, no file read), and launch only what changed.
+
+A run records what it was launched on in its tag `union/inputs`. A district's run is
+skipped when the newest run of its partition (whatever launched it: the UI, a sensor, a
+backfill) is a successful refresh with the same tag and its warehouse file is there.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from union_pipeline import districts
+from union_pipeline.assetkit.outputs import DATE_SENSITIVE, latest
+from union_pipeline.settings import ASSETS_DIR, PROJECT_ROOT, Settings
+from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
+
+INPUTS_TAG = "union/inputs"
+DISTRICT_JOBS = ("district_refresh", "refresh_all")
+CITY_JOBS = ("city_refresh", "refresh_all")
+DISTRICT_FILE = dg.AssetKey(["warehouse", "district_duckdb"])
+CITY_FILE = dg.AssetKey(["warehouse", "union_duckdb"])
+
+
+@functools.cache
+def code_version() -> str:
+    """The package's code and the declarative inputs it reads (assets/): any edit counts."""
+    roots = [PROJECT_ROOT / "union_pipeline", ASSETS_DIR]
+    files = sorted(
+        p for root in roots for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+    sha = hashlib.sha256()
+    for path in files:
+        sha.update(str(path.relative_to(PROJECT_ROOT)).encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def _folder_state(folder: Path) -> dict[str, list[int]]:
+    """Every file under `folder` by size and modification time: a touched file counts as
+    changed (the run then compares contents and keeps what did not change)."""
+    if not folder.is_dir():
+        return {}
+    return {
+        str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _settings_state(settings: Settings) -> dict:
+    return {
+        "raw_dir": str(settings.raw_dir),
+        "warehouse": str(settings.warehouse),
+        "export_dir": str(settings.export_dir),
+        "as_of": str(settings.as_of),
+        "first_year": settings.first_year,
+        "pii_key": hashlib.sha256(settings.pii_key).hexdigest(),
+        "threshold": settings.quarantine_threshold,
+    }
+
+
+def _date_sensitive(instance: dg.DagsterInstance, code: str) -> bool:
+    """Did the district's last load hold a row back for a date after the refresh date?
+    Then a later day may admit it, and the day counts among the inputs."""
+    from union_pipeline.ingest.specs import load_specs
+
+    for source in load_specs():
+        found = latest(instance, dg.AssetKey(["staging", source]), code)
+        if found is not None and found.get(DATE_SENSITIVE, False):
+            return True
+    return False
+
+
+def district_inputs(instance: dg.DagsterInstance, settings: Settings, code: str) -> str:
+    """What a district's refresh is made from: its raw files, the code, the settings."""
+    raw = districts.district_raw_dir(settings.raw_dir, code)
+    state = {
+        "code": code_version(),
+        "district": code,
+        "settings": _settings_state(settings),
+        "files": _folder_state(raw),
+    }
+    if not districts.is_city_drop(settings.raw_dir):
+        state["city"] = "single-district drop"  # refresh_all runs the city with it
+    if _date_sensitive(instance, code):
+        state["rule_date"] = settings.rule_as_of.isoformat()
+    return digest(state)
+
+
+def city_inputs(instance: dg.DagsterInstance, settings: Settings, codes: list[str]) -> str:
+    """What the city's refresh is made from: its own targets and its districts' latest
+    published files (whichever runs made them)."""
+    made = {}
+    for code in codes:
+        found = latest(instance, DISTRICT_FILE, code)
+        made[code] = found.run_id if found else None
+    targets = districts.city_targets_dir(settings.raw_dir)
+    return digest(
+        {
+            "code": code_version(),
+            "settings": _settings_state(settings),
+            "targets": _folder_state(targets) if targets else {},
+            "districts": made,
+        }
+    )
+
+
+def _published(found) -> bool:
+    """The warehouse file of that materialization is still the live one."""
+    path = found.get("path") if found else None
+    return bool(path) and Path(path).exists() and found.get(LIVE_FILE) == live_stat(Path(path))
+
+
+def _newest_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> dg.DagsterRun | None:
+    runs = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
+    return runs[0] if runs else None
+
+
+def _stands(run: dg.DagsterRun | None, jobs: tuple[str, ...], inputs: str) -> bool:
+    return (
+        run is not None
+        and run.status == dg.DagsterRunStatus.SUCCESS
+        and run.job_name in jobs
+        and run.tags.get(INPUTS_TAG) == inputs
+    )
+
+
+def standing_district_run(
+    instance: dg.DagsterInstance, code: str, inputs: str
+) -> dg.DagsterRun | None:
+    """The district's last refresh when it was made from `inputs` and nothing ran in the
+    district since: its results stand."""
+    run = _newest_run(instance, {"dagster/partition": code})
+    published = latest(instance, DISTRICT_FILE, code)
+    if _stands(run, DISTRICT_JOBS, inputs) and _published(published):
+        return run
+    return None
+
+
+def standing_city_run(instance: dg.DagsterInstance, inputs: str) -> dg.DagsterRun | None:
+    """The city's last refresh when it was made from `inputs` and its file is the latest."""
+    published = latest(instance, CITY_FILE)
+    if not _published(published):
+        return None
+    run = instance.get_run_by_id(published.run_id)
+    return run if _stands(run, CITY_JOBS, inputs) else None
