@@ -10,6 +10,9 @@ where skipped rows are blank rows and totals rows (合计/小计), counted by re
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +105,41 @@ class LoadResult:
         )
 
 
+def _prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches of a reader, the next one read in a thread while the caller works on
+    this one: pyarrow's reading and DuckDB's cleaning both release the GIL, so on two
+    cores they overlap. The reader's errors come out where its batch would have."""
+    done = object()
+    ahead: queue.Queue = queue.Queue(maxsize=1)  # one batch ahead: memory stays bounded
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ahead.put(batch, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(done)
+        except BaseException as err:  # handed to the caller, raised there
+            ahead.put(err)
+
+    reader = threading.Thread(target=read, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> list[dict]:
     """All files' rows as cleaned text in temp table `landing`, numbered in reading order.
 
@@ -118,7 +156,7 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
     for order, raw_file in enumerate(discover(spec, raw_dir)):
         con.execute("INSERT INTO landing_files VALUES (?, ?)", [order, raw_file.relative])
         rows = 0
-        for batch in read_batches(spec, raw_file):
+        for batch in _prefetched(read_batches(spec, raw_file)):
             n = batch.num_rows
             numbered = pa.Table.from_batches([batch]).append_column(
                 rules.ROW_ID, pa.array(range(row_id, row_id + n), pa.int64())
@@ -220,23 +258,47 @@ def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
 
 def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
     """Within a file: identical repeats collapse, conflicting ones are quarantined.
-    Across files: the row from the later file wins. Returns (collapsed, superseded)."""
+    Across files: the row from the later file wins. Returns (collapsed, superseded).
+
+    Only rows whose key occurs more than once can be either: the windows run over those
+    few rows, not over every row."""
     key = ", ".join(f'"{k}"' for k in spec.key)
-    _quarantine(
-        con,
-        spec,
-        f"""SELECT _row_id, 'conflicting_duplicate' AS rule, '{"+".join(spec.key)}' AS "column"
-            FROM typed QUALIFY count(DISTINCT _content_hash)
-                OVER (PARTITION BY _file_order, {key}) > 1""",
+    same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in spec.key)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE repeats AS
+        SELECT _row_id, _file_order, _line, _content_hash, {", ".join(f't."{k}"' for k in spec.key)}
+        FROM typed t SEMI JOIN (SELECT {key} FROM typed GROUP BY ALL HAVING count(*) > 1) r
+        ON {same}"""
     )
-    collapsed = con.execute(
-        f"""DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM typed QUALIFY
-            row_number() OVER (PARTITION BY _file_order, {key} ORDER BY _line) > 1)"""
-    ).fetchall()[0][0]
-    superseded = con.execute(
-        f"""DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM typed QUALIFY
-            row_number() OVER (PARTITION BY {key} ORDER BY _file_order DESC) > 1)"""
-    ).fetchall()[0][0]
+
+    def drop(ids_sql: str) -> int:
+        """Delete the rows `ids_sql` names from typed and from the repeats."""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dropping AS {ids_sql}")
+        con.execute("DELETE FROM repeats WHERE _row_id IN (SELECT _row_id FROM dropping)")
+        n = con.execute(
+            "DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM dropping)"
+        ).fetchall()[0][0]
+        con.execute("DROP TABLE dropping")
+        return n
+
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE conflicting AS
+        SELECT _row_id, 'conflicting_duplicate' AS rule, '{"+".join(spec.key)}' AS "column"
+        FROM repeats QUALIFY count(DISTINCT _content_hash)
+            OVER (PARTITION BY _file_order, {key}) > 1"""
+    )
+    _quarantine(con, spec, "SELECT * FROM conflicting")
+    con.execute("DELETE FROM repeats WHERE _row_id IN (SELECT _row_id FROM conflicting)")
+    con.execute("DROP TABLE conflicting")
+    collapsed = drop(
+        f"""SELECT _row_id FROM repeats QUALIFY
+            row_number() OVER (PARTITION BY _file_order, {key} ORDER BY _line) > 1"""
+    )
+    superseded = drop(
+        f"""SELECT _row_id FROM repeats QUALIFY
+            row_number() OVER (PARTITION BY {key} ORDER BY _file_order DESC) > 1"""
+    )
+    con.execute("DROP TABLE repeats")
     return collapsed, superseded
 
 
