@@ -6,10 +6,11 @@
 Per scale: the demo drop is generated once and kept under --workdir (not timed). Then:
 - floor: a plain load of the same raw files into DuckDB tables of text (DuckDB read_csv for
   UTF-8, pyarrow for GB18030, fastexcel for xlsx), nothing else;
-- full refresh as the nightly job runs it (`dg launch --job refresh_all`, fresh instance and
-  warehouse): wall time, time per step, peak RSS (the largest process: every step runs in
-  the one run process), rows per second through staging;
-- a second refresh with nothing changed;
+- full refresh as the nightly job runs it (`python -m union_pipeline.refresh`: the district's
+  run of `refresh_all`, on a fresh instance and warehouse): wall time, time per step, peak
+  RSS of the whole process tree (the run and its browser, sampled), rows per second
+  through staging;
+- a second refresh with nothing changed (it finds that its results stand: no run);
 - a refresh after one new members file (an update export of existing members).
 Ratios are to the floor of the same run: the machines are shared and seconds drift.
 Figures are printed and written as JSON to bench/results/ (git-ignored).
@@ -22,10 +23,10 @@ import datetime as dt
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,25 +77,38 @@ print(rows, time.perf_counter() - started)
 """
 
 
-def _run(command: list, env: dict) -> tuple[float, int, str, int]:
-    """(wall seconds, return code, output, peak RSS MB of the largest child process)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is a running maximum: report it only when this run raised it
-    return wall, done.returncode, done.stdout + done.stderr, max(peak, before) // 1024
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants (from /proc), in kB."""
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(x.split()[1]) for x in f if x.startswith("VmRSS:")), 0)
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
 
 
 def _peak_of(command: list, env: dict) -> tuple[float, int, str, int]:
-    """Run under /usr/bin/time -v when available: the peak of this command alone."""
-    timer = Path("/usr/bin/time")
-    if not timer.exists():
-        return _run(command, env)
-    wall, code, output, _ = _run([str(timer), "-v", *map(str, command)], env)
-    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", output)
-    return wall, code, output, int(found.group(1)) // 1024 if found else -1
+    """(wall seconds, return code, output, peak RSS MB of the whole process tree), the
+    tree sampled every 0.2 s (shared pages are counted in each process)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(
+            [str(c) for c in command], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.2)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        output = out.read()
+    return wall, process.returncode, output, peak // 1024
 
 
 def _steps(output: str) -> dict[str, float]:
@@ -105,9 +119,10 @@ def _steps(output: str) -> dict[str, float]:
 
 
 def _refresh(label: str, work: Path, env: dict) -> dict:
-    wall, code, output, peak = _peak_of([BIN / "dg", "launch", "--job", "refresh_all"], env)
+    wall, code, output, peak = _peak_of([sys.executable, "-m", "union_pipeline.refresh"], env)
     steps = _steps(output)
     reused = output.count("stands") + output.count("already holds")
+    publish = {k: v for k, v in steps.items() if k.startswith("warehouse__")}
     result = {
         "label": label,
         "ok": code == 0,
@@ -126,8 +141,16 @@ def _refresh(label: str, work: Path, env: dict) -> dict:
             2,
         ),
         "reports_s": round(
-            sum(v for k, v in steps.items() if k in ("charts",) or k.startswith("reports__")), 2
+            sum(
+                v
+                for k, v in steps.items()
+                if k in ("charts", "city_reports") or k.startswith("reports__")
+            ),
+            2,
         ),
+        "publish_s": round(sum(publish.values()), 2),
+        "steps": len(steps),
+        "run_launched": bool(steps),
         "reused_steps": reused,
     }
     if code != 0:
@@ -229,8 +252,12 @@ def _print(result: dict) -> None:
         print(
             f"{run['label']:>22}: {'ok' if run['ok'] else 'FAILED'} wall {run['wall_s']} s, "
             f"peak {run['peak_rss_mb']} MB; staging {run['staging_s']} s, checks "
-            f"{run['checks_s']} s, reports {run['reports_s']} s; {run['reused_steps']} "
-            "steps reused"
+            f"{run['checks_s']} s, publish {run['publish_s']} s, reports {run['reports_s']} s; "
+            + (
+                f"{run['steps']} steps, {run['reused_steps']} results reused"
+                if run["run_launched"]
+                else "no run: nothing changed, the results stand"
+            )
         )
         for name, seconds in list(run["steps_s"].items())[:8]:
             print(f"{'':>24}{seconds:8.2f} s  {name}")

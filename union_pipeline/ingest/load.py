@@ -238,7 +238,7 @@ def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
     # evaluated once: the query may be a window or an anti-join over every typed row
     con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS SELECT DISTINCT * FROM ({failures_sql})")
     con.execute(
-        f"""INSERT INTO {QUARANTINE}
+        f"""INSERT INTO quarantined
         WITH f AS (SELECT * FROM moving),
         ranked AS (
             SELECT _row_id,
@@ -361,13 +361,20 @@ def load_source(
     read += sum(f["skipped"].get("blank", 0) for f in files)
     _skip(con, spec)
     _type(con, spec, rule_as_of)
-    con.execute("BEGIN")
-    con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
+    # this load's quarantine rows gather here: the shared table changes only at the end
+    con.execute(f"CREATE OR REPLACE TEMP TABLE quarantined AS FROM {QUARANTINE} LIMIT 0")
     _apply_row_rules(con, spec, rule_as_of, today)
     _quarantine(con, spec, 'SELECT _row_id, rule, "column" FROM failures')
     collapsed, superseded = _resolve_repeats(con, spec)
     _apply_references(con, spec)
+    # the raw text is needed no more (quarantined rows have their masked values): freed
+    # before the typed rows are copied, so a big source is never held three times over
+    for temp in ("landing", "failures"):
+        con.execute(f"DROP TABLE {temp}")
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
+    con.execute("BEGIN")
+    con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
+    con.execute(f"INSERT INTO {QUARANTINE} FROM quarantined")
     con.execute(
         f"""CREATE OR REPLACE TABLE staging.{spec.name} AS
         SELECT {columns}, lf._file AS _source_file, _line AS _source_line
@@ -379,7 +386,7 @@ def load_source(
     ).fetchall():
         skipped = files[order]["skipped"]
         skipped[reason] = skipped.get(reason, 0) + n
-    for temp in ("typed", "landing", "landing_files", "failures", "skipped"):
+    for temp in ("typed", "landing_files", "skipped", "quarantined"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     loaded = con.execute(f"SELECT count(*) FROM staging.{spec.name}").fetchall()[0][0]
     by_rule = dict(
