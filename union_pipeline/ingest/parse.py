@@ -214,21 +214,26 @@ def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
     raise AssertionError(col.type)
 
 
-def _keyed_source(columns, source: str) -> str:
-    """`source` with each ID number's keyed hash beside it (`<column>__key`). The HMAC is
-    the dearest thing a row costs, and a person appears in many rows (enrolments about
-    three times): it is computed once per distinct ID number and joined back."""
+def _keyed_source(columns, source: str) -> tuple[str, str]:
+    """(WITH clause, relation): `source` with each ID number's keyed hash beside it
+    (`<column>__key`). The HMAC is the dearest thing a row costs, and a person appears in
+    many rows (enrolments about three times): it is computed once per distinct ID number
+    and joined back."""
     ids = [c.name for c in columns if c.type == "id_number"]
     if not ids:
-        return source
+        return "", source
     keys = ", ".join(f'"keys__{n}".key AS "{n}__key"' for n in ids)
     joins = " ".join(
         f"""LEFT JOIN (SELECT id, up_person_key(id) AS key FROM (SELECT DISTINCT
-            up_id_norm("{n}") AS id FROM {source} WHERE "{n}" IS NOT NULL)) "keys__{n}"
+            up_id_norm("{n}") AS id FROM source_rows WHERE "{n}" IS NOT NULL)) "keys__{n}"
             ON "keys__{n}".id = up_id_norm(s."{n}")"""
         for n in ids
     )
-    return f"(SELECT s.*, {keys} FROM {source} s {joins})"
+    # named once (a source may carry a parameter), read twice, never copied
+    return (
+        f"WITH source_rows AS NOT MATERIALIZED (SELECT * FROM {source}) ",
+        f"(SELECT s.*, {keys} FROM source_rows s {joins})",
+    )
 
 
 def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=frozenset()) -> str:
@@ -237,7 +242,8 @@ def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=fro
     the names of the columns that join rows (see `typed_stages`)."""
     staged = [typed_stages(c, today, c.name in keys) for c in columns]
     depth = max(len(s) for s in staged)
-    query = f"SELECT * FROM {_keyed_source(columns, source)}"
+    with_clause, keyed = _keyed_source(columns, source)
+    query = f"SELECT * FROM {keyed}"
     for level in range(depth - 1):
         extra = [
             f'{sql} AS "{name}"'
@@ -248,7 +254,7 @@ def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=fro
         if extra:
             query = f"SELECT *, {', '.join(extra)} FROM ({query})"
     outputs = [f'{sql} AS "{name}"' for stages in staged for sql, name in stages[-1]]
-    return f"SELECT {', '.join([*keep, *outputs])} FROM ({query})"
+    return f"{with_clause}SELECT {', '.join([*keep, *outputs])} FROM ({query})"
 
 
 def masked_values_sql(spec: SourceSpec) -> str:
