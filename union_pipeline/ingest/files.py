@@ -143,7 +143,8 @@ def _first_error(path: Path, encoding: str, start: int) -> tuple[int, int, bool]
 
 
 def detect_encoding(path: Path, relative: str) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK); strict, whole file.
+    """UTF-8 (with or without BOM), checked over the whole file, else GB18030 (a superset
+    of GBK), which the reader decodes strictly (`undecodable` names the bad byte).
 
     A file that is UTF-8 for a while and then not (rows pasted from a GBK file) is refused
     with the line: decoding the rest as GBK would turn its Chinese into nonsense.
@@ -161,13 +162,18 @@ def detect_encoding(path: Path, relative: str) -> str:
             f"{why}: it mixes encodings (e.g. rows pasted from a GBK file); open it in "
             "Excel or an editor and save the whole file once as UTF-8 CSV"
         )
-    gbk = _first_error(path, "gb18030", 0)
-    if gbk is not None:
-        raise FileError(
-            f"{relative}: cannot be decoded as UTF-8 or GBK/GB18030 (first bad byte at line "
-            f"{line}, byte offset {offset}); save the export as UTF-8 or GBK CSV"
-        )
+    # GBK/GB18030 from here: the reader decodes it strictly as it reads (a second decode
+    # of the whole file first would double the dearest part of reading it)
     return "gb18030"
+
+
+def undecodable(path: Path, relative: str) -> FileError:
+    """The error for a file the GB18030 reader could not decode: neither UTF-8 nor GBK."""
+    offset, line, _ = _first_error(path, "utf-8", 0) or (0, 1, False)
+    return FileError(
+        f"{relative}: cannot be decoded as UTF-8 or GBK/GB18030 (first bad byte at line "
+        f"{line}, byte offset {offset}); save the export as UTF-8 or GBK CSV"
+    )
 
 
 # -------------------------------------------------------------------------- headers
@@ -281,9 +287,12 @@ _BLANK_LINE = re.compile(r"[\s,]*")
 def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     encoding = detect_encoding(raw_file.path, raw_file.relative)
     raw_file.encoding = encoding
-    with open(raw_file.path, encoding=encoding, newline="") as f:
-        # one line, one row: the same rule as the reader below (newlines_in_values=False)
-        head = [next(csv.reader([line]), []) for line in islice(f, HEADER_SEARCH_ROWS)]
+    try:
+        with open(raw_file.path, encoding=encoding, newline="") as f:
+            # one line, one row: the same rule as the reader below (newlines_in_values=False)
+            head = [next(csv.reader([line]), []) for line in islice(f, HEADER_SEARCH_ROWS)]
+    except UnicodeDecodeError:
+        raise undecodable(raw_file.path, raw_file.relative) from None
     if not any(any(c.strip() for c in row) for row in head):
         raise FileError(f"{raw_file.relative}: the file is empty (no header row)")
     index = find_header(spec, head)
@@ -332,6 +341,8 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
                 lines[lines >= skipped] += 1
             emitted += n
             yield _keep(spec, batch, names, lines)
+    except UnicodeDecodeError:
+        raise undecodable(raw_file.path, raw_file.relative) from None
     except pa.ArrowInvalid as err:
         if bad_rows:
             number, expected, actual = bad_rows[0]
