@@ -165,8 +165,7 @@ def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
         ],
         [
             (f"CASE WHEN up_text({raw}) IS NOT NULL THEN {valid} END", f"{name}__ok"),
-            # the keyed hash, computed once per distinct ID number (see typed_select)
-            (f'CASE WHEN {valid} THEN "{name}__key" END', "person_key"),
+            (f"CASE WHEN {valid} THEN up_person_key({norm}) END", "person_key"),
             (
                 f"CASE WHEN {valid} THEN CASE WHEN ({digits} % 10) % 2 = 1 "
                 f"THEN '男' ELSE '女' END END",
@@ -214,36 +213,13 @@ def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
     raise AssertionError(col.type)
 
 
-def _keyed_source(columns, source: str) -> tuple[str, str]:
-    """(WITH clause, relation): `source` with each ID number's keyed hash beside it
-    (`<column>__key`). The HMAC is the dearest thing a row costs, and a person appears in
-    many rows (enrolments about three times): it is computed once per distinct ID number
-    and joined back."""
-    ids = [c.name for c in columns if c.type == "id_number"]
-    if not ids:
-        return "", source
-    keys = ", ".join(f'"keys__{n}".key AS "{n}__key"' for n in ids)
-    joins = " ".join(
-        f"""LEFT JOIN (SELECT id, up_person_key(id) AS key FROM (SELECT DISTINCT
-            up_id_norm("{n}") AS id FROM source_rows WHERE "{n}" IS NOT NULL)) "keys__{n}"
-            ON "keys__{n}".id = up_id_norm(s."{n}")"""
-        for n in ids
-    )
-    # named once (a source may carry a parameter), read twice, never copied
-    return (
-        f"WITH source_rows AS NOT MATERIALIZED (SELECT * FROM {source}) ",
-        f"(SELECT s.*, {keys} FROM source_rows s {joins})",
-    )
-
-
 def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=frozenset()) -> str:
     """One SELECT typing `columns` of relation `source`, keeping the `keep` columns as they
     are: intermediate stages nest as subqueries, so each is computed once per row. `keys`:
     the names of the columns that join rows (see `typed_stages`)."""
     staged = [typed_stages(c, today, c.name in keys) for c in columns]
     depth = max(len(s) for s in staged)
-    with_clause, keyed = _keyed_source(columns, source)
-    query = f"SELECT * FROM {keyed}"
+    query = f"SELECT * FROM {source}"
     for level in range(depth - 1):
         extra = [
             f'{sql} AS "{name}"'
@@ -254,7 +230,7 @@ def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=fro
         if extra:
             query = f"SELECT *, {', '.join(extra)} FROM ({query})"
     outputs = [f'{sql} AS "{name}"' for stages in staged for sql, name in stages[-1]]
-    return f"{with_clause}SELECT {', '.join([*keep, *outputs])} FROM ({query})"
+    return f"SELECT {', '.join([*keep, *outputs])} FROM ({query})"
 
 
 def masked_values_sql(spec: SourceSpec) -> str:
