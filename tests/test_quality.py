@@ -7,6 +7,7 @@ Docs site is opened in headless Chromium.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -20,9 +21,9 @@ import pytest
 
 from tests.drops import id_number, write_csv
 from tests.runs import with_district
-from union_pipeline.assetkit.outputs import latest, output_metadata
+from union_pipeline.assetkit.outputs import INPUTS, MADE_IN_RUN, REUSED, latest, output_metadata
 from union_pipeline.definitions import defs
-from union_pipeline.defs.quality.checks import suite_checks
+from union_pipeline.defs.quality.checks import reusable_result, suite_checks
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.quality import QualityError, load_suites
 from union_pipeline.quality.frames import compute_frame
@@ -558,10 +559,132 @@ checks:
     assert "staging/unions" in built
     assert "marts/kpi_yearly" not in built and "warehouse/union_duckdb" not in built
     assert live.read_bytes() == before, "the live warehouse is the first refresh's"
-    # the blocked run never became a refresh: the next one compares with the first
+    # unchanged, the failed result stands (reused, not run again) and still blocks
+    again = refresh(raw, monkeypatch, instance, strict)
+    assert not again.success
+    check = evaluations(again)["staging/unions:gx_streets_allowlist"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata[REUSED].value and check.metadata[MADE_IN_RUN].value == blocked.run_id
+    built = {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()}
+    assert "marts/kpi_yearly" not in built and live.read_bytes() == before
+    # the blocked runs never became refreshes: the next change compares with the first
+    unions = raw / "unions" / "unions.csv"
+    last = unions.read_text(encoding="utf-8").splitlines()[-1]
+    with open(unions, "a", encoding="utf-8") as f:
+        f.write(last.replace("U23", "U99", 1) + "\n")
     third = refresh(raw, monkeypatch, instance)
     volume = evaluations(third)["staging/unions:gx_volume"]
     assert volume.passed and text(volume, "previous_refresh_run") == first.run_id
+    assert not volume.metadata[REUSED].value
+
+
+# ---------------------------------------------------------------- only what changed
+
+
+def gx_evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {k: e for k, e in evaluations(result).items() if ":gx_" in k}
+
+
+def reused(evaluation) -> bool:
+    return evaluation.metadata[REUSED].value
+
+
+def made_in(evaluation) -> str:
+    return evaluation.metadata[MADE_IN_RUN].value
+
+
+def test_unchanged_tables_report_their_previous_results(steady, env, monkeypatch, instance):
+    raw, first = steady
+    before = gx_evaluations(first)
+    assert not any(reused(e) for e in before.values())
+    second = refresh(raw, monkeypatch, instance)
+    assert second.success
+    again = gx_evaluations(second)
+    assert again.keys() == before.keys()
+    for name, e in again.items():
+        assert reused(e) and made_in(e) == first.run_id, name
+        assert e.passed == before[name].passed and e.severity == before[name].severity
+        assert text(e, "expectations") == text(before[name], "expectations")
+        assert text(e, "validation_result") == text(before[name], "validation_result")
+        assert e.partition == before[name].partition
+    # a volume judges a table when it changed: unchanged, "no previous refresh" stands
+    assert "previous_refresh_run" not in again["staging/members:gx_volume"].metadata
+    # nothing new was validated, so the Data Docs history did not grow
+    manifest = json.loads((env / "exports" / "data_docs" / "gx" / "docs-manifest.json").read_text())
+    assert all(len(info["results"]) == 1 for info in manifest["suites"].values())
+
+    # one source changes: its checks (and the marts') run again, the others stand
+    members = raw / "members" / "members.csv"
+    lines = members.read_text(encoding="utf-8").splitlines()
+    members.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    third = gx_evaluations(refresh(raw, monkeypatch, instance))
+    for name in ("keys_unique", "derived_values", "ranges", "volume"):
+        e = third[f"staging/members:gx_{name}"]
+        assert not reused(e) and e.passed, name
+    volume = third["staging/members:gx_volume"]
+    assert "at the previous successful refresh (-0.2%)" in text(volume, "gx_frame")
+    assert text(volume, "previous_refresh_run") == second.run_id
+    assert not reused(third["marts/kpi_yearly:gx_prior_year_chain"])
+    assert made_in(third["staging/unions:gx_keys_unique"]) == first.run_id
+    assert made_in(third["staging/unions:gx_volume"]) == first.run_id
+    # loans refer to members: a new members table is a new loans table, checked again
+    assert not reused(third["staging/loans:gx_keys_unique"])
+
+
+def test_a_failed_blocking_result_is_reused_as_failed(steady, env, instance):
+    duplicate_a_member(instance)
+    first = evaluations(run_checks_alone(instance, "staging/members"))
+    second = run_checks_alone(instance, "staging/members")
+    again = evaluations(second)
+    keys = again["staging/members:gx_keys_unique"]
+    assert reused(keys) and made_in(keys) == made_in(first["staging/members:gx_keys_unique"])
+    assert not keys.passed and keys.severity == dg.AssetCheckSeverity.ERROR
+    assert text(keys, "observed") == "2 of 2 values unexpected: [M00042, M00042]"
+    assert text(keys, "evidence") == text(first["staging/members:gx_keys_unique"], "evidence")
+    # the district's latest evaluation is the failed one: the publish stays blocked
+    check_key = dg.AssetCheckKey(dg.AssetKey(["staging", "members"]), "gx_keys_unique")
+    latest_record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])[
+        check_key
+    ]
+    assert latest_record.run_id == second.run_id
+    assert latest_record.evaluation.passed is False
+    assert latest_record.evaluation.blocking
+    # another district's evaluation is not this one's: the same data there runs GX again
+    instance.add_dynamic_partitions("district", ["330299"])
+    assert (
+        reusable_result(
+            instance,
+            dg.AssetKey(["staging", "members"]),
+            members_keys_check(),
+            keys.metadata[INPUTS].value,
+            "330299",
+            env / "exports" / "data_docs",
+        )
+        is None
+    )
+
+
+def members_keys_check():
+    suite = {s.table: s for s in load_suites()}["staging.members"]
+    return next(c for c in suite.checks if c.name == "keys_unique")
+
+
+def test_one_gx_context_serves_every_validation(big, tmp_path):
+    from union_pipeline.quality.validate import gx_context
+
+    suite = {s.table: s for s in load_suites()}["staging.members"]
+    frames = compute_frames(big, suite)
+    validate(suite, frames, docs_dir=tmp_path / "a", run_name="one")
+    context = gx_context()
+    validate(suite, frames, docs_dir=tmp_path / "b", run_name="two")
+    validate(suite, frames)
+    assert gx_context() is context
+    assert type(context).__name__ == "EphemeralDataContext"
+    # each site has its pages; the results are on disk, not piling up in memory
+    for site in ("a", "b"):
+        assert (tmp_path / site / "index.html").exists()
+        assert list((tmp_path / site / "validations").rglob("*.html"))
+    assert not context.validation_results_store.list_keys()
 
 
 # ---------------------------------------------------------------- Data Docs, offline

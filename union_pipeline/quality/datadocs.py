@@ -6,7 +6,11 @@ Layout of `<export dir>/data_docs/`:
     validations/...   GX's page of each validation result (one per check and refresh)
     expectations/...  GX's page of each suite
     static/           GX's styles, plus offline.css
-    gx/               GX's stores: suites and validation results (the site's source)
+    gx/               each validation result as GX's JSON (the site's source), the
+                      manifest of what the index shows
+
+GX renders the pages through its public `context.build_data_docs` (one context per process,
+`validate.gx_context`, with this folder as one of its docs sites), for the new results only.
 
 GX's pages load jQuery, Bootstrap, fonts and a logo (tagged with the project's id) from
 CDNs, and GX's index draws its table in JavaScript from them: offline it is empty. So the
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import html
 import json
 import re
@@ -90,98 +95,54 @@ def make_offline(page: Path, root: Path) -> None:
 
 
 class Site:
-    """The Data Docs site in `root`; use `with site.open() as context:` around GX work."""
+    """The Data Docs site in `root`, built by the process's GX context (`gx_context`).
 
-    # one GX context and site builder per site and process: building them costs more than
-    # a table's validations (GX reads its config, jinja compiles its templates)
-    _sessions: dict[Path, tuple] = {}
+    GX renders the pages (`build_data_docs`, one call per validated table); the results
+    are kept as JSON under gx/ (the site's source, bounded by KEEP_RESULTS per suite), the
+    index is ours.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.gx_root = self.root / GX_DIR
+        # one GX context serves every site of the process: each site is a docs site of it
+        self.name = f"{SITE_NAME}_{hashlib.sha256(str(self.root).encode()).hexdigest()[:12]}"
 
     @property
     def index(self) -> Path:
         return self.root / "index.html"
 
+    @property
+    def config(self) -> dict:
+        return {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(self.root),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+
     @contextlib.contextmanager
-    def open(self) -> Iterator[object]:
-        """The site's GX context, held under a file lock (two runs may validate at once)."""
+    def locked(self) -> Iterator[None]:
+        """The site to oneself: two runs (processes) may publish to it at once."""
         self.gx_root.mkdir(parents=True, exist_ok=True)
         with open(self.gx_root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield self._session()[0]
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _session(self) -> tuple:
-        if self.root not in self._sessions:
-            self._sessions[self.root] = self._start()
-        return self._sessions[self.root]
+    def publish(self, context, entries: list[dict], results: dict[tuple, object]) -> None:
+        """Render the new results' pages, make them offline, keep the results, record them,
+        rewrite the index.
 
-    def _start(self) -> tuple:
-        """An in-memory GX context whose suites and results are files under gx/.
-
-        Not GX's file project (great_expectations.yml): that one re-reads and rewrites its
-        YAML on every data asset and variable, which cost seconds per refresh.
-        """
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import (
-            DataContextConfig,
-            ProgressBarsConfig,
-        )
-        from great_expectations.render.renderer.site_builder import SiteBuilder
-
-        def store(class_name: str, directory: str | None = None) -> dict:
-            backend = (
-                {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(self.gx_root / directory),
-                }
-                if directory
-                else {"class_name": "InMemoryStoreBackend"}
-            )
-            return {"class_name": class_name, "store_backend": backend}
-
-        site_store = {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.root)}
-        index_builder = {"class_name": "DefaultSiteIndexBuilder"}
-        config = DataContextConfig(
-            stores={
-                "expectations_store": store("ExpectationsStore", "expectations"),
-                "validation_results_store": store("ValidationResultsStore", "validations"),
-                "validation_definition_store": store("ValidationDefinitionStore"),
-                "checkpoint_store": store("CheckpointStore"),
-            },
-            expectations_store_name="expectations_store",
-            validation_results_store_name="validation_results_store",
-            checkpoint_store_name="checkpoint_store",
-            data_docs_sites={
-                SITE_NAME: {
-                    "class_name": "SiteBuilder",
-                    "show_how_to_buttons": False,
-                    "store_backend": site_store,
-                    "site_index_builder": index_builder,
-                }
-            },
-            analytics_enabled=False,
-            progress_bars=ProgressBarsConfig(globally=False),
-        )
-        context = gx.get_context(project_config=config)
-        builder = SiteBuilder(
-            data_context=context,
-            store_backend=site_store,
-            site_name=SITE_NAME,
-            show_how_to_buttons=False,
-            site_index_builder=index_builder,
-        )
-        return context, builder
-
-    def publish(self, entries: list[dict]) -> None:
-        """Render the new results' pages, make them offline, record them, rewrite the index.
-
+        `context`: the GX context whose validation results store holds `results`.
         `entries`: one dict per validation: suite, key (the result's identifier tuple),
-        table, check, severity, description, success, evaluated, failed, run_name, run_time.
+        definition (a digest of the suite), table, check, severity, description, success,
+        evaluated, failed, run_name, run_time, note. `results`: key -> GX's result.
         """
         from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
@@ -190,18 +151,43 @@ class Site:
 
         if not entries:
             return
-        identifiers = [ValidationResultIdentifier.from_tuple(tuple(e["key"])) for e in entries]
-        identifiers += [ExpectationSuiteIdentifier(name=e["suite"]) for e in entries]
-        # GX's own index draws its table with JavaScript from CDNs: ours replaces it
-        self._session()[1].build(resource_identifiers=identifiers, build_index=False)
-        self._write_css()
-        for e in entries:
-            for relative in (PageRef(e["suite"], tuple(e["key"])).page, suite_page(e["suite"])):
-                page = self.root / relative
-                if page.exists():
-                    make_offline(page, self.root)
-        manifest = self._record(entries)
-        self.index.write_text(render_index(manifest), encoding="utf-8")
+        with self.locked():
+            known = self._manifest().get("suites", {})
+            identifiers: list = [
+                ValidationResultIdentifier.from_tuple(tuple(e["key"])) for e in entries
+            ]
+            # a suite's own page only when it is new or its definition changed
+            identifiers += [
+                ExpectationSuiteIdentifier(name=e["suite"])
+                for e in entries
+                if known.get(e["suite"], {}).get("definition") != e.get("definition")
+                or not (self.root / suite_page(e["suite"])).exists()
+            ]
+            if self.name not in context.list_data_docs_sites():
+                context.add_data_docs_site(self.name, self.config)
+            # GX's own index draws its table with JavaScript from CDNs: ours replaces it
+            context.build_data_docs(
+                site_names=[self.name], resource_identifiers=identifiers, build_index=False
+            )
+            self._write_css()
+            for e in entries:
+                for relative in (PageRef(e["suite"], tuple(e["key"])).page, suite_page(e["suite"])):
+                    page = self.root / relative
+                    if page.exists():
+                        make_offline(page, self.root)
+                ref = PageRef(e["suite"], tuple(e["key"]))
+                stored = self.gx_root / ref.stored
+                stored.parent.mkdir(parents=True, exist_ok=True)
+                stored.write_text(
+                    json.dumps(results[tuple(e["key"])].to_json_dict(), ensure_ascii=False),
+                    encoding="utf-8",
+                )
+            manifest = self._record(entries)
+            self.index.write_text(render_index(manifest), encoding="utf-8")
+
+    def _manifest(self) -> dict:
+        path = self.gx_root / MANIFEST
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
     def _write_css(self) -> None:
         css = self.root / "static" / "styles" / "offline.css"
@@ -211,11 +197,12 @@ class Site:
 
     def _record(self, entries: list[dict]) -> dict:
         path = self.gx_root / MANIFEST
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        manifest = self._manifest()
         suites = manifest.setdefault("suites", {})
         for e in entries:
             info = suites.setdefault(e["suite"], {})
             info.update({k: e[k] for k in ("table", "check", "severity", "description")})
+            info["definition"] = e.get("definition")
             result = {
                 k: e[k] for k in ("success", "evaluated", "failed", "run_name", "run_time", "note")
             }

@@ -9,8 +9,10 @@ as failed, with GX's message as its evidence: a check that cannot judge has not 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import pandas as pd
 
 from union_pipeline.quality.frames import Frame, compute_frame
 from union_pipeline.quality.suites import CheckDef, ExpectationDef, QualityError, Suite
+from union_pipeline.warehouse.versions import digest
 
 DATASOURCE = "warehouse"
 EVIDENCE_ROWS = 10
@@ -155,22 +158,31 @@ def _gx_expectation(exp: ExpectationDef, position: int, where: str):
         raise QualityError(f"{where}: {exp.label()}: {err}") from err
 
 
-_MEMORY_CONTEXT: list = []  # without a site: one in-memory context per process
+# The process's one GX context: building one costs more than a table's validations (GX
+# reads its config, registers its stores), and steps run one after the other in a process.
+_CONTEXT: list = []
+_LOCK = threading.RLock()
 
 
-def _context(site):
-    import contextlib
+def gx_context():
+    """The process's GX context, created on first use: ephemeral (its stores in memory),
+    no analytics, no progress bars. Data Docs sites are added to it as they are needed."""
+    with _LOCK:
+        if not _CONTEXT:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
 
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    if site is not None:
-        return site.open()
-    if not _MEMORY_CONTEXT:
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        _MEMORY_CONTEXT.append(context)
-    return contextlib.nullcontext(_MEMORY_CONTEXT[0])
+            config = DataContextConfig(
+                store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+                analytics_enabled=False,
+                progress_bars=ProgressBarsConfig(globally=False),
+            )
+            _CONTEXT.append(gx.get_context(mode="ephemeral", project_config=config))
+        return _CONTEXT[0]
 
 
 def _data_asset(context, name: str):
@@ -255,52 +267,85 @@ def validate(
     run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
     outcomes: list[CheckOutcome] = []
     entries: list[dict] = []
-    with _context(site) as context:
-        for check in suite.checks:
-            if check.name not in frames:
-                continue
-            frame, seconds = frames[check.name]
-            start = time.perf_counter()
-            if frame.skipped:
-                outcomes.append(
-                    CheckOutcome(
-                        suite, check, True, frame.note, 0, skipped=frame.skipped, seconds=seconds
+    results: dict[tuple, object] = {}
+    with _LOCK:
+        context = gx_context()
+        try:
+            for check in suite.checks:
+                if check.name not in frames:
+                    continue
+                frame, seconds = frames[check.name]
+                start = time.perf_counter()
+                if frame.skipped:
+                    outcomes.append(
+                        CheckOutcome(
+                            suite,
+                            check,
+                            True,
+                            frame.note,
+                            0,
+                            skipped=frame.skipped,
+                            seconds=seconds,
+                        )
                     )
+                    continue
+                result, expectations = _run_one(context, suite, check, frame, run_id)
+                outcome = CheckOutcome(
+                    suite,
+                    check,
+                    passed=all(e.success for e in expectations),
+                    note=frame.note,
+                    frame_rows=len(frame.df),
+                    expectations=expectations,
                 )
-                continue
-            result, expectations = _run_one(context, suite, check, frame, run_id)
-            outcome = CheckOutcome(
-                suite,
-                check,
-                passed=all(e.success for e in expectations),
-                note=frame.note,
-                frame_rows=len(frame.df),
-                expectations=expectations,
-            )
+                key = _result_key(outcome.gx_suite, run_id)
+                results[key] = result
+                if site is not None:
+                    ref = PageRef(outcome.gx_suite, key)
+                    outcome.page, outcome.index = site.root / ref.page, site.index
+                    entries.append(
+                        {
+                            "suite": outcome.gx_suite,
+                            "key": list(key),
+                            "definition": digest(repr(check)),
+                            "table": suite.table,
+                            "check": check.name,
+                            "severity": check.severity,
+                            "description": check.description,
+                            "success": outcome.passed,
+                            "evaluated": len(expectations),
+                            "failed": len(outcome.failures),
+                            "run_name": run_name or "",
+                            "note": frame.note,
+                            "run_time": run_id.run_time.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                        }
+                    )
+                outcome.seconds = seconds + time.perf_counter() - start
+                outcomes.append(outcome)
             if site is not None:
-                ref = PageRef(outcome.gx_suite, _result_key(outcome.gx_suite, run_id))
-                outcome.page, outcome.index = site.root / ref.page, site.index
-                entries.append(
-                    {
-                        "suite": outcome.gx_suite,
-                        "key": list(ref.key),
-                        "table": suite.table,
-                        "check": check.name,
-                        "severity": check.severity,
-                        "description": check.description,
-                        "success": outcome.passed,
-                        "evaluated": len(expectations),
-                        "failed": len(outcome.failures),
-                        "run_name": run_name or "",
-                        "note": frame.note,
-                        "run_time": run_id.run_time.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                    }
-                )
-            outcome.seconds = seconds + time.perf_counter() - start
-            outcomes.append(outcome)
-        if site is not None:
-            site.publish(entries)
+                start = time.perf_counter()
+                site.publish(context, entries, results)
+                # the pages' share, spread over the checks that have one
+                share = (time.perf_counter() - start) / max(1, len(entries))
+                for outcome in outcomes:
+                    if outcome.page is not None:
+                        outcome.seconds += share
+        finally:
+            _forget(context, results)
     return outcomes
+
+
+def _forget(context, results: dict[tuple, object]) -> None:
+    """Drop this call's results from the context's in-memory store: they are on disk (with
+    a site) or in the outcomes, and a long process would otherwise pile them up."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ValidationResultIdentifier,
+    )
+
+    store = context.validation_results_store
+    for key in results:
+        with contextlib.suppress(Exception):
+            store.remove_key(ValidationResultIdentifier.from_tuple(key))
 
 
 def _result_key(suite_name: str, run_id) -> tuple[str, ...]:

@@ -6,23 +6,31 @@ is not built, the warehouse is not published); warn = the analyst is alerted, th
 goes on. Each result carries the failed expectations with their observed values and the
 rows behind them, and links the Data Docs site. Great Expectations is imported when a
 check runs, not when Dagster loads these definitions.
+
+Only what changed is validated: a check whose tables (the data versions of the latest
+materializations it reads, in the district) and definition are those of its latest
+completed evaluation in the same district reports that evaluation again, passed or failed
+with its evidence and Data Docs page, marked `union/reused` with the run that computed it
+(`union/made_in_run`); a failed blocking check stays failed and blocking.
 """
 
 import re
+from pathlib import Path
 
 import dagster as dg
 
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     INPUTS,
+    MADE_IN_RUN,
     REUSED,
     reading_latest,
     step_partition,
-    versions_of,
+    upstream_latest,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import package_digest
-from union_pipeline.quality import Suite, load_suites
+from union_pipeline.quality import CheckDef, Suite, load_suites
 from union_pipeline.settings import load_settings
 from union_pipeline.warehouse.versions import digest
 
@@ -155,35 +163,39 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
         compute_kind="great_expectations",
     )
     def _gx_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-        from union_pipeline.quality.validate import compute_frames, validate
-
         selected = {k.name for k in context.selected_asset_check_keys}
         checks = [c for check_key, c in by_name.items() if check_key in selected]
         district = step_partition(context, key)
+        # what each check was computed from: the versions of the tables it reads (the
+        # latest materializations, of the district) and the check as written
+        upstream = upstream_latest(context, key, sorted(reads, key=lambda k: k.path))
+        docs = data_docs_dir(district)
+        inputs = {c.name: check_inputs(suite, c, upstream, district) for c in checks}
+        todo, stands = [], []
+        for c in checks:
+            prior = reusable_result(context.instance, key, c, inputs[c.name], district, docs)
+            if prior is None:
+                todo.append(c)
+                continue
+            stands.append(f"{c.name} (run {prior.metadata[MADE_IN_RUN].value[:8]})")
+            yield prior
+        if stands:  # one line: every log line is an event the instance stores
+            context.log.info(
+                f"{suite.table}: tables and checks unchanged, the results stand, Great "
+                f"Expectations not run again: {', '.join(stands)}"
+            )
+        if not todo:
+            return
         previous = None
-        if any(c.data.kind == "volume" for c in checks):
+        if any(c.data.kind == "volume" for c in todo):
             previous = previous_refresh_rows(context.instance, key, context.run.run_id, district)
+        from union_pipeline.quality.validate import compute_frames, validate
+
         with reading_latest(
             context, key, sorted(reads, key=lambda k: k.path), warehouse.warehouse
-        ) as (con, upstream):
-            inputs = digest(
-                SUITE_CODE,
-                suite.path.read_text("utf-8"),
-                versions_of(upstream),
-                previous[0] if previous else None,
-            )
-            prior = _prior_results(context.instance, key, selected, inputs, district)
-            if len(prior) == len(checks):
-                # the same tables, suite and baseline: GX would say the same again
-                for result in prior:
-                    if previous and "previous_refresh_run" in result.metadata:
-                        result.metadata["previous_refresh_run"] = dg.MetadataValue.text(previous[1])
-                    yield result
-                return
-            frames = compute_frames(con, suite, checks, previous[0] if previous else None, district)
-        outcomes = validate(
-            suite, frames, docs_dir=data_docs_dir(district), run_name=context.run.run_id[:8]
-        )
+        ) as (con, _):
+            frames = compute_frames(con, suite, todo, previous[0] if previous else None, district)
+        outcomes = validate(suite, frames, docs_dir=docs, run_name=context.run.run_id[:8])
         for outcome in outcomes:
             metadata = result_metadata(outcome)
             if outcome.check.data.kind == "volume" and previous:
@@ -200,45 +212,107 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
                 severity=dg.AssetCheckSeverity.ERROR
                 if outcome.check.blocking
                 else dg.AssetCheckSeverity.WARN,
-                metadata={**metadata, INPUTS: dg.MetadataValue.text(inputs)},
+                metadata={
+                    **metadata,
+                    INPUTS: dg.MetadataValue.text(inputs[outcome.check.name]),
+                    REUSED: dg.MetadataValue.bool(False),
+                    MADE_IN_RUN: dg.MetadataValue.text(context.run.run_id),
+                },
                 description=outcome.skipped,
             )
 
     return _gx_checks
 
 
-def _prior_results(
-    instance, key: dg.AssetKey, names: set[str], inputs: str, partition: str | None
-) -> list:
-    """The latest result of each named check (in the district), when it was computed from
-    the same inputs."""
-    from dagster._core.event_api import PartitionKeyFilter
+def check_reads(suite: Suite, check: CheckDef) -> set[dg.AssetKey]:
+    """The tables one check's frame reads: its table (or `from:`) and those its SQL names."""
+    named = re.findall(r"\b(staging|marts)\.(\w+)", check.data.sql or "")
+    return {dg.AssetKey(check.data.source.split("."))} | {dg.AssetKey(list(n)) for n in named}
 
-    check_keys = [dg.AssetCheckKey(key, name) for name in sorted(names)]
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        check_keys, partition_filter=PartitionKeyFilter(key=partition) if partition else None
+
+def check_inputs(
+    suite: Suite,
+    check: CheckDef,
+    upstream: dict,
+    district: str | None,
+) -> str:
+    """A digest of what one check's verdict depends on: the code and the check as written
+    (its reference lists resolved), the data versions of the tables it reads, for a query
+    the relations it may read besides.
+
+    Not, for a volume, the previous refresh's row count: a volume judges a table's change
+    when it changed (against the refresh before); while the table stays as it is, that
+    verdict stands, a warning included, rather than turning into "+0 %" overnight."""
+    versions = {k.to_user_string(): upstream[k].version for k in check_reads(suite, check)}
+    references = None
+    if check.data.kind == "sql":
+        from union_pipeline.quality.frames import reference_relations
+
+        references = {
+            name: df.to_json(orient="split", force_ascii=False)
+            for name, df in reference_relations(district).items()
+        }
+    return digest(
+        SUITE_CODE,
+        suite.table,
+        repr(check),
+        versions,
+        references,
+        district,
     )
-    results = []
-    for check_key in check_keys:
-        record = records.get(check_key)
-        event = record.event.dagster_event if record and record.event else None
-        evaluation = event.event_specific_data if event else None
-        metadata = dict(getattr(evaluation, "metadata", None) or {})
-        found = metadata.get(INPUTS)
-        if found is None or getattr(found, "value", None) != inputs:
-            return []
-        metadata[REUSED] = dg.MetadataValue.bool(True)
-        results.append(
-            dg.AssetCheckResult(
-                asset_key=key,
-                check_name=check_key.name,
-                passed=evaluation.passed,
-                severity=evaluation.severity,
-                metadata=metadata,
-                description=evaluation.description,
-            )
-        )
-    return results
+
+
+def reusable_result(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    check: CheckDef,
+    inputs: str,
+    partition: str | None,
+    docs: Path,
+) -> dg.AssetCheckResult | None:
+    """The latest completed evaluation of `check` in the district, as this run's result,
+    when it was computed from the same inputs and the Data Docs page it links is still in
+    the site: GX would say the same again. Marked reused, with the run that computed it."""
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import (
+        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    )
+
+    check_key = dg.AssetCheckKey(key, check_name(check))
+    # completed only: this run's own evaluation is already recorded, as planned
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        check_key,
+        limit=1,
+        status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+        partition_filter=PartitionKeyFilter(key=partition) if partition else None,
+    )
+    evaluation = records[0].evaluation if records else None
+    if evaluation is None:
+        return None
+    metadata = dict(evaluation.metadata or {})
+    if _value(metadata.get(INPUTS)) != inputs:
+        return None
+    page = _value(metadata.get("validation_result"))
+    if page is not None:
+        path = Path(str(page).removeprefix("file://"))
+        if not (path.exists() and path.is_relative_to(Path(docs).resolve())):
+            return None
+    metadata[REUSED] = dg.MetadataValue.bool(True)
+    metadata[MADE_IN_RUN] = dg.MetadataValue.text(
+        _value(metadata.get(MADE_IN_RUN)) or records[0].run_id
+    )
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=check_key.name,
+        passed=evaluation.passed,
+        severity=evaluation.severity,
+        metadata=metadata,
+        description=evaluation.description,
+    )
+
+
+def _value(entry):
+    return None if entry is None else getattr(entry, "value", entry)
 
 
 gx_checks = [suite_checks(s) for s in load_suites()]
