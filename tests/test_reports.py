@@ -404,6 +404,44 @@ def test_marts_without_staging_detail_still_chart(tmp_path):
     assert "mutual_aid_monthly" not in slugs and "training_by_programme" not in slugs
 
 
+def test_problem_lists_rewrite_only_the_files_whose_rows_changed(tmp_path):
+    """A union whose rows did not change keeps its file; a changed, new or touched one is
+    written; the content is the same either way."""
+    from openpyxl import load_workbook
+
+    from tests.test_readers import QUARANTINE, UNIONS
+    from union_pipeline.reports.problems import write_problem_lists
+
+    out, day = tmp_path / "2020-09-30", dt.date(2020, 9, 30)
+    first = write_problem_lists(QUARANTINE, UNIONS, out, day, "zh")
+    assert first["written"] == first["files"] == 1 + 4 + 3
+    files = sorted(out.rglob("*.xlsx"))
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    again = write_problem_lists(QUARANTINE, UNIONS, out, day, "zh", previous=first["digests"])
+    assert again["written"] == 0 and again["files"] == first["files"]
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+    # one row of the union ZH-002 (骆驼街道) changes: its file, its street's, the main list
+    changed = QUARANTINE.copy()
+    row = changed.index[changed["values_masked"].str.contains("ZH-002")][0]
+    changed.loc[row, "line"] = 5
+    third = write_problem_lists(changed, UNIONS, out, day, "zh", previous=again["digests"])
+    rewritten = {p.relative_to(out).as_posix() for p in files if p.stat().st_mtime_ns != stamps[p]}
+    assert third["written"] == 3
+    assert rewritten == {
+        "问题数据清单-2020-09-30.xlsx",
+        "按镇街/骆驼街道.xlsx",
+        next(f"按工会/{n}" for n in third["unions"] if n.startswith("ZH-002")),
+    }
+    sheet = load_workbook(out / "按镇街" / "骆驼街道.xlsx")["基层工会名册"]
+    assert [c.value for c in sheet["D"]][1:] == [5]  # 行号
+    # a file removed or changed by hand is written again
+    (out / "按镇街" / "未知镇街.xlsx").unlink()
+    (out / "按镇街" / "招宝山街道.xlsx").write_bytes(b"edited")
+    fourth = write_problem_lists(changed, UNIONS, out, day, "zh", previous=third["digests"])
+    assert fourth["written"] == 2
+    assert load_workbook(out / "按镇街" / "招宝山街道.xlsx").sheetnames[0] == "说明"
+
+
 # ---------------------------------------------------------------------------- the browser
 
 
@@ -457,21 +495,22 @@ def test_chinese_text_renders_as_glyphs_not_boxes(tmp_path):
 
 
 @needs_browser
-def test_every_chart_exported_as_png_and_pdf(exported):
+def test_every_chart_exported_as_png_and_its_pdf_page_only_in_the_briefing(exported):
     theme = load_theme(lang="zh")
     assert exported.static.skipped is None
     for chart in exported.charts:
-        png, pdf = exported.paths.png(chart.slug), exported.paths.pdf(chart.slug)
+        png = exported.paths.png(chart.slug)
         image = read_png(png.read_bytes())
         assert image.shape[:2] == (theme.page["height"] * 2, theme.page["width"] * 2)
         assert ink(image) > 0.005, f"{png.name} is (nearly) blank"
         rgb = image[..., :3].astype(np.int32)
         colours = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])
         assert len(colours) > 50, f"{png.name} is flat"
-        reader = PdfReader(pdf)
-        assert len(reader.pages) == 1
-        box = reader.pages[0].mediabox
-        assert abs(float(box.width) - 842) < 3 and abs(float(box.height) - 595) < 3  # A4
+    # a PDF only where one is used: the briefing, not a PDF per chart
+    assert sorted(p.name for p in exported.paths.charts.iterdir()) == sorted(
+        f"{c.slug}.png" for c in exported.charts
+    )
+    assert exported.static.files == [exported.paths.png(c.slug) for c in exported.charts]
 
 
 @needs_browser

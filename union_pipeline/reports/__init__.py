@@ -6,9 +6,10 @@ Typical use, on a read-only connection to the live warehouse::
     data = read_report_data(con)               # marts + monthly aggregates
     charts = build_charts(data, theme)         # plotly figures, reading order
     paths = export_paths(settings.export_dir, data.as_of)
-    export_static(charts, paths, theme)        # PNG + PDF per chart, one browser
+    svgs = {c.slug: folder / f"{c.slug}.svg" for c in charts}   # the briefing's pages
+    export_static(charts, paths, theme, svgs=svgs)  # a PNG per chart (+ SVGs), one batch
     write_dashboard(charts, paths.dashboard, data, theme)
-    write_briefing(charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, ...)
+    write_briefing(charts, svgs, paths.briefing, data, theme)   # one print, every page
     write_kpi_workbook(data, workbook_path(paths.root, data.as_of, theme), theme,
                        sources=..., reconciliation=read_reconciliation(con))
     write_problem_lists(quarantine, unions, paths.root, data.as_of, theme.lang)
@@ -56,6 +57,7 @@ from union_pipeline.reports.render import (
     find_browser,
     has_cjk_font,
     pdf_text_font,
+    start_browser,
     static_export_problem,
 )
 from union_pipeline.reports.theme import Theme, ThemeError, current_lang, load_theme
@@ -104,6 +106,7 @@ __all__ = [
     "safe_file_stem",
     "send_mail",
     "smtp_config_from_env",
+    "start_browser",
     "static_export_problem",
     "street_values",
     "target_summary",

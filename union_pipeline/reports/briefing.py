@@ -1,9 +1,14 @@
 """The leadership briefing: one A4 PDF — a cover with the as-of date, the scorecard, then
-one chart per page — and the short summary the mail carries."""
+one chart per page — and the short summary the mail carries.
+
+The PDF is one print of one HTML page holding the cover and every chart as an SVG image
+(vector, real text), not a PDF per chart put together."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +18,7 @@ from pypdf import PdfReader, PdfWriter
 
 from union_pipeline.reports.data import ReportData
 from union_pipeline.reports.figures import Chart, target_summary
-from union_pipeline.reports.render import Job, pdf_text_font, render, warn_once
+from union_pipeline.reports.render import Job, pdf_text_font, print_pdf, render, warn_once
 from union_pipeline.reports.theme import Theme
 
 
@@ -71,31 +76,38 @@ def cover_figure(
         (0.72, theme.t("briefing_title"), 46, c["header"]),
         (0.62, theme.t("as_of", date=theme.date(data.as_of)), 24, c["text"]),
     ]
+    # the annotations are collected and set once: plotly validates the whole list again at
+    # every add_annotation (a quarter of a second for the cover's ~25)
+    annotations: list[dict] = []
     for y, text, size, color in texts:
-        fig.add_annotation(
-            x=0.06,
-            y=y,
-            xref="paper",
-            yref="paper",
-            text=f"<b>{text}</b>" if size > 24 else text,
-            showarrow=False,
-            xanchor="left",
-            font=dict(size=size, color=color, family=f["family"]),
+        annotations.append(
+            dict(
+                x=0.06,
+                y=y,
+                xref="paper",
+                yref="paper",
+                text=f"<b>{text}</b>" if size > 24 else text,
+                showarrow=False,
+                xanchor="left",
+                font=dict(size=size, color=color, family=f["family"]),
+            )
         )
     step = 0.042
     y = 0.50
 
     def line(x, text, size=17, color=c["text"], anchor="left"):
-        fig.add_annotation(
-            x=x,
-            y=y,
-            xref="paper",
-            yref="paper",
-            xanchor=anchor,
-            yanchor="top",
-            showarrow=False,
-            text=text,
-            font=dict(size=size, color=color),
+        annotations.append(
+            dict(
+                x=x,
+                y=y,
+                xref="paper",
+                yref="paper",
+                xanchor=anchor,
+                yanchor="top",
+                showarrow=False,
+                text=text,
+                font=dict(size=size, color=color),
+            )
         )
 
     for i, paragraph in enumerate(lines):
@@ -114,18 +126,21 @@ def cover_figure(
             line(0.94, theme.t("page", n=page_number), size=15, color=c["muted"], anchor="right")
             y -= step
     stamp = theme.t("generated", timestamp=generated.isoformat(sep=" "))
-    fig.add_annotation(
-        x=0.06,
-        y=0.04,
-        xref="paper",
-        yref="paper",
-        xanchor="left",
-        showarrow=False,
-        align="left",
-        font=dict(size=13, color=c["muted"]),
-        text=f"{theme.t('internal')}　　{stamp}",
+    annotations.append(
+        dict(
+            x=0.06,
+            y=0.04,
+            xref="paper",
+            yref="paper",
+            xanchor="left",
+            showarrow=False,
+            align="left",
+            font=dict(size=13, color=c["muted"]),
+            text=f"{theme.t('internal')}　　{stamp}",
+        )
     )
     fig.update_layout(
+        annotations=annotations,
         template=theme.template(),
         width=theme.page["width"],
         height=theme.page["height"],
@@ -137,10 +152,39 @@ def cover_figure(
     return fig
 
 
+PAGE_CSS = """
+@page { size: %(w)dpx %(h)dpx; margin: 0; }
+html, body { margin: 0; padding: 0; background: #FFFFFF; }
+div.page { width: %(w)dpx; height: %(h)dpx; overflow: hidden; break-after: page; }
+div.page:last-child { break-after: auto; }
+img { display: block; width: %(w)dpx; height: %(h)dpx; }
+"""
+
+
+def _pages_html(svgs: list[Path], theme: Theme) -> str:
+    """One HTML page holding every page of the briefing: each an SVG image the page's size.
+
+    An SVG drawn as an image prints as vector graphics with real text, as kaleido's own
+    PDF export does, but all pages go in one print.
+    """
+    page = theme.page
+    css = PAGE_CSS % {"w": page["width"], "h": page["height"]}
+    images = "".join(
+        f'<div class="page"><img alt="" src="data:image/svg+xml;base64,'
+        f'{base64.b64encode(svg.read_bytes()).decode("ascii")}"></div>'
+        for svg in svgs
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{css}</style></head>'
+        f"<body>{images}</body></html>"
+    )
+
+
 def write_briefing(
-    charts: list[Chart], chart_pdfs: dict[str, Path], path: Path, data: ReportData, theme: Theme
+    charts: list[Chart], chart_svgs: dict[str, Path], path: Path, data: ReportData, theme: Theme
 ) -> Briefing:
-    """Cover + every chart's A4 PDF (made by the chart exports; missing ones are rendered)."""
+    """Cover + a page per chart, printed in one go from the charts' SVGs (rendered by the
+    chart step; missing ones are rendered here, with the cover, in one batch)."""
     if pdf_text_font() is None:
         # the pages still look right; only search and copy in the PDF suffer
         warn_once(
@@ -148,23 +192,33 @@ def write_briefing(
             "(search, copy); install it: `apt-get install fonts-wqy-zenhei`"
         )
     page = theme.page
-    cover_pdf = path.with_name(f".{path.stem}.cover.pdf")
-    jobs = [Job(cover_figure(charts, data, theme), cover_pdf, page["width"], page["height"])]
-    for chart in charts:
-        pdf = chart_pdfs.get(chart.slug)
-        if pdf is None or not pdf.is_file():
-            jobs.append(Job(chart.figure, pdf, page["width"], page["height"]))
-    render(jobs)
-    writer = PdfWriter()
-    titles = [theme.t("briefing_title")]
-    try:
-        writer.append(PdfReader(cover_pdf), pages=(0, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="union-briefing-") as scratch:
+        scratch = Path(scratch)
+        cover = scratch / "cover.svg"
+        jobs = [Job(cover_figure(charts, data, theme), cover, page["width"], page["height"])]
+        svgs = []
+        for i, chart in enumerate(charts):
+            svg = chart_svgs.get(chart.slug)
+            if svg is None or not svg.is_file():
+                svg = scratch / f"{i}.svg"
+                jobs.append(Job(chart.figure, svg, page["width"], page["height"]))
+            svgs.append(svg)
+        render(jobs)
+        html = scratch / "briefing.html"
+        html.write_text(_pages_html([cover, *svgs], theme), encoding="utf-8")
+        printed = print_pdf(html, scratch / "printed.pdf")
+        reader = PdfReader(printed)
+        if len(reader.pages) != 1 + len(charts):
+            raise RuntimeError(
+                f"briefing: {len(reader.pages)} pages printed for {1 + len(charts)} pages"
+            )
+        writer = PdfWriter(clone_from=reader)
+        titles = [theme.t("briefing_title")]
         parents: dict[str, object] = {}
         names = {s["key"]: theme.section_name(s) for s in theme.sections}
         names["scorecard"] = theme.t("scorecard_title")
-        for chart in charts:
-            number = len(writer.pages)
-            writer.append(PdfReader(chart_pdfs[chart.slug]), pages=(0, 1))
+        for number, chart in enumerate(charts, start=1):
             if chart.section not in parents:
                 parents[chart.section] = writer.add_outline_item(
                     title=names.get(chart.section, chart.section), page_number=number
@@ -181,13 +235,10 @@ def write_briefing(
                 "/Subject": theme.t("as_of", date=theme.date(data.as_of)),
             }
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         with open(partial, "wb") as f:
             writer.write(f)
         partial.replace(path)
-    finally:
-        cover_pdf.unlink(missing_ok=True)
     return Briefing(path, len(titles), titles)
 
 

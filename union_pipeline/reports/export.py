@@ -2,7 +2,11 @@
 
 <as-of>/dashboard-<as-of>.html   interactive, offline
 <as-of>/briefing-<as-of>.pdf     A4: cover, scorecard, one chart per page
-<as-of>/charts/<slug>.png|.pdf   every chart (A4 landscape)
+<as-of>/charts/<slug>.png        every chart (A4 landscape, 2x)
+
+A chart's PDF page exists only inside the briefing: the briefing is printed in one go from
+the charts' SVGs (`write_briefing`), which the chart step renders beside the PNGs, in the
+same batch, into the chart asset's own output folder.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +28,11 @@ from union_pipeline.reports.data import ReportData, read_report_data
 from union_pipeline.reports.figures import Chart, build_charts
 from union_pipeline.reports.render import (
     Job,
+    Raster,
+    rasterize,
     render,
     render_bytes,
+    start_browser,
     static_export_problem,
     warn_once,
 )
@@ -45,6 +54,7 @@ class ExportPaths:
         return self.charts / f"{slug}.png"
 
     def pdf(self, slug: str) -> Path:
+        """Where earlier versions wrote a chart's own PDF (removed when it is rendered)."""
         return self.charts / f"{slug}.pdf"
 
     @property
@@ -62,40 +72,51 @@ def export_paths(export_dir: Path, as_of: dt.date) -> ExportPaths:
 
 @dataclass
 class StaticExport:
-    files: list[Path] = field(default_factory=list)
-    skipped: str | None = None  # why PNG/PDF were not written
+    files: list[Path] = field(default_factory=list)  # the PNGs in charts/
+    skipped: str | None = None  # why PNG/SVG were not written
     seconds: float = 0.0
-
-
-def static_jobs(charts: list[Chart], paths: ExportPaths, theme: Theme) -> list[Job]:
-    page = theme.page
-    jobs = []
-    for chart in charts:
-        jobs.append(
-            Job(
-                chart.figure,
-                paths.png(chart.slug),
-                page["width"],
-                page["height"],
-                float(page["png_scale"]),
-            )
-        )
-        jobs.append(Job(chart.figure, paths.pdf(chart.slug), page["width"], page["height"]))
-    return jobs
+    previews: dict[str, bytes] = field(default_factory=dict)  # slug -> small PNG
 
 
 def export_static(
-    charts: list[Chart], paths: ExportPaths, theme: Theme, logger: logging.Logger | None = None
+    charts: list[Chart],
+    paths: ExportPaths,
+    theme: Theme,
+    logger: logging.Logger | None = None,
+    svgs: dict[str, Path] | None = None,
+    previews: Collection[str] = (),
 ) -> StaticExport:
-    """A PNG and a PDF per chart with the one shared browser; skipped (said once) without."""
+    """A PNG per chart, with the one shared browser; skipped (said once) without one.
+
+    Each chart is drawn once, as SVG (kept where `svgs` says: the briefing's pages), and
+    its PNG (and the small PNG of the `previews` slugs) drawn from that SVG."""
     problem = static_export_problem()
     if problem:
         warn_once(problem, logger)
         return StaticExport(skipped=problem)
     started = time.perf_counter()
-    jobs = static_jobs(charts, paths, theme)
-    render(jobs)
-    return StaticExport([j.path for j in jobs], None, time.perf_counter() - started)
+    page = theme.page
+    width, height = page["width"], page["height"]
+    with tempfile.TemporaryDirectory(prefix="union-svg-") as scratch:
+        svgs = svgs or {}
+        pages = {
+            c.slug: svgs.get(c.slug) or Path(scratch) / f"{i}.svg" for i, c in enumerate(charts)
+        }
+        render([Job(c.figure, pages[c.slug], width, height) for c in charts])
+        rasters = [
+            Raster(pages[c.slug], paths.png(c.slug), width, height, float(page["png_scale"]))
+            for c in charts
+        ]
+        small = [c.slug for c in charts if c.slug in previews]
+        rasters += [
+            Raster(pages[slug], None, width, height, float(page["preview_scale"])) for slug in small
+        ]
+        images = rasterize(rasters)
+    for chart in charts:  # a chart's own PDF of earlier versions: nothing uses it now
+        paths.pdf(chart.slug).unlink(missing_ok=True)
+    exported = [paths.png(c.slug) for c in charts]
+    previews_made = dict(zip(small, images[len(charts) :], strict=True))
+    return StaticExport(exported, None, time.perf_counter() - started, previews_made)
 
 
 def preview_png(chart: Chart, theme: Theme) -> bytes | None:
@@ -106,8 +127,9 @@ def preview_png(chart: Chart, theme: Theme) -> bytes | None:
     return render_bytes(chart.figure, page["width"], page["height"], float(page["preview_scale"]))
 
 
-def preview_markdown(chart: Chart, theme: Theme) -> str:
-    image = preview_png(chart, theme)
+def preview_markdown(chart: Chart, theme: Theme, image: bytes | None = None) -> str:
+    """The preview as markdown; `image`: the small PNG when already rendered."""
+    image = image if image is not None else preview_png(chart, theme)
     if image is None:
         return f"**{chart.title}** (no preview: static export unavailable)"
     data = base64.b64encode(image).decode("ascii")
@@ -130,27 +152,28 @@ def export_reports(
     theme: Theme | None = None,
     logger: logging.Logger | None = None,
 ) -> ReportRun:
-    """Everything in one go (bench, scripts): charts, PNG/PDF, dashboard, briefing."""
+    """Everything in one go (bench, scripts): charts, PNGs, dashboard, briefing."""
     theme = theme or load_theme()
     seconds = {}
     started = time.perf_counter()
+    start_browser()  # Chromium starts while the marts are read and the figures built
     data: ReportData = read_report_data(con)
     charts = build_charts(data, theme)
     seconds["read_and_build"] = time.perf_counter() - started
     paths = export_paths(export_dir, data.as_of)
-    started = time.perf_counter()
-    static = export_static(charts, paths, theme, logger)
-    seconds["png_pdf"] = time.perf_counter() - started
-    started = time.perf_counter()
-    dashboard = write_dashboard(
-        charts, paths.dashboard, data, theme, None if static.skipped else paths.briefing.name
-    )
-    seconds["dashboard"] = time.perf_counter() - started
-    briefing = None
-    if not static.skipped:
+    with tempfile.TemporaryDirectory(prefix="union-pages-") as scratch:
+        svgs = {c.slug: Path(scratch) / f"{i}.svg" for i, c in enumerate(charts)}
         started = time.perf_counter()
-        briefing = write_briefing(
-            charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
+        static = export_static(charts, paths, theme, logger, svgs)
+        seconds["png_svg"] = time.perf_counter() - started
+        started = time.perf_counter()
+        dashboard = write_dashboard(
+            charts, paths.dashboard, data, theme, None if static.skipped else paths.briefing.name
         )
-        seconds["briefing"] = time.perf_counter() - started
+        seconds["dashboard"] = time.perf_counter() - started
+        briefing = None
+        if not static.skipped:
+            started = time.perf_counter()
+            briefing = write_briefing(charts, svgs, paths.briefing, data, theme)
+            seconds["briefing"] = time.perf_counter() - started
     return ReportRun(paths, charts, static, dashboard, briefing, seconds)

@@ -9,7 +9,13 @@ problem in words (assets/quarantine_rules.yaml), the column, every problem of th
 what to do, and the row's values from `values_masked` (already masked by the load: written
 as they are, never unmasked). A row's union is its own 工会编码 (values_masked `union_id`);
 rows without one (claims, loans, training) go to 未知工会. Every text cell goes through
-`neutralise_formula`. Plain openpyxl, no Dagster.
+`neutralise_formula`. No Dagster.
+
+Written with xlsxwriter (a workbook of a few rows costs a few milliseconds, openpyxl's
+tens; a district has hundreds of unions with problem rows, a province tens of thousands of
+rows), every cell's text prepared once for all the files it goes into. A file whose
+content (its digest) is that of the previous run's same file, still there untouched, is not
+written again (`previous`).
 """
 
 from __future__ import annotations
@@ -18,22 +24,21 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import xlsxwriter
 import yaml
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
 
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.reports.theme import Theme, load_theme
 from union_pipeline.reports.workbook import (
-    Table,
-    new_table,
-    save_workbook,
+    MAX_WIDTH,
+    display_width,
+    safe_text,
     sheet_title,
-    write_table,
 )
 from union_pipeline.settings import ASSETS_DIR
 
@@ -48,6 +53,11 @@ _RULE_PART = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
 
 MAX_UNION_FILES = 2000
+FORMAT = "problem-list-2"  # in every file's digest: a change of layout rewrites them all
+LINE_FORMAT = "0"
+COUNT_FORMAT = "#,##0"
+CELL_CHARS = 32767  # Excel's limit of a cell's text
+CONSTANT_MEMORY_ROWS = 20_000  # past this, rows go to disk as written (a province's lists)
 
 
 def load_rules(path: Path = RULES_FILE) -> dict[str, dict]:
@@ -159,14 +169,189 @@ def _prepare(quarantine: pd.DataFrame, unions: pd.DataFrame, labels: _Labels) ->
     return frame.sort_values(["source", "file", "line"], kind="stable")
 
 
-def _source_table(source: str, rows: pd.DataFrame, labels: _Labels) -> Table:
-    t = labels.theme.t
+def _cell(value) -> str | None:
+    """A text cell as written: never a formula, no character XML cannot hold."""
+    text = safe_text(_text(value))
+    return text[:CELL_CHARS] if text is not None and len(text) > CELL_CHARS else text
+
+
+def _width(text: str | None) -> int:
+    if text is None:
+        return 0
+    return len(text) if text.isascii() else display_width(text)
+
+
+class _Rows:
+    """Every quarantined row's cells, made once for all the files it is written to: the
+    eight fixed columns, then its masked values by column name, each with its width."""
+
+    def __init__(self, rows: pd.DataFrame, labels: _Labels):
+        self.labels = labels
+        memo: dict = {}
+
+        def once(kind, fn, *key):
+            found = memo.get((kind, *key))
+            if found is None and (kind, *key) not in memo:
+                found = memo[(kind, *key)] = fn(*key)
+            return found
+
+        self.source = [str(x) for x in rows["source"]]
+        self.rule = [None if pd.isna(r) else str(r) for r in rows["rule"]]
+        self.fixed: list[list] = []
+        self.values: list[dict[str, str | None]] = []
+        columns = zip(
+            self.source,
+            rows["pl_union"],
+            rows["pl_union_name"],
+            rows["file"],
+            rows["line"],
+            rows["rule"],
+            rows["column"],
+            rows["rules"],
+            rows["pl_values"],
+            strict=True,
+        )
+        for source, union, name, file, line, rule, column, rules, values in columns:
+            rule = None if rule is None or pd.isna(rule) else rule
+            self.fixed.append(
+                [
+                    _cell(union),
+                    _cell(name),
+                    _cell(file),
+                    None if pd.isna(line) else int(line),
+                    _cell(once("rule", labels.rule, rule)),
+                    _cell(once("column", labels.column, source, column)),
+                    _cell(once("all", labels.all_rules, source, rules)),
+                    _cell(once("fix", labels.fix, rule)),
+                ]
+            )
+            self.values.append({k: _cell(v) for k, v in values.items() if k != UNION_COLUMN})
+        self.widths: dict[str | None, int] = {}  # a text's width, measured once
+
+        self._encoded: list[bytes | None] = [None] * len(self.fixed)
+
+    def digest(self, index: Sequence[int]) -> str:
+        """What the rows `index` write (each row encoded once for every file it is in)."""
+        h = hashlib.sha256()
+        encoded = self._encoded
+        for i in index:
+            row = encoded[i]
+            if row is None:
+                row = encoded[i] = json.dumps(
+                    [self.fixed[i], self.values[i]], ensure_ascii=False
+                ).encode()
+            h.update(row)
+        return h.hexdigest()
+
+
+def _keys(source: str, rows: _Rows, index: Sequence[int]) -> list[str]:
+    """The value columns of a source's sheet: the spec's order, then any other, sorted."""
     spec = load_specs().get(source)
     order = [c.name for c in spec.columns] if spec else []
-    present = {k for values in rows["pl_values"] for k in values}
-    keys = [k for k in order if k in present] + sorted(present - set(order))
-    keys = [k for k in keys if k != UNION_COLUMN]  # it is the first column already
-    headers = [
+    present = {k for i in index for k in rows.values[i]}
+    return [k for k in order if k in present] + sorted(present - set(order))
+
+
+class _Book:
+    """One xlsx file: header rows bold on the theme's colour, frozen under the header,
+    columns sized to their text (CJK counts 2), numbers with a format."""
+
+    def __init__(self, path: Path, theme: Theme, rows: int):
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        options = {"in_memory": rows <= CONSTANT_MEMORY_ROWS}
+        if rows > CONSTANT_MEMORY_ROWS:
+            options["constant_memory"] = True
+        self.wb = xlsxwriter.Workbook(str(self.partial), options)
+        color = theme.colors["header"]
+        self.header = self.wb.add_format(
+            {"bold": True, "font_color": "#FFFFFF", "bg_color": color, "valign": "vcenter"}
+        )
+        self.formats = {
+            LINE_FORMAT: self.wb.add_format({"num_format": LINE_FORMAT}),
+            COUNT_FORMAT: self.wb.add_format({"num_format": COUNT_FORMAT}),
+        }
+        self.title = self.wb.add_format({"bold": True, "font_size": 14})
+        self.wrap = self.wb.add_format({"text_wrap": True, "valign": "top"})
+        self.names: list[str] = []
+
+    def sheet(self, name: str):
+        title = sheet_title(name, self.names)
+        self.names.append(title)
+        return self.wb.add_worksheet(title)
+
+    def table(
+        self,
+        ws,
+        start: int,
+        headers: list[str],
+        rows,
+        formats=None,
+        freeze: bool = True,
+        known: dict | None = None,
+    ) -> list[int]:
+        """Header at row `start` (0-based), then `rows` of cells; the columns' widths
+        (`known`: widths measured before, kept for the next file)."""
+        known = {} if known is None else known
+        widths = []
+        for col, header in enumerate(headers):
+            ws.write_string(start, col, safe_text(header), self.header)
+            widths.append(_width(header))
+        for r, values in enumerate(rows, start=start + 1):
+            for col, value in enumerate(values):
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    ws.write_string(r, col, value)
+                    width = known.get(value)
+                    if width is None:
+                        width = known[value] = _width(value)
+                else:
+                    fmt = formats[col] if formats else None
+                    ws.write_number(r, col, value, self.formats.get(fmt))
+                    width = len(f"{value:,.0f}")
+                if width > widths[col]:
+                    widths[col] = width
+        if freeze:
+            ws.freeze_panes(start + 1, 0)
+        return widths
+
+    @staticmethod
+    def widths(ws, widths: list[int], minimum: dict[int, int] | None = None) -> None:
+        for col, width in enumerate(widths):
+            ws.set_column(col, col, max((minimum or {}).get(col, 0), min(MAX_WIDTH, width + 2)))
+
+    def close(self) -> None:
+        """Written to a partial file then renamed: a reader never opens half a workbook."""
+        self.wb.close()
+        self.partial.replace(self.path)
+
+
+def _source_title(source: str, theme: Theme) -> str:
+    spec = load_specs().get(source)
+    return (spec.title_zh if theme.lang == "zh" else spec.title_en) if spec else source
+
+
+def _write_list(
+    path: Path,
+    rows: _Rows,
+    index: Sequence[int],
+    as_of: dt.date,
+    heading: list[tuple[str, str | None]],
+) -> dict[str, int]:
+    """One workbook: 说明 (what, who, counts, the rules), then a sheet per source."""
+    labels = rows.labels
+    theme = labels.theme
+    t = theme.t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book = _Book(path, theme, len(index))
+    about = book.sheet(t("pl_about"))
+    by_source: dict[str, list[int]] = {}
+    for i in index:
+        by_source.setdefault(rows.source[i], []).append(i)
+    counts: dict[str, int] = {}
+    sheets = []
+    fixed_headers = [
         t("pl_union_id"),
         t("pl_union_name"),
         t("pl_file_col"),
@@ -175,75 +360,46 @@ def _source_table(source: str, rows: pd.DataFrame, labels: _Labels) -> Table:
         t("pl_column"),
         t("pl_all_rules"),
         t("pl_fix"),
-    ] + [labels.column(source, k) or t("wb_value") for k in keys]
-    table = new_table(headers)
-    for row in rows.itertuples(index=False):
-        values = row.pl_values
-        line = None if pd.isna(row.line) else int(row.line)
-        table.add(
-            [
-                row.pl_union,
-                row.pl_union_name,
-                _text(row.file),
-                line,
-                labels.rule(row.rule),
-                labels.column(source, row.column),
-                labels.all_rules(source, row.rules),
-                labels.fix(row.rule),
-            ]
-            + [_text(values.get(k)) for k in keys],
-            [None, None, None, "0"],
-        )
-    return table
-
-
-def _write_list(
-    path: Path,
-    rows: pd.DataFrame,
-    labels: _Labels,
-    as_of: dt.date,
-    heading: list[tuple[str, str | None]],
-) -> dict[str, int]:
-    """One workbook: 说明 (what, who, counts, the rules), then a sheet per source."""
-    theme = labels.theme
-    t = theme.t
-    wb = Workbook()
-    about = wb.active
-    about.title = sheet_title(t("pl_about"))
-    specs = load_specs()
-    counts: dict[str, int] = {}
-    sheets = []
-    for source, part in rows.groupby("source", sort=True):
-        spec = specs.get(str(source))
-        title = (spec.title_zh if theme.lang == "zh" else spec.title_en) if spec else str(source)
-        ws = wb.create_sheet(sheet_title(title, wb.sheetnames))
-        counts[str(source)] = write_table(
-            ws, _source_table(str(source), part, labels), theme.colors["header"]
-        )
-        sheets.append((title, ws.title, counts[str(source)]))
-    # 说明: the heading facts, the rows per sheet, then what each problem means
-    about.cell(1, 1, t("pl_file")).font = Font(bold=True, size=14)
-    about.cell(2, 1, t("pl_intro")).alignment = Alignment(wrap_text=True, vertical="top")
-    about.merge_cells(start_row=2, start_column=1, end_row=2, end_column=3)
-    about.row_dimensions[2].height = 48
-    facts = new_table([t("wb_item"), t("wb_value"), t("pl_rows")])
-    facts.add([t("wb_org"), theme.organisation, None])
-    facts.add([t("wb_as_of"), theme.date(as_of), None])
-    for key, value in heading:
-        facts.add([key, value, None])
-    for title, _sheet, n in sheets:
-        facts.add([t("pl_source"), title, n], [None, None, "#,##0"])
-    start = 4
-    write_table(about, facts, theme.colors["header"], start_row=start)
-    used = sorted({str(r) for r in rows["rule"].dropna()})
-    legend = new_table([t("pl_rule"), t("pl_fix")])
-    for code in used:
-        legend.add([labels.rule(code), labels.fix(code)])
+    ]
+    line_formats = [None, None, None, LINE_FORMAT]
+    for source in sorted(by_source):
+        part = by_source[source]
+        title = _source_title(source, theme)
+        ws = book.sheet(title)
+        keys = _keys(source, rows, part)
+        headers = fixed_headers + [labels.column(source, k) or t("wb_value") for k in keys]
+        cells = (rows.fixed[i] + [rows.values[i].get(k) for k in keys] for i in part)
+        book.widths(ws, book.table(ws, 0, headers, cells, line_formats, known=rows.widths))
+        counts[source] = len(part)
+        sheets.append((title, len(part)))
+    # 说明: the heading facts, the rows per sheet, then what each problem means (rows in
+    # order: a large list streams its rows to disk as they are written)
+    about.write_string(0, 0, safe_text(t("pl_file")), book.title)
+    about.set_row(1, 48)
+    about.merge_range(1, 0, 1, 2, safe_text(t("pl_intro")), book.wrap)
+    facts = [
+        [_cell(t("wb_org")), _cell(theme.organisation), None],
+        [_cell(t("wb_as_of")), _cell(theme.date(as_of)), None],
+    ]
+    facts += [[_cell(key), _cell(value), None] for key, value in heading]
+    facts += [[_cell(t("pl_source")), _cell(title), n] for title, n in sheets]
+    start = 3
+    widths = book.table(
+        about,
+        start,
+        [t("wb_item"), t("wb_value"), t("pl_rows")],
+        facts,
+        [None, None, COUNT_FORMAT],
+        freeze=False,
+    )
+    used = sorted({rows.rule[i] for i in index if rows.rule[i] is not None})
     if used:
-        write_table(about, legend, theme.colors["header"], start_row=start + len(facts.rows) + 2)
-    about.freeze_panes = None
-    about.column_dimensions["A"].width = max(about.column_dimensions["A"].width or 0, 30)
-    save_workbook(wb, path)
+        legend = [[_cell(labels.rule(code)), _cell(labels.fix(code))] for code in used]
+        start += len(facts) + 2
+        more = book.table(about, start, [t("pl_rule"), t("pl_fix")], legend, freeze=False)
+        widths = [max(a, b) for a, b in zip(widths, more + [0] * len(widths), strict=False)]
+    book.widths(about, widths, {0: 30})
+    book.close()
     return counts
 
 
@@ -252,6 +408,15 @@ def _clear_old(folder: Path, keep: set[Path]) -> None:
     for old in folder.glob("*.xlsx"):
         if old not in keep:
             old.unlink()
+
+
+def _stamp(path: Path) -> list[int] | None:
+    """What says a file is the one written: its size and modification time."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def problem_list_path(out_dir: Path, as_of: dt.date, theme: Theme) -> Path:
@@ -265,19 +430,21 @@ def write_problem_lists(
     as_of: dt.date,
     lang: str | None = None,
     max_union_files: int | None = None,
+    previous: dict | None = None,
 ) -> dict:
     """Write the problem-data lists; returns the counts.
 
     Past `max_union_files` unions with problems (default MAX_UNION_FILES: a district has
     about 1,300 unions, a province tens of thousands), the per-union split is not written
-    (each file costs tens of milliseconds) and "unions_skipped" says why: a province sends
-    lists through its districts.
+    and "unions_skipped" says why: a province sends lists through its districts.
 
     quarantine: staging.quarantine's columns (source, file, line, rule, column, rules,
     values_masked). unions: union_id, union_name, street (staging.unions) to name each
-    union and find its street. lang: zh or en (default UNION_LANG).
-    Returns {"path", "files" (workbooks written), "rows" ({source: rows}),
-    "unions" ({union file name: rows}), "streets" ({street file name: rows})}.
+    union and find its street. lang: zh or en (default UNION_LANG). previous: the
+    "digests" of an earlier call: a file whose digest and stamp are unchanged is kept.
+    Returns {"path", "files" (workbooks in the lists), "written" (workbooks written now),
+    "rows" ({source: rows}), "unions" ({union file name: rows}), "streets" ({street file
+    name: rows}), "unions_skipped", "digests" ({path: {digest, stamp}})}.
     """
     theme = load_theme(lang=lang)
     t = theme.t
@@ -287,50 +454,86 @@ def write_problem_lists(
         for name, spec in specs.items()
     }
     labels = _Labels(theme, load_rules(), headers)
-    rows = _prepare(quarantine, unions, labels)
+    frame = _prepare(quarantine, unions, labels).reset_index(drop=True)
+    rows = _Rows(frame, labels)
     out_dir = Path(out_dir)
+    before = (previous or {}).get("files", {})
+    digests: dict[str, dict] = {}
+    written = 0
+
+    def write(path: Path, index: Sequence[int], heading) -> int:
+        """The file's rows; written only when its content or the file changed."""
+        nonlocal written
+        digest = hashlib.sha256(
+            json.dumps(
+                [FORMAT, theme.lang, theme.organisation, as_of.isoformat(), heading],
+                ensure_ascii=False,
+            ).encode()
+            + rows.digest(index).encode()
+        ).hexdigest()
+        old = before.get(str(path))
+        if not (old and old.get("digest") == digest and old.get("stamp") == _stamp(path)):
+            _write_list(path, rows, index, as_of, heading)
+            written += 1
+        digests[str(path)] = {"digest": digest, "stamp": _stamp(path)}
+        return len(index)
+
     main = problem_list_path(out_dir, as_of, theme)
-    counts = _write_list(main, rows, labels, as_of, [])
+    everything = list(range(len(frame)))
+    write(main, everything, [])
+    counts = {source: rows.source.count(source) for source in sorted(set(rows.source))}
     by_union_dir, by_street_dir = out_dir / t("pl_by_union"), out_dir / t("pl_by_street")
     by_union_dir.mkdir(parents=True, exist_ok=True)
     by_street_dir.mkdir(parents=True, exist_ok=True)
+    union_ids = [None if pd.isna(u) else str(u) for u in frame["pl_union"]]
+    union_names = [None if pd.isna(n) else str(n) for n in frame["pl_union_name"]]
+    street_names = [None if pd.isna(x) else str(x) for x in frame["pl_street"]]
+    by_union: dict[str, list[int]] = {}  # "": no union (blank codes were made None)
+    by_street: dict[str, list[int]] = {}
+    for i, (union_id, street) in enumerate(zip(union_ids, street_names, strict=True)):
+        by_union.setdefault(union_id or "", []).append(i)
+        by_street.setdefault(street or "", []).append(i)
     written_unions: dict[str, int] = {}
     unknown_union = t("pl_unknown_union")
-    keys = rows["pl_union"].fillna("")  # "": no union (blank codes were made None)
     limit = MAX_UNION_FILES if max_union_files is None else max_union_files
     skipped = None
-    if keys.nunique() > limit:
+    if len(by_union) > limit:
         skipped = (
-            f"{keys.nunique():,} unions have problem rows, more than {limit:,}: "
+            f"{len(by_union):,} unions have problem rows, more than {limit:,}: "
             "no per-union files; split by street only"
         )
-        keys = keys.iloc[0:0]
-    for key, part in rows.loc[keys.index].groupby(keys, sort=True):
+        by_union = {}
+
+    def first(values: list, index: list[int]):
+        return next((values[i] for i in index if values[i] is not None), None)
+
+    for key in sorted(by_union):
+        index = by_union[key]
         if key == "":
             stem, heading = unknown_union, [(t("pl_union_id"), unknown_union)]
         else:
-            name = part["pl_union_name"].dropna()
-            name = str(name.iloc[0]) if not name.empty else None
+            name = first(union_names, index)
             stem = safe_file_stem(key) + (f"-{safe_file_stem(name, 30)}" if name else "")
             heading = [(t("pl_union_id"), key), (t("pl_union_name"), name)]
-        street = part["pl_street"].dropna()
-        heading.append((t("wb_street"), str(street.iloc[0]) if not street.empty else None))
+        heading.append((t("wb_street"), first(street_names, index)))
         path = by_union_dir / f"{stem}.xlsx"
-        written_unions[path.name] = sum(_write_list(path, part, labels, as_of, heading).values())
+        written_unions[path.name] = write(path, index, heading)
     written_streets: dict[str, int] = {}
     unknown_street = t("pl_unknown_street")
-    for key, part in rows.groupby(rows["pl_street"].fillna(""), sort=True):
-        street = unknown_street if key == "" else str(key)
+    for key in sorted(by_street):
+        street = unknown_street if key == "" else key
         path = by_street_dir / f"{safe_file_stem(street)}.xlsx"
         heading = [(t("wb_street"), street)]
-        written_streets[path.name] = sum(_write_list(path, part, labels, as_of, heading).values())
+        written_streets[path.name] = write(path, by_street[key], heading)
     _clear_old(by_union_dir, {by_union_dir / n for n in written_unions})
     _clear_old(by_street_dir, {by_street_dir / n for n in written_streets})
     return {
         "path": str(main),
         "files": 1 + len(written_unions) + len(written_streets),
+        "written": written,
         "rows": counts,
         "unions": written_unions,
         "streets": written_streets,
         "unions_skipped": skipped,
+        "digests": {"files": digests},
     }

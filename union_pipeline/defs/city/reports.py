@@ -1,6 +1,9 @@
 """The city's dashboard and briefing: its districts side by side, and the city against its
 own targets. Written to UNION_EXPORT_DIR/city/<as-of>/ for a city drop."""
 
+import tempfile
+from pathlib import Path
+
 import dagster as dg
 
 from union_pipeline import districts
@@ -11,6 +14,7 @@ from union_pipeline.reports import (
     export_paths,
     export_static,
     load_theme,
+    start_browser,
     static_export_problem,
     write_briefing,
     write_dashboard,
@@ -72,8 +76,6 @@ def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "SELECT max(as_of), min(first_year) FROM marts.refresh_context"
         ).fetchall()[0]
         city_yearly = con.execute("SELECT * FROM marts.city_kpi_yearly").df()
-    data = city_report_data(city_yearly, as_of, int(first_year))
-    charts = build_city_charts(city_yearly, data, theme)
     paths = export_paths(
         districts.district_export_dir(settings.export_dir, settings.raw_dir, None), as_of
     )
@@ -91,7 +93,23 @@ def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
             )
         return
-    static = export_static(charts, paths, theme, context.log) if can_export else None
+    if can_export:
+        start_browser()  # Chromium starts while the figures are built
+    data = city_report_data(city_yearly, as_of, int(first_year))
+    charts = build_city_charts(city_yearly, data, theme)
+    # the charts' PNGs and the briefing's pages (SVG, in a scratch folder) in one batch
+    with tempfile.TemporaryDirectory(prefix="union-city-pages-") as scratch:
+        pages = {c.slug: Path(scratch) / f"{i}.svg" for i, c in enumerate(charts)}
+        static = export_static(charts, paths, theme, context.log, pages) if can_export else None
+        yield from _results(
+            context, charts, city_yearly, data, theme, paths, version, static, pages
+        )
+
+
+def _results(context, charts, city_yearly, data, theme, paths, version, static, pages):
+    """The dashboard's and the briefing's materializations (the briefing printed here)."""
+    as_of, selected = data.as_of, context.selected_asset_keys
+    can_export = static is not None and not static.skipped
     common = {
         "as_of": dg.MetadataValue.text(as_of.isoformat()),
         "districts": dg.MetadataValue.int(int(city_yearly["district"].nunique()) - 1),
@@ -107,10 +125,8 @@ def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             data_version=dg.DataVersion(version),
             metadata={**common, "path": dg.MetadataValue.path(str(path))},
         )
-    if BRIEFING in selected and static is not None and not static.skipped:
-        made = write_briefing(
-            charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
-        )
+    if BRIEFING in selected and can_export:
+        made = write_briefing(charts, pages, paths.briefing, data, theme)
         yield dg.MaterializeResult(
             asset_key=BRIEFING,
             data_version=dg.DataVersion(version),

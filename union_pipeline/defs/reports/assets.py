@@ -1,4 +1,4 @@
-"""Charts for leadership, from the marts, exported to UNION_EXPORT_DIR/<as-of>/ (PNG + PDF per
+"""Charts for leadership, from the marts, exported to UNION_EXPORT_DIR/<as-of>/ (a PNG per
 chart, the HTML dashboard, the briefing PDF), and the briefing mailed after a publish.
 
 Thin on purpose: the figures, exports and mail live in `union_pipeline.reports`. The charts
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import plotly.io as pio
+import plotly.graph_objects as go
 
 from union_pipeline import districts
 from union_pipeline.assetkit.outputs import (
@@ -43,6 +43,7 @@ from union_pipeline.reports import (
     recipients_from_env,
     send_mail,
     smtp_config_from_env,
+    start_browser,
     static_export_problem,
     write_briefing,
     write_dashboard,
@@ -59,6 +60,8 @@ GROUP = "reports"
 REPORTS_CODE = package_digest("reports")
 THEME = (ASSETS_DIR / "theme.yaml").read_text(encoding="utf-8")
 CHART_FILE = "union/charts_file"
+CHART_INPUTS = "union/chart_inputs"  # the marts and code a chart was made from
+DIGESTS_FILE = "union/digests_file"  # what each problem list holds, to rewrite only changes
 FILES = "union/files"
 
 CHART_DOCS = {
@@ -140,14 +143,27 @@ def _chart_records(charts: list[Chart]) -> list[dict]:
 
 
 def _charts_from(record_file: str) -> list[Chart]:
+    """The charts as recorded. Their figures were validated when built: not again (plotly's
+    validation of 26 figures costs more than the dashboard's HTML)."""
     records = json.loads(Path(record_file).read_text(encoding="utf-8"))
-    return [Chart(**{**r, "figure": pio.from_json(r["figure"])}) for r in records]
+    return [
+        Chart(**{**r, "figure": go.Figure(json.loads(r["figure"]), _validate=False)})
+        for r in records
+    ]
 
 
 def _exported(paths, charts: list[dict]) -> list[Path]:
+    """The files users get of these charts: a PNG each (none where export cannot run)."""
     if static_export_problem():
         return []
-    return [p for c in charts for p in (paths.png(c["slug"]), paths.pdf(c["slug"]))]
+    return [paths.png(c["slug"]) for c in charts]
+
+
+def _pages(folder: Path, charts: list[dict]) -> dict[str, Path]:
+    """The charts' SVGs in their output folder: the briefing's pages, nothing else."""
+    if static_export_problem():
+        return {}
+    return {c["slug"]: folder / f"{c['slug']}.svg" for c in charts}
 
 
 @dg.multi_asset(
@@ -170,14 +186,22 @@ def _exported(paths, charts: list[dict]) -> list[Path]:
 )
 def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every chart from one read of the marts; a chart is rendered only when its figure
-    changed or its files are gone."""
+    changed or its files are gone. One batch for the browser: every PNG, the SVGs the
+    briefing prints from, and the metadata previews."""
     theme = _theme(context)
     store = warehouse.warehouse
     district = context.partition_key
     first = next(iter(CHART_KEYS.values()))
-    with reading_latest(context, first, REPORT_MARTS, store) as (con, _):
-        data = read_report_data(con)
     groups = [name for name, key in CHART_KEYS.items() if key in context.selected_asset_keys]
+    with reading_latest(context, first, REPORT_MARTS, store) as (con, upstream):
+        inputs = digest(REPORTS_CODE, THEME, theme.lang, versions_of(upstream))
+        if any(
+            (found := latest(context.instance, CHART_KEYS[name], district)) is None
+            or found.get(CHART_INPUTS) != inputs
+            for name in groups
+        ):
+            start_browser()  # likely to render: Chromium starts while the figures are built
+        data = read_report_data(con)
     built = build_charts(data, theme, groups)
     paths = export_paths(_export_root(context, warehouse), data.as_of)
     plans = []
@@ -186,19 +210,33 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         version = digest(
             REPORTS_CODE, THEME, theme.lang, theme.organisation, str(paths.root), records
         )
+        folder = store.outputs.folder("reports", name, version)
         previous = latest(context.instance, CHART_KEYS[name], district)
-        files = _exported(paths, records)
+        files = _exported(paths, records) + list(_pages(folder, records).values())
         fresh = (
             previous is not None
             and previous.version == version
             and Path(previous.get(CHART_FILE, "")).is_file()
             and all(p.is_file() for p in files)
         )
-        plans.append((name, records, version, previous if fresh else None))
+        plans.append((name, records, version, folder, previous if fresh else None))
 
-    to_render = [c for c in built if any(p[0] == c.group and p[3] is None for p in plans)]
-    static = export_static(to_render, paths, theme, context.log) if to_render else None
-    for name, records, version, previous in plans:
+    to_render = [c for c in built if any(p[0] == c.group and p[4] is None for p in plans)]
+    pages = {
+        slug: svg
+        for name, records, _, folder, previous in plans
+        if previous is None
+        for slug, svg in _pages(folder, records).items()
+    }
+    firsts = [
+        records[0]["slug"] for _, records, _, _, previous in plans if previous is None and records
+    ]
+    static = (
+        export_static(to_render, paths, theme, context.log, svgs=pages, previews=firsts)
+        if to_render
+        else None
+    )
+    for name, records, version, folder, previous in plans:
         key = CHART_KEYS[name]
         if previous is not None:
             metadata = dict(previous.metadata)
@@ -210,7 +248,6 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                 asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
             )
             continue
-        folder = store.outputs.folder("reports", name, version)
         folder.mkdir(parents=True, exist_ok=True)
         record_file = folder / "charts.json"
         record_file.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
@@ -222,9 +259,10 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "static_export": dg.MetadataValue.text(
                 static.skipped
                 if static and static.skipped
-                else f"{2 * len(records)} files (PNG + PDF)"
+                else f"{len(records)} PNG files (and the briefing's SVG pages)"
             ),
             VERSION: dg.MetadataValue.text(version),
+            CHART_INPUTS: dg.MetadataValue.text(inputs),
             CHART_FILE: dg.MetadataValue.path(str(record_file)),
             FILES: dg.MetadataValue.json([str(p) for p in _exported(paths, records)]),
             REUSED: dg.MetadataValue.bool(False),
@@ -234,10 +272,12 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                 "no data for this chart in the marts; " + "; ".join(data.notes)
             )
         else:
-            metadata["preview"] = dg.MetadataValue.md(preview_markdown(group_charts[0], theme))
+            image = static.previews.get(records[0]["slug"]) if static else None
+            metadata["preview"] = dg.MetadataValue.md(
+                preview_markdown(group_charts[0], theme, image)
+            )
             if not static_export_problem():
                 metadata["png"] = dg.MetadataValue.path(str(paths.png(records[0]["slug"])))
-                metadata["pdf"] = dg.MetadataValue.path(str(paths.pdf(records[0]["slug"])))
         if name == "street_comparison":
             metadata["suppressed_cells"] = dg.MetadataValue.int(
                 sum(r["suppressed"] for r in records)
@@ -259,6 +299,16 @@ def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:
     found = {k: require_chart(context, k) for k in CHART_KEYS.values()}
     charts = [c for f in found.values() for c in _charts_from(f.get(CHART_FILE))]
     return order_charts(charts, theme), {k.to_user_string(): f.version for k, f in found.items()}
+
+
+def _chart_pages(context) -> dict[str, Path]:
+    """Each chart's SVG (its briefing page), beside its record in the chart's output folder."""
+    pages = {}
+    for key in CHART_KEYS.values():
+        record_file = Path(require_chart(context, key).get(CHART_FILE))
+        for record in json.loads(record_file.read_text(encoding="utf-8")):
+            pages[record["slug"]] = record_file.parent / f"{record['slug']}.svg"
+    return pages
 
 
 def require_chart(context, key: dg.AssetKey):
@@ -336,8 +386,9 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """领导简报 — Leadership briefing PDF (A4): a cover with the as-of date and the targets met
     and missed, the scorecard, then one chart per page.
 
-    Made from the chart assets' PDFs. Not written (no materialization) where this machine
-    cannot export PDF; mailed by `reports/briefing_mail` after the warehouse is published.
+    Printed in one go from the chart assets' SVGs (vector, text that copies). Not written
+    (no materialization) where this machine cannot export PDF; mailed by
+    `reports/briefing_mail` after the warehouse is published.
     """
     problem = static_export_problem()
     if problem:
@@ -360,9 +411,7 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     if reused:
         yield reused
         return
-    made = write_briefing(
-        charts, {c.slug: paths.pdf(c.slug) for c in charts}, paths.briefing, data, theme
-    )
+    made = write_briefing(charts, _chart_pages(context), paths.briefing, data, theme)
     yield dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
@@ -508,6 +557,18 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
 
 
+def _digests(context, key: dg.AssetKey) -> dict | None:
+    """The previous problem lists' digests (None: write every file)."""
+    found = latest(context.instance, key, context.partition_key)
+    path = Path(found.get(DIGESTS_FILE, "")) if found and found.get(DIGESTS_FILE) else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+
+
 @_report_asset(
     "problem_lists",
     {"excel"},
@@ -518,7 +579,8 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     with a sheet per source, and one file per union (按工会/) and per street (按镇街/).
 
     File, line, the rule in Chinese words and what to do about it, the row's values masked
-    exactly as in the quarantine. 按数据源、工会、镇街拆分的问题数据清单，发回各工会更正。
+    exactly as in the quarantine. A file whose rows did not change (and that was not touched
+    since) is not written again. 按数据源、工会、镇街拆分的问题数据清单，发回各工会更正。
     """
     theme = _theme(context)
     keys = [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"])]
@@ -535,7 +597,22 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             return reused
         quarantine = con.execute("SELECT * FROM staging.quarantine").df()
         unions = con.execute("SELECT union_id, union_name, street FROM staging.unions").df()
-    written = write_problem_lists(quarantine, unions, paths.root, as_of, theme.lang)
+    store = warehouse.warehouse
+    key = dg.AssetKey(["reports", "problem_lists"])
+    written = write_problem_lists(
+        quarantine, unions, paths.root, as_of, theme.lang, previous=_digests(context, key)
+    )
+    # what each file holds (digest) and its stamp: the next run rewrites only what changed
+    folder = store.outputs.folder("reports", "problem_lists", version)
+    folder.mkdir(parents=True, exist_ok=True)
+    digests_file = folder / "digests.json"
+    digests_file.write_text(json.dumps(written["digests"], ensure_ascii=False), encoding="utf-8")
+    keep = {folder} | {
+        Path(found.get(DIGESTS_FILE)).parent
+        for code in district_partitions(context.instance)
+        if (found := latest(context.instance, key, code)) and found.get(DIGESTS_FILE)
+    }
+    store.outputs.cleanup(keep, pattern="reports/problem_lists/*")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
@@ -543,6 +620,8 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "rows_by_source": dg.MetadataValue.json(written["rows"]),
             "union_files": dg.MetadataValue.int(len(written["unions"])),
             "street_files": dg.MetadataValue.int(len(written["streets"])),
+            "files_written": dg.MetadataValue.int(written["written"]),
+            DIGESTS_FILE: dg.MetadataValue.path(str(digests_file)),
             **(
                 {"note": dg.MetadataValue.text(written["unions_skipped"])}
                 if written["unions_skipped"]
