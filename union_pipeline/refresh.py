@@ -22,24 +22,24 @@ from union_pipeline.defs.automation.jobs import add_districts
 from union_pipeline.districts import district_codes, is_city_drop
 from union_pipeline.settings import load_settings
 
-Planned = tuple[str, str, str, dg.DagsterRun | None]
+Planned = tuple[str, str, dict[str, str], dg.DagsterRun | None]
 
 
 def _planned(instance, settings, codes: list[str], force: bool) -> list[Planned]:
-    """(job, partition, inputs, standing run) for each run the drop needs, in order."""
+    """(job, partition, launch tags, standing run) for each run the drop needs, in order."""
     if not is_city_drop(settings.raw_dir):
         code = codes[0]
-        inputs = unchanged.district_inputs(instance, settings, code)
-        run = unchanged.standing_district_run(instance, code, inputs)
+        tags = unchanged.launch_tags(instance, settings, code)
+        run = unchanged.standing_district_run(instance, code, tags)
         city = latest(instance, unchanged.CITY_FILE)
         if run is not None and (city is None or city.run_id != run.run_id):
             run = None  # the city file was made elsewhere since
-        return [("refresh_all", code, inputs, None if force else run)]
+        return [("refresh_all", code, tags, None if force else run)]
     plan = []
     for code in codes:
-        inputs = unchanged.district_inputs(instance, settings, code)
-        run = unchanged.standing_district_run(instance, code, inputs)
-        plan.append(("district_refresh", code, inputs, None if force else run))
+        tags = unchanged.launch_tags(instance, settings, code)
+        run = unchanged.standing_district_run(instance, code, tags)
+        plan.append(("district_refresh", code, tags, None if force else run))
     return plan
 
 
@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         city_drop = is_city_drop(settings.raw_dir)
         for index in range(len(plan) + (1 if city_drop else 0)):
             if index < len(plan):
-                job_name, code, inputs, standing = plan[index]
+                job_name, code, tags, standing = plan[index]
             else:  # the city, after its districts: its inputs are their published files
                 job_name, code = "city_refresh", None
                 inputs = unchanged.city_inputs(instance, settings, district_codes(settings.raw_dir))
+                tags = {unchanged.INPUTS_TAG: inputs}
                 standing = None if args.force else unchanged.standing_city_run(instance, inputs)
             if standing is not None:
                 _say_stands(job_name, code, standing, started)
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 instance=instance,
                 partition_key=code,
                 raise_on_error=False,
-                tags={unchanged.INPUTS_TAG: inputs},
+                tags=tags,
             )
             status = "ok" if result.success else "FAILED"
             print(

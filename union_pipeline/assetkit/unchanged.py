@@ -6,9 +6,11 @@ run still costs Dagster's per-step bookkeeping (tens of steps), which is most of
 that did not change. So the nightly schedule and the headless refresh ask first, cheaply
 (file sizes and times, no file read), and launch only what changed.
 
-A run records what it was launched on in its tag `union/inputs`. A district's run is
-skipped when the newest run of its partition (whatever launched it: the UI, a sensor, a
-backfill) is a successful refresh with the same tag and its warehouse file is there.
+A run records what it was launched on in its tags (`union/inputs`, and the rule date in
+`union/rule_date`). A district's run is skipped when the newest run of its partition
+(whatever launched it: the UI, a sensor, a backfill) is a successful refresh with the same
+inputs, its warehouse file is still the live one, and, if that refresh held a row back for
+a date after its day, the day is the same.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from union_pipeline.settings import ASSETS_DIR, PROJECT_ROOT, Settings
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
 INPUTS_TAG = "union/inputs"
+RULE_DATE_TAG = "union/rule_date"
 DISTRICT_JOBS = ("district_refresh", "refresh_all")
 CITY_JOBS = ("city_refresh", "refresh_all")
 DISTRICT_FILE = dg.AssetKey(["warehouse", "district_duckdb"])
@@ -92,9 +95,15 @@ def district_inputs(instance: dg.DagsterInstance, settings: Settings, code: str)
     }
     if not districts.is_city_drop(settings.raw_dir):
         state["city"] = "single-district drop"  # refresh_all runs the city with it
-    if _date_sensitive(instance, code):
-        state["rule_date"] = settings.rule_as_of.isoformat()
     return digest(state)
+
+
+def launch_tags(instance: dg.DagsterInstance, settings: Settings, code: str) -> dict[str, str]:
+    """The tags a district's refresh run is launched with: what it is made from."""
+    return {
+        INPUTS_TAG: district_inputs(instance, settings, code),
+        RULE_DATE_TAG: settings.rule_as_of.isoformat(),
+    }
 
 
 def city_inputs(instance: dg.DagsterInstance, settings: Settings, codes: list[str]) -> str:
@@ -136,15 +145,18 @@ def _stands(run: dg.DagsterRun | None, jobs: tuple[str, ...], inputs: str) -> bo
 
 
 def standing_district_run(
-    instance: dg.DagsterInstance, code: str, inputs: str
+    instance: dg.DagsterInstance, code: str, tags: dict[str, str]
 ) -> dg.DagsterRun | None:
-    """The district's last refresh when it was made from `inputs` and nothing ran in the
-    district since: its results stand."""
+    """The district's last refresh when it was launched on the same `tags` (see
+    `launch_tags`) and nothing ran in the district since: its results stand."""
     run = _newest_run(instance, {"dagster/partition": code})
     published = latest(instance, DISTRICT_FILE, code)
-    if _stands(run, DISTRICT_JOBS, inputs) and _published(published):
-        return run
-    return None
+    if not (_stands(run, DISTRICT_JOBS, tags[INPUTS_TAG]) and _published(published)):
+        return None
+    # a row held back for a date after that day may be admitted on another day
+    if run.tags.get(RULE_DATE_TAG) != tags[RULE_DATE_TAG] and _date_sensitive(instance, code):
+        return None
+    return run
 
 
 def standing_city_run(instance: dg.DagsterInstance, inputs: str) -> dg.DagsterRun | None:

@@ -88,15 +88,15 @@ def nightly_refresh(context: dg.ScheduleEvaluationContext):
     date = context.scheduled_execution_time.strftime("%Y-%m-%d")
     requests, standing = [], []
     for code in codes:
-        inputs = unchanged.district_inputs(context.instance, settings, code)
-        if unchanged.standing_district_run(context.instance, code, inputs):
+        tags = unchanged.launch_tags(context.instance, settings, code)
+        if unchanged.standing_district_run(context.instance, code, tags):
             standing.append(code)  # a run would redo nothing but its bookkeeping
             continue
         requests.append(
             dg.RunRequest(
                 run_key=f"{date}-{code}",
                 partition_key=code,
-                tags={unchanged.INPUTS_TAG: inputs},
+                tags=tags,
             )
         )
     if not requests:
