@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -73,6 +75,13 @@ def test_unchanged_drop_is_not_run_again(drop_env, capsys):
     # --force runs what did not change
     assert refresh.main(["--force"]) == 0
     assert len(_runs()) == settled + 2
+
+    # exports deleted: the district runs and writes them again
+    exports = Path(os.environ["UNION_EXPORT_DIR"])
+    shutil.rmtree(exports)
+    assert refresh.main([]) == 0
+    assert len(_runs()) == settled + 3
+    assert any(exports.rglob("*.html"))
 
 
 def test_a_run_from_the_ui_since_makes_the_district_run_again(drop_env, capsys):

@@ -30,7 +30,7 @@ def _planned(instance, settings, codes: list[str], force: bool) -> list[Planned]
     if not is_city_drop(settings.raw_dir):
         code = codes[0]
         tags = unchanged.launch_tags(instance, settings, code)
-        run = unchanged.standing_district_run(instance, code, tags)
+        run = unchanged.standing_district_run(instance, settings, code, tags)
         city = latest(instance, unchanged.CITY_FILE)
         if run is not None and (city is None or city.run_id != run.run_id):
             run = None  # the city file was made elsewhere since
@@ -38,7 +38,7 @@ def _planned(instance, settings, codes: list[str], force: bool) -> list[Planned]
     plan = []
     for code in codes:
         tags = unchanged.launch_tags(instance, settings, code)
-        run = unchanged.standing_district_run(instance, code, tags)
+        run = unchanged.standing_district_run(instance, settings, code, tags)
         plan.append(("district_refresh", code, tags, None if force else run))
     return plan
 

@@ -144,14 +144,23 @@ def _stands(run: dg.DagsterRun | None, jobs: tuple[str, ...], inputs: str) -> bo
     )
 
 
+def _exports_present(settings: Settings, code: str) -> bool:
+    """The district's export folder is there (deleted, a run writes it again)."""
+    folder = districts.district_export_dir(settings.export_dir, settings.raw_dir, code)
+    return folder.is_dir() and any(folder.iterdir())
+
+
 def standing_district_run(
-    instance: dg.DagsterInstance, code: str, tags: dict[str, str]
+    instance: dg.DagsterInstance, settings: Settings, code: str, tags: dict[str, str]
 ) -> dg.DagsterRun | None:
     """The district's last refresh when it was launched on the same `tags` (see
-    `launch_tags`) and nothing ran in the district since: its results stand."""
+    `launch_tags`), its warehouse file and exports are there, and nothing ran in the
+    district since: its results stand."""
     run = _newest_run(instance, {"dagster/partition": code})
     published = latest(instance, DISTRICT_FILE, code)
     if not (_stands(run, DISTRICT_JOBS, tags[INPUTS_TAG]) and _published(published)):
+        return None
+    if not _exports_present(settings, code):
         return None
     # a row held back for a date after that day may be admitted on another day
     if run.tags.get(RULE_DATE_TAG) != tags[RULE_DATE_TAG] and _date_sensitive(instance, code):

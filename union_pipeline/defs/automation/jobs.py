@@ -89,7 +89,7 @@ def nightly_refresh(context: dg.ScheduleEvaluationContext):
     requests, standing = [], []
     for code in codes:
         tags = unchanged.launch_tags(context.instance, settings, code)
-        if unchanged.standing_district_run(context.instance, code, tags):
+        if unchanged.standing_district_run(context.instance, settings, code, tags):
             standing.append(code)  # a run would redo nothing but its bookkeeping
             continue
         requests.append(
