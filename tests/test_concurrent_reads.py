@@ -36,6 +36,8 @@ def read_loop(live: str, stop_file: str, out: str) -> None:
             with warehouse.reading() as con:
                 waits.append(time.monotonic() - started)
                 seen.append(list(con.execute(STATE_SQL).fetchall()[0]))
+            if len(seen) == 1:
+                Path(out + ".ready").touch()  # the test refreshes only once a state was seen
         except Exception as err:  # every error counts against the mechanism
             errors.append(f"{type(err).__name__}: {err}")
         time.sleep(0.005)
@@ -59,7 +61,13 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
         )
         reader.start()
         try:
-            time.sleep(1.5)  # let the reader start up and see the first state
+            # the reader's start-up (a fresh process importing the package) varies with
+            # the machine's load: the refreshes begin once it has seen the first state
+            ready = Path(str(out) + ".ready")
+            deadline = time.monotonic() + 180
+            while not ready.exists() and time.monotonic() < deadline and reader.is_alive():
+                time.sleep(0.1)
+            assert ready.exists(), "the reader never read the first state"
             for as_of in ("2020-06-30", "2020-09-30"):
                 monkeypatch.setenv("UNION_AS_OF", as_of)
                 assert job.execute_in_process(

@@ -24,7 +24,6 @@ from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.ingest.files import FileError, discover
 from union_pipeline.ingest.load import load_source
 from union_pipeline.ingest.specs import SourceSpec, load_specs
-from union_pipeline.quality.validate import warm_up
 from union_pipeline.settings import load_settings
 from union_pipeline.warehouse import create_views, scratch
 from union_pipeline.warehouse.versions import digest, files_state, state_version
@@ -311,7 +310,6 @@ def _staging_asset(
             yield under
             return
 
-        warm_up()  # its checks will need GX: loaded meanwhile
         with scratch(store.spill_dir) as con:
             for found in references.values():
                 create_views(con, found.tables)

@@ -162,7 +162,6 @@ def _gx_expectation(exp: ExpectationDef, position: int, where: str):
 # reads its config, registers its stores), and steps run one after the other in a process.
 _CONTEXT: list = []
 _LOCK = threading.RLock()
-_WARMING: list[threading.Thread] = []
 
 
 def gx_context():
@@ -184,16 +183,6 @@ def gx_context():
             )
             _CONTEXT.append(gx.get_context(mode="ephemeral", project_config=config))
         return _CONTEXT[0]
-
-
-def warm_up() -> None:
-    """Build the GX context in a thread (importing GX alone takes about 3 s) while a run
-    loads data: the first check that needs it finds it ready. Once per process."""
-    # not under _LOCK: the warm-up holds it while it builds, and a load must not wait
-    if _CONTEXT or _WARMING:
-        return
-    _WARMING.append(threading.Thread(target=gx_context, name="gx-warm-up", daemon=True))
-    _WARMING[0].start()
 
 
 def _data_asset(context, name: str):
