@@ -49,7 +49,7 @@ INSTALL_HINT = "apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei"
 TEXT_FONT = "WenQuanYi Zen Hei"
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 RENDER_TIMEOUT_SECONDS = 60
-START_TIMEOUT_SECONDS = 60
+START_TIMEOUT_SECONDS = 120
 # one tab: on the 2-core machines measured, a second tab (its own plotly.js to load) made
 # the browser's start 1.5-3 s slower and the batch no faster (scale 1: 26 charts)
 PARALLEL_TABS = 1
