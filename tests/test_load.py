@@ -258,7 +258,7 @@ def test_no_pii_in_staging_or_quarantine(tmp_path, con):
         (lambda raw: None, "members/ (会员实名制名册) is missing"),
         (
             lambda raw: (raw / "members").mkdir(parents=True),
-            "members/ (会员实名制名册) holds no .csv, .xlsx or .xls file",
+            "members/ (会员实名制名册) holds no .csv, .txt, .xlsx or .xls file",
         ),
     ],
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,13 @@ import pyarrow.csv as pacsv
 from union_pipeline.ingest.specs import SourceSpec
 
 BATCH_BYTES = 64 << 20
-SUFFIXES = {".csv", ".xlsx", ".xls"}
+# .txt and .tsv: Excel's "Unicode 文本" and "文本文件(制表符分隔)" saves
+TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
+EXCEL_SUFFIXES = {".xlsx", ".xls"}
+SUFFIXES = TEXT_SUFFIXES | EXCEL_SUFFIXES
+DELIMITERS = (",", "\t", ";", "|")
+# Excel holds at most 32,767 characters in a cell: a longer one is no export's value
+CELL_LIMIT = 32_767
 # Exports put a title, a date line or a blank row above the header; ten rows is plenty.
 HEADER_SEARCH_ROWS = 10
 FIRST_CELL = "_first_cell"
@@ -34,6 +41,11 @@ LINE = "_line"
 # The shapes of an ID number or a mobile number (see parse.PII_PATTERN), for the few
 # texts Python itself prints: header names.
 _PII_RUN = re.compile(r"\d{17}[\dXx]|\d{15}|1[3-9]\d[- ]?\d{4}[- ]?\d{4}")
+
+
+# A title or data row in the first lines may hold a cell longer than the csv module's
+# 128 KiB default; finding the header must not fail on it (the row rules hold it back).
+csv.field_size_limit(sys.maxsize)
 
 
 class FileError(ValueError):
@@ -77,15 +89,27 @@ def _candidates(spec: SourceSpec, raw_dir: Path) -> tuple[list[Path], list[str]]
     for p in sorted(folder.iterdir(), key=lambda p: p.name):
         if p.name.startswith(("~$", ".")):
             continue
-        if p.suffix.lower() in SUFFIXES:
+        if p.suffix.lower() in SUFFIXES and (p.suffix.lower() != ".txt" or _is_export(spec, p)):
             read.append(p)
         elif p.is_file() or p.is_symlink():
             other.append(f"{spec.folder}/{p.name}")
     return read, other
 
 
+def _is_export(spec: SourceSpec, path: Path) -> bool:
+    """A .txt file is read when it is an export (Excel's "Unicode 文本" save): its first rows
+    hold the source's header row. A note beside the exports (说明.txt) is not."""
+    try:
+        encoding = detect_encoding(path, path.name)
+        with open(path, encoding=encoding, newline="") as f:
+            head = list(islice(f, HEADER_SEARCH_ROWS))
+    except (OSError, UnicodeDecodeError, FileError):
+        return False
+    return _sniff(spec, head)[2] is not None
+
+
 def unread_files(spec: SourceSpec, raw_dir: Path) -> list[str]:
-    """Files in the source folder that are not read (not .csv/.xlsx/.xls), for metadata."""
+    """Files in the source folder that are not read (not .csv/.txt/.tsv/.xlsx/.xls)."""
     return _candidates(spec, raw_dir)[1]
 
 
@@ -107,7 +131,7 @@ def discover(spec: SourceSpec, raw_dir: Path) -> list[RawFile]:
         elif p.is_symlink():
             raise FileError(f"{relative}: is a link to a file that does not exist")
     if not files and spec.required:
-        problem = "is missing" if not folder.is_dir() else "holds no .csv, .xlsx or .xls file"
+        problem = "is missing" if not folder.is_dir() else "holds no .csv, .txt, .xlsx or .xls file"
         raise FileError(
             f"{spec.folder}/ ({spec.title_zh}) {problem} in {raw_dir}: "
             f"this source is required for a refresh"
@@ -117,50 +141,81 @@ def discover(spec: SourceSpec, raw_dir: Path) -> list[RawFile]:
 
 # ------------------------------------------------------------------------ encodings
 
+# Excel's "Unicode 文本" save is UTF-16 with a byte-order mark, tab-separated.
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+_IDEOGRAPH = re.compile(r"[\u3400-\u9fff]")
 
-def _first_error(path: Path, encoding: str, start: int) -> tuple[int, int, bool] | None:
-    """Where `path` stops decoding as `encoding`: (byte offset, line, whether non-ASCII
-    text decoded fine before it), or None when the whole file decodes."""
+
+@dataclass
+class _Decoded:
+    """How far a file decodes: `offset`/`line` of the first bad byte (None when the whole
+    file decodes) and whether a whole line of Chinese decoded before it."""
+
+    offset: int | None = None
+    line: int = 1
+    chinese_line_before: bool = False
+
+
+def _first_error(path: Path, encoding: str, start: int) -> _Decoded:
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    offset, lines, non_ascii = start, 1, False
+    offset, lines, chinese = start, 1, False
     with open(path, "rb") as f:
         f.seek(start)
         while True:
             chunk = f.read(16 << 20)
             pending = len(decoder.getstate()[0])
             try:
-                decoder.decode(chunk, final=not chunk)
+                text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as err:
                 at = max(err.start - pending, 0)
                 before = chunk[:at]
-                non_ascii = non_ascii or not before.isascii()
-                return offset + at, lines + before.count(b"\n"), non_ascii
+                # only whole lines count: the bad line's start may be a GBK character
+                # whose bytes happen to be valid UTF-8 (D6 B8, 指, is U+05B8)
+                whole = before[: before.rfind(b"\n") + 1]
+                if not chinese and whole:
+                    chinese = bool(_IDEOGRAPH.search(whole.decode(encoding, "replace")))
+                return _Decoded(offset + at, lines + before.count(b"\n"), chinese)
             if not chunk:
-                return None
+                return _Decoded(None, lines, chinese)
+            if not chinese and not chunk.isascii():
+                chinese = bool(_IDEOGRAPH.search(text))
             lines += chunk.count(b"\n")
-            non_ascii = non_ascii or not chunk.isascii()
             offset += len(chunk)
 
 
 def detect_encoding(path: Path, relative: str) -> str:
-    """UTF-8 (with or without BOM), checked over the whole file, else GB18030 (a superset
-    of GBK), which the reader decodes strictly (`undecodable` names the bad byte).
+    """What the file is: UTF-16 when it starts with a UTF-16 byte-order mark; UTF-8 (with
+    or without BOM) when the whole file decodes as UTF-8; otherwise GB18030 (a superset of
+    GBK), which the reader decodes strictly (`undecodable` says why when it cannot).
 
-    A file that is UTF-8 for a while and then not (rows pasted from a GBK file) is refused
-    with the line: decoding the rest as GBK would turn its Chinese into nonsense.
+    Refused here: a file with a UTF-8 mark, or with whole lines of Chinese in UTF-8, that
+    stops being UTF-8 further on (rows pasted from a GBK file): read as GBK its Chinese
+    would turn into nonsense without an error.
     """
     with open(path, "rb") as f:
-        bom = f.read(3) == codecs.BOM_UTF8
-    failure = _first_error(path, "utf-8", 3 if bom else 0)
-    if failure is None:
-        return "utf-8-sig" if bom else "utf-8"
-    offset, line, utf8_before = failure
-    if bom or utf8_before:
-        why = "starts with a UTF-8 byte-order mark" if bom else "is UTF-8 up to there"
+        start = f.read(4)
+    if start.startswith(UTF32_BOMS):
         raise FileError(
-            f"{relative}: line {line} (byte offset {offset}) is not UTF-8 although the file "
-            f"{why}: it mixes encodings (e.g. rows pasted from a GBK file); open it in "
-            "Excel or an editor and save the whole file once as UTF-8 CSV"
+            f"{relative}: is saved as UTF-32, which the pipeline does not read; save it "
+            "again as CSV UTF-8 (逗号分隔) from Excel"
+        )
+    if start.startswith(UTF16_BOMS):
+        return "utf-16"
+    bom = start.startswith(codecs.BOM_UTF8)
+    failure = _first_error(path, "utf-8", 3 if bom else 0)
+    if failure.offset is None:
+        return "utf-8-sig" if bom else "utf-8"
+    if bom or failure.chinese_line_before:
+        why = (
+            "starts with a UTF-8 byte-order mark"
+            if bom
+            else "has lines of Chinese in UTF-8 before it"
+        )
+        raise FileError(
+            f"{relative}: line {failure.line} (byte offset {failure.offset}) is not UTF-8 "
+            f"although the file {why}: it mixes encodings (e.g. rows pasted from a GBK "
+            "file); open it in Excel or an editor and save the whole file once as UTF-8 CSV"
         )
     # GBK/GB18030 from here: the reader decodes it strictly as it reads (a second decode
     # of the whole file first would double the dearest part of reading it)
@@ -169,7 +224,8 @@ def detect_encoding(path: Path, relative: str) -> str:
 
 def undecodable(path: Path, relative: str) -> FileError:
     """The error for a file the GB18030 reader could not decode: neither UTF-8 nor GBK."""
-    offset, line, _ = _first_error(path, "utf-8", 0) or (0, 1, False)
+    failure = _first_error(path, "gb18030", 0)
+    line, offset = failure.line, failure.offset or 0
     return FileError(
         f"{relative}: cannot be decoded as UTF-8 or GBK/GB18030 (first bad byte at line "
         f"{line}, byte offset {offset}); save the export as UTF-8 or GBK CSV"
@@ -281,30 +337,58 @@ def _keep(spec: SourceSpec, table, names: list[str], lines: np.ndarray) -> pa.Re
     )
 
 
-_BLANK_LINE = re.compile(r"[\s,]*")
+_BLANK_LINE = re.compile(r"[\s,;|]*")
+_DELIMITER_NAMES = {"\t": "tab", ";": "semicolon", "|": "bar"}
+
+
+def _head_lines(raw_file: RawFile, encoding: str) -> list[str]:
+    try:
+        with open(raw_file.path, encoding=encoding, newline="") as f:
+            return list(islice(f, HEADER_SEARCH_ROWS))
+    except UnicodeDecodeError:
+        raise undecodable(raw_file.path, raw_file.relative) from None
+
+
+def _split(lines: list[str], delimiter: str) -> list[list[str]]:
+    # one line, one row: the same rule as the reader below (newlines_in_values=False)
+    return [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
+
+
+def _sniff(spec: SourceSpec, lines: list[str]) -> tuple[str, list[list[str]], int | None]:
+    """(delimiter, head rows, header index): the delimiter under which a header row holds
+    the most known headers. Offices save tab-separated text as .csv, and Europe-minded
+    tools use semicolons; the comma wins ties."""
+    best = (",", _split(lines, ","), None, 0)
+    lookup = _header_lookup(spec)
+    for delimiter in DELIMITERS:
+        if delimiter != "," and delimiter not in "".join(lines):
+            continue
+        rows = _split(lines, delimiter)
+        index = find_header(spec, rows)
+        score = _score(lookup, rows[index]) if index is not None else 0
+        if score > best[3]:
+            best = (delimiter, rows, index, score)
+    return best[:3]
 
 
 def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     encoding = detect_encoding(raw_file.path, raw_file.relative)
     raw_file.encoding = encoding
-    try:
-        with open(raw_file.path, encoding=encoding, newline="") as f:
-            # one line, one row: the same rule as the reader below (newlines_in_values=False)
-            head = [next(csv.reader([line]), []) for line in islice(f, HEADER_SEARCH_ROWS)]
-    except UnicodeDecodeError:
-        raise undecodable(raw_file.path, raw_file.relative) from None
-    if not any(any(c.strip() for c in row) for row in head):
+    head_text = _head_lines(raw_file, encoding)
+    if not any(line.strip(" \t\r\n,;|") for line in head_text):
         raise FileError(f"{raw_file.relative}: the file is empty (no header row)")
-    index = find_header(spec, head)
+    delimiter, head, index = _sniff(spec, head_text)
     if index is None:
         raise _no_header(spec, raw_file, "the file")
     raw_file.header_row = index + 1
+    if delimiter != ",":
+        raw_file.encoding = f"{encoding}, {_DELIMITER_NAMES[delimiter]}-separated"
     names = _canonical_names(spec, raw_file, head[index])
     blank_lines: list[int] = []
     bad_rows = []
 
     def on_invalid_row(row) -> str:
-        # a line of nothing but commas, short of fields, is a blank row, not a broken one
+        # a line of nothing but separators, short of fields, is a blank row, not a broken one
         if _BLANK_LINE.fullmatch(row.text or ""):
             blank_lines.append(row.number)
             return "skip"
@@ -317,6 +401,7 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
         reader = pacsv.open_csv(
             raw_file.path,
             read_options=pacsv.ReadOptions(
+                # pyarrow transcodes anything but UTF-8 through Python's strict codec
                 encoding="utf8" if encoding.startswith("utf-8") else encoding,
                 column_names=names,
                 skip_rows=index + 1,
@@ -324,6 +409,7 @@ def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
                 use_threads=False,  # gives invalid rows their line numbers (and is faster)
             ),
             parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
                 newlines_in_values=False,
                 ignore_empty_lines=False,  # keeps line numbers true; empty = a blank row
                 invalid_row_handler=on_invalid_row,
@@ -388,6 +474,7 @@ def _read_excel(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]
     raw_file.header_row = index + 1  # counted from the sheet's first non-empty row
     headers = [None if v is None else str(v) for v in table.slice(index, 1).to_pylist()[0].values()]
     names = _canonical_names(spec, raw_file, headers)
+    table = _mark_stored_numbers(spec, book, book.sheet_names.index(raw_file.sheet), table, names)
     body = table.slice(index + 1)
     for start in range(0, body.num_rows, 1_000_000):
         part = body.slice(start, 1_000_000)
@@ -395,9 +482,39 @@ def _read_excel(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]
         yield _keep(spec, part, names, lines)
 
 
+def _mark_stored_numbers(spec: SourceSpec, book, sheet: int, table: pa.Table, names) -> pa.Table:
+    """ID and phone cells the workbook stores as numbers, rewritten as Excel shows them
+    (3.30211E+17): a float holds 15-17 digits, so an 18-digit ID number read from it has
+    digits it never had, and may even pass the check digit. The row rules quarantine such
+    a cell as `excel_number` instead of keying it as somebody else."""
+    wanted = [i for i, n in enumerate(names) if n in spec.column_names_of("id_number", "phone")]
+    if not wanted:
+        return table
+    # a boolean load gives a value exactly where the cell holds a number (text gives null)
+    stored = book.load_sheet(
+        sheet, header_row=None, use_columns=wanted, dtypes=dict.fromkeys(wanted, "boolean")
+    ).to_arrow()
+    for position, i in enumerate(wanted):
+        numeric = pc.is_valid(stored.column(position))
+        if not pc.any(numeric).as_py():
+            continue
+        cells = table.column(i).to_pylist()
+        for row in np.flatnonzero(numeric.to_numpy(zero_copy_only=False)):
+            cells[row] = _as_excel_shows(cells[row])
+        table = table.set_column(i, table.field(i), pa.array(cells, pa.string()))
+    return table
+
+
+def _as_excel_shows(text: str | None) -> str | None:
+    try:
+        return f"{float(text):.5E}"
+    except (TypeError, ValueError):
+        return text
+
+
 def read_batches(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     """Text batches with canonical column names (unknown columns dropped and recorded),
     plus `_first_cell` (the row's first non-blank cell) and `_line` (its line or row)."""
-    if raw_file.path.suffix.lower() in (".xlsx", ".xls"):
+    if raw_file.path.suffix.lower() in EXCEL_SUFFIXES:
         return _read_excel(spec, raw_file)
     return _read_csv(spec, raw_file)

@@ -20,7 +20,14 @@ import duckdb
 import pyarrow as pa
 
 from union_pipeline.ingest import parse, rules
-from union_pipeline.ingest.files import FIRST_CELL, LINE, discover, read_batches, unread_files
+from union_pipeline.ingest.files import (
+    CELL_LIMIT,
+    FIRST_CELL,
+    LINE,
+    discover,
+    read_batches,
+    unread_files,
+)
 from union_pipeline.ingest.specs import SourceSpec
 from union_pipeline.settings import check_pii_key
 
@@ -29,6 +36,8 @@ QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
     source VARCHAR, file VARCHAR, line INTEGER, rule VARCHAR, "column" VARCHAR,
     rules VARCHAR, values_masked VARCHAR)"""
 RULE_ORDER = (
+    "excel_number",
+    "oversized_cell",
     "unparseable",
     "missing_required",
     "invalid_id_number",
@@ -58,6 +67,8 @@ class LoadResult:
     unread_files: list[str] = field(default_factory=list)  # in the folder, not .csv/.xls(x)
     pii_key_warning: str | None = None  # set when the public demo key keys the demo drop
     title_zh: str = ""
+    # said once per file, for the log and the person who runs the refresh
+    file_warnings: list[str] = field(default_factory=list)
 
     @property
     def identity_holds(self) -> bool:
@@ -208,6 +219,43 @@ def _type(con, spec: SourceSpec, today: dt.date) -> None:
         "CREATE OR REPLACE TEMP TABLE typed AS "
         + parse.typed_select(spec.columns, today, "landing", keep, spec.join_columns)
     )
+
+
+# How Excel writes a number it holds: 3.30211E+17, or 13812345678.0 when saved as text
+EXCEL_NUMBER = r"[+-]?\d+(\.\d*)?[eE][+-]?\d+|\d+\.\d*"
+
+
+def _shape_failures_sql(spec: SourceSpec) -> str:
+    """(_row_id, rule, column) of cells no export of this column holds, found on the raw
+    text before typing: an ID or phone number Excel turned into a number (its digits are
+    lost; read as digits it would key somebody else), and cells past Excel's own limit."""
+    cases = [
+        (
+            # the cheap tests spare nearly every cell the regular expression
+            f"(contains(\"{c.name}\", '.') OR contains(lower(\"{c.name}\"), 'e')) AND "
+            f"regexp_full_match(\"{c.name}\", '{EXCEL_NUMBER}')",
+            "excel_number",
+            c.name,
+        )
+        for c in spec.columns
+        if c.type in ("id_number", "phone")
+    ]
+    cases += [
+        (
+            f'strlen("{c.name}") > {CELL_LIMIT} AND length("{c.name}") > {CELL_LIMIT}',
+            "oversized_cell",
+            c.name,
+        )
+        for c in spec.columns
+    ]
+    found = ", ".join(
+        f"CASE WHEN ({test}) THEN {{'rule': '{rule}', 'column': '{column}'}} END"
+        for test, rule, column in cases
+    )
+    anywhere = " OR ".join(f"({test})" for test, _, _ in cases)
+    return f"""SELECT _row_id, f.rule, f."column" FROM (
+        SELECT _row_id, unnest(list_filter([{found}], lambda x: x IS NOT NULL)) AS f
+        FROM landing WHERE {anywhere})"""
 
 
 def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date, today: dt.date) -> None:
@@ -363,6 +411,7 @@ def load_source(
     _type(con, spec, rule_as_of)
     # this load's quarantine rows gather here: the shared table changes only at the end
     con.execute(f"CREATE OR REPLACE TEMP TABLE quarantined AS FROM {QUARANTINE} LIMIT 0")
+    _quarantine(con, spec, _shape_failures_sql(spec))
     _apply_row_rules(con, spec, rule_as_of, today)
     _quarantine(con, spec, 'SELECT _row_id, rule, "column" FROM failures')
     collapsed, superseded = _resolve_repeats(con, spec)
@@ -403,6 +452,7 @@ def load_source(
             [spec.name],
         ).fetchall()
     )
+    warnings = _file_warnings(con, spec, raw_dir)
     skipped_by_reason: dict[str, int] = {}
     for f in files:
         f["quarantined"] = by_file.get(f["file"], 0)
@@ -423,4 +473,38 @@ def load_source(
         unread_files=unread_files(spec, raw_dir),
         pii_key_warning=key_warning,
         title_zh=spec.title_zh,
+        file_warnings=warnings,
     )
+
+
+def _file_warnings(con, spec: SourceSpec, raw_dir: Path) -> list[str]:
+    """What a file's sender must hear once rather than row by row: Excel's number damage,
+    oversized cells, and files in the folder that are not read."""
+    out = []
+    rows = con.execute(
+        f"""SELECT file, rule, "column", count(*), min(line) FROM {QUARANTINE}
+        WHERE source = ? AND rule IN ('excel_number', 'oversized_cell')
+        GROUP BY ALL ORDER BY ALL""",
+        [spec.name],
+    ).fetchall()
+    for file, rule, column, n, line in rows:
+        header = spec.column(column).header
+        if rule == "excel_number":
+            out.append(
+                f"{file}: {n} cell(s) of column {header} are numbers, not text (Excel shows "
+                "them like 3.30211E+17 and has lost their last digits); their rows are held "
+                f"back (excel_number), the first at line {line}. Format the column as text "
+                "(设置单元格格式 → 文本), enter the numbers again and export again."
+            )
+        else:
+            out.append(
+                f"{file}: {n} row(s) have a cell of column {header} longer than Excel's "
+                f"32,767 characters, the first at line {line}; they are held back "
+                "(oversized_cell). Check those rows and export again."
+            )
+    out += [
+        f"{name}: not read (only .csv, .xlsx and .xls files, and .txt exports with the "
+        "header row, are); save it as one of those if it holds rows of this source"
+        for name in unread_files(spec, raw_dir)
+    ]
+    return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+from union_pipeline.ingest.safety import truncate_cell_sql
 from union_pipeline.ingest.specs import Column, SourceSpec
 
 # GB 11643 / ISO 7064 MOD 11-2 weights and check characters.
@@ -243,7 +244,8 @@ def masked_values_sql(spec: SourceSpec) -> str:
             "name": f"up_mask_name({raw})",
             "phone": f"up_mask_phone({raw})",
         }.get(col.type, f"up_mask_pii({raw})")  # PII turns up in any column
-        parts.append(f'"{col.name}" := {value}')
+        # a cell past a preview's length is cut: the quarantine shows where, not all
+        parts.append(f'"{col.name}" := {truncate_cell_sql(value)}')
     return f"to_json(struct_pack({', '.join(parts)}))::VARCHAR"
 
 

@@ -32,6 +32,13 @@ class Column:
     scale: int = 2
     # the reference list `allowed` comes from (streets: the district's own)
     allowed_ref: str | None = None
+    # other headers source systems give this column (身份证号码, 公民身份号码, ...)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """Every header accepted for the column: its own, its aliases, its canonical name."""
+        return (self.header, *self.aliases, self.name)
 
     @property
     def is_pii(self) -> bool:
@@ -67,6 +74,9 @@ class SourceSpec:
         )
         return replace(self, columns=columns)
 
+    def column_names_of(self, *types: str) -> set[str]:
+        return {c.name for c in self.columns if c.type in types}
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
@@ -82,10 +92,8 @@ class SourceSpec:
 
     @property
     def header_map(self) -> dict[str, str]:
-        """Accepted header (Chinese or canonical) -> canonical column name."""
-        mapping = {c.header: c.name for c in self.columns}
-        mapping.update({c.name: c.name for c in self.columns})
-        return mapping
+        """Accepted header (Chinese, an alias, or canonical) -> canonical column name."""
+        return {header: c.name for c in self.columns for header in c.headers}
 
 
 def reference_list(name: str, district: str | None = None) -> tuple[str, ...]:
@@ -117,7 +125,29 @@ def _column(source: str, raw: dict) -> Column:
     if isinstance(allowed, dict):
         ref = allowed["ref"]
         allowed = reference_list(ref)
-    return Column(**{**raw, "allowed": tuple(allowed) if allowed else None, "allowed_ref": ref})
+    return Column(
+        **{
+            **raw,
+            "allowed": tuple(allowed) if allowed else None,
+            "allowed_ref": ref,
+            "aliases": tuple(raw.get("aliases", ())),
+        }
+    )
+
+
+def _check_headers(file: str, columns: tuple[Column, ...]) -> None:
+    """A header (after the reader's normalising) names one column of a source, never two."""
+    from union_pipeline.ingest.files import normalise_header
+
+    owner: dict[str, str] = {}
+    for col in columns:
+        for header in col.headers:
+            key = normalise_header(header)
+            if owner.setdefault(key, col.name) != col.name:
+                raise SpecError(
+                    f"assets/sources/{file}: header {header!r} is given to both "
+                    f"{owner[key]} and {col.name}"
+                )
 
 
 def load_spec(path: Path) -> SourceSpec:
@@ -128,6 +158,7 @@ def load_spec(path: Path) -> SourceSpec:
     for key in raw["key"]:
         if key not in names:
             raise SpecError(f"{path.name}: key column {key!r} is not a column")
+    _check_headers(path.name, columns)
     return SourceSpec(
         name=name,
         folder=raw["folder"],
