@@ -262,3 +262,14 @@ def test_a_file_in_a_source_folder_that_is_not_read_is_named(tmp_path, con):
     assert sorted(members.unread_files) == ["members/补充名单.doc", "members/说明.txt"]
     said = "\n".join(members.file_warnings)
     assert "members/补充名单.doc: not read" in said and "members/说明.txt: not read" in said
+
+
+def test_the_contract_lists_every_accepted_header():
+    from union_pipeline.settings import ASSETS_DIR
+
+    contract = (ASSETS_DIR.parent / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    for spec in load_specs().values():
+        section = contract.split(f"### `{spec.folder}/`", 1)[1].split("\n### ", 1)[0]
+        for col in spec.columns:
+            row = next(r for r in section.splitlines() if f"| {col.name} |" in r)
+            assert row.startswith(f"| {col.header} | {', '.join(col.aliases)} |"), row
