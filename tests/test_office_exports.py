@@ -271,5 +271,5 @@ def test_the_contract_lists_every_accepted_header():
     for spec in load_specs().values():
         section = contract.split(f"### `{spec.folder}/`", 1)[1].split("\n### ", 1)[0]
         for col in spec.columns:
-            row = next(r for r in section.splitlines() if f"| {col.name} |" in r)
+            row = next(r for r in section.splitlines() if f"| {col.name} | {col.type} |" in r)
             assert row.startswith(f"| {col.header} | {', '.join(col.aliases)} |"), row
