@@ -285,6 +285,9 @@ def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
     order = ", ".join(f"'{r}'" for r in RULE_ORDER)
     # evaluated once: the query may be a window or an anti-join over every typed row
     con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS SELECT DISTINCT * FROM ({failures_sql})")
+    if not con.execute("SELECT count(*) FROM moving").fetchall()[0][0]:
+        con.execute("DROP TABLE moving")  # most passes find nothing: no join, no delete
+        return
     con.execute(
         f"""INSERT INTO quarantined
         WITH f AS (SELECT * FROM moving),
