@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from tests.test_recovery import _wait, start_daemon
+
+pytestmark = pytest.mark.system  # daemon, SIGKILL, queue, browser: `./dev test -m system`
 
 ROOT = Path(__file__).resolve().parent.parent
 CODES = ["330211", "330203", "330205"]

@@ -547,6 +547,7 @@ def drop1(tmp_path_factory):
     return raw, summary, tables, counts
 
 
+@pytest.mark.system  # the full district
 def test_scale_1_reproduces_the_published_2019_figures(drop1):
     raw, summary, tables, _ = drop1
 
@@ -591,6 +592,7 @@ def test_scale_1_reproduces_the_published_2019_figures(drop1):
         assert computed[int(year)][code] == pytest.approx(value), code
 
 
+@pytest.mark.system  # the full district
 def test_scale_1_bad_rows_are_recognised_by_the_rules_and_stay_small(drop1):
     _, summary, _, counts = drop1
     for source, c in counts.items():
@@ -624,6 +626,7 @@ def test_scale_1_bad_rows_are_recognised_by_the_rules_and_stay_small(drop1):
     assert {"out_of_range:star_rating", "not_allowed:street"} <= set(summary["bad_rows"]["unions"])
 
 
+@pytest.mark.system  # the full district
 def test_scale_1_truth_is_consistent(drop1):
     _, _, t, _ = drop1
     m, u = t["members"], t["unions"]
@@ -652,6 +655,7 @@ def test_scale_1_truth_is_consistent(drop1):
     assert 150_000 < t["loans"]["amount_yuan"].mean() < 210_000
 
 
+@pytest.mark.system  # the full district
 def test_targets_cover_most_kpis_with_both_comparators(drop1):
     raw = drop1[0]
     targets = read_source(raw, "targets")

@@ -212,6 +212,7 @@ def test_a_changed_file_reruns_only_its_chain(env, demo_drop, monkeypatch):
     assert done["warehouse/union_duckdb"]["union/reused"] is False
 
 
+@pytest.mark.system
 def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_path, monkeypatch):
     """SIGKILL mid-run (as the out-of-memory killer would): readers keep the last good
     warehouse and the next refresh succeeds."""

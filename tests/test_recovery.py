@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from union_pipeline.defs.automation.sensors import worker_pid
+
+pytestmark = pytest.mark.system  # daemon, SIGKILL, queue, browser: `./dev test -m system`
 
 ROOT = Path(__file__).resolve().parent.parent
 

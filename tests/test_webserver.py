@@ -16,6 +16,8 @@ import pytest
 
 from union_pipeline.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.system  # daemon, SIGKILL, queue, browser: `./dev test -m system`
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName
     assetChecksOrError { ... on AssetChecks { checks { name
