@@ -11,7 +11,8 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.test_reports import build_test_warehouse, materialize_reports, needs_browser
+from tests.runs import register_marts, with_district
+from tests.test_reports import build_test_warehouse, needs_browser
 from union_pipeline.reports import mail
 from union_pipeline.reports.mail import Attachment, SmtpConfig, send_mail, smtp_config_from_env
 
@@ -160,12 +161,25 @@ def refresh_env(tmp_path, monkeypatch, smtp):
     monkeypatch.setenv("UNION_SMTP_FROM", "union-pipeline@example.org")
     monkeypatch.setenv("UNION_BRIEFING_TO", "leader@example.org, office@example.org")
     monkeypatch.delenv("UNION_LANG", raising=False)
+    for var in ("UNION_DINGTALK_WEBHOOK", "UNION_DINGTALK_SECRET", "UNION_WECOM_WEBHOOK"):
+        monkeypatch.delenv(var, raising=False)  # the robots: tests/test_robots.py
     monkeypatch.setattr(mail, "DEFAULT_BACKOFF_SECONDS", 0.01)
     return warehouse, inbox
 
 
 def _materialize_briefing(warehouse: Path, instance) -> dg.ExecuteInProcessResult:
-    return materialize_reports(instance, warehouse, warehouse.parent.parent)
+    """The report assets on the marts of `warehouse`; a failed step does not raise."""
+    from union_pipeline.assetkit.resources import WarehouseResource
+    from union_pipeline.defs.reports import assets
+
+    register_marts(instance, warehouse, warehouse.parent.parent / "mart_outputs")
+    return dg.materialize(
+        [assets.charts, assets.dashboard, assets.briefing, assets.briefing_mail],
+        instance=instance,
+        partition_key=with_district(instance),
+        resources={"warehouse": WarehouseResource(path=str(warehouse))},
+        raise_on_error=False,
+    )
 
 
 def _mail_metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -185,8 +199,10 @@ def test_a_refresh_mails_the_briefing_to_leadership(refresh_env):
         again = _materialize_briefing(warehouse, instance)  # a retry, or nothing new
     assert result.success and again.success
     meta = _mail_metadata(result)
-    assert meta["delivery"].value.startswith("sent to 2 recipient(s)")
-    assert _mail_metadata(again)["delivery"].value.startswith("already mailed")
+    assert meta["mail"].value.startswith("sent to 2 recipient(s)")
+    assert meta["delivery"].value == f"mail: {meta['mail'].value}"  # the only channel set
+    assert meta["dingtalk"].value == meta["wecom"].value == "not configured"
+    assert _mail_metadata(again)["mail"].value.startswith("already sent")
     [message] = inbox.messages
     assert "2020年9月30日" in message["Subject"] and "简报" in message["Subject"]
     body = message.get_body(("plain",)).get_content()
@@ -200,16 +216,23 @@ def test_a_refresh_mails_the_briefing_to_leadership(refresh_env):
 
 
 @needs_browser
-def test_a_failed_send_is_reported_not_fatal(refresh_env):
+def test_a_failed_send_is_reported_and_fails_the_step(refresh_env):
     warehouse, inbox = refresh_env
     inbox.fail = 99  # the relay keeps saying "try again later"
     with dg.instance_for_test() as instance:
         result = _materialize_briefing(warehouse, instance)
         logs = instance.all_logs(result.run_id)
-    assert result.success, "a mail problem must not fail the refresh"
+        inbox.fail = 0  # the relay is back: a re-run mails it, once
+        retried = _materialize_briefing(warehouse, instance)
+    # the analyst sees it red; the briefing itself was made and published
+    assert not result.success, "an undelivered briefing must show in the run"
+    failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert failed == {"reports__briefing_mail"}, failed
     meta = _mail_metadata(result)
-    assert meta["delivery"].value.startswith("FAILED after 4 attempt(s)")
-    assert "451" in meta["delivery"].value and meta["delivery_attempts"].value == 4
-    assert inbox.messages == []
+    assert meta["mail"].value.startswith("FAILED after 4 attempt(s)")
+    assert "451" in meta["mail"].value and meta["delivery_attempts"].value == {"mail": 4}
+    assert meta["failed_channels"].value == ["mail"]
     errors = [e.user_message for e in logs if e.level >= 40 and e.user_message]
-    assert any("briefing not mailed" in m for m in errors), errors
+    assert any("briefing not delivered by mail" in m for m in errors), errors
+    assert retried.success and _mail_metadata(retried)["mail"].value.startswith("sent to 2")
+    assert len(inbox.messages) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +60,10 @@ def _int(env: Mapping[str, str], var: str) -> int | None:
         raise ConfigError(f"{var}={value!r}: expected a year like 2017") from err
 
 
+def _text(env: Mapping[str, str], var: str) -> str | None:
+    return (env.get(var) or "").strip() or None
+
+
 @dataclass(frozen=True)
 class Settings:
     raw_dir: Path
@@ -70,6 +74,11 @@ class Settings:
     pii_key: bytes
     pii_key_is_default: bool
     quarantine_threshold: float
+    # the briefing's group robots (reports/briefing_mail); a webhook URL carries its token
+    # and the secret signs every message: neither is ever printed
+    dingtalk_webhook: str | None = field(default=None, repr=False)
+    dingtalk_secret: str | None = field(default=None, repr=False)
+    wecom_webhook: str | None = field(default=None, repr=False)
 
     @property
     def rule_as_of(self) -> dt.date:
@@ -100,6 +109,9 @@ def load_settings(overrides: Mapping[str, str | None] | None = None) -> Settings
         pii_key=(key or DEV_PII_KEY).encode(),
         pii_key_is_default=not key,
         quarantine_threshold=quarantine_threshold,
+        dingtalk_webhook=_text(env, "UNION_DINGTALK_WEBHOOK"),
+        dingtalk_secret=_text(env, "UNION_DINGTALK_SECRET"),
+        wecom_webhook=_text(env, "UNION_WECOM_WEBHOOK"),
     )
 
 
