@@ -127,29 +127,43 @@ def _names_in_drop(raw: Path) -> set[str]:
     return names
 
 
-def test_demo_scale_1_reconciles_every_published_figure(tmp_path, env, monkeypatch):
+@pytest.fixture(scope="module")
+def demo_scale_1(tmp_path_factory):
+    """The calibrated demo district (scale 1) refreshed once without the reports, for the
+    tests below: (the run's result, the warehouse file). 1-2 minutes."""
+    from tests.conftest import TEST_PII_KEY
     from union_pipeline.demo import generate
 
-    raw = tmp_path / "raw1"
+    root = tmp_path_factory.mktemp("scale1")
+    raw, warehouse = root / "raw1", root / "warehouse" / "union.duckdb"
     generate(raw, scale=1)
-    monkeypatch.setenv("UNION_RAW_DIR", str(raw))
-    definitions = defs()
-    job = definitions.resolve_implicit_global_asset_job_def()
-    graph = definitions.resolve_asset_graph()
-    warehouse_keys = [
-        k
-        for k in graph.get_all_asset_keys()
-        if graph.get(k).is_executable and k.path[0] != "reports"
-    ]
-    with dg.instance_for_test() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=with_district(instance),
-            asset_selection=warehouse_keys,
-            raise_on_error=False,
-        )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("UNION_PII_KEY", TEST_PII_KEY)
+        env.setenv("UNION_WAREHOUSE", str(warehouse))
+        env.setenv("UNION_EXPORT_DIR", str(root / "exports"))
+        env.setenv("UNION_RAW_DIR", str(raw))
+        definitions = defs()
+        job = definitions.resolve_implicit_global_asset_job_def()
+        graph = definitions.resolve_asset_graph()
+        warehouse_keys = [
+            k
+            for k in graph.get_all_asset_keys()
+            if graph.get(k).is_executable and k.path[0] != "reports"
+        ]
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=with_district(instance),
+                asset_selection=warehouse_keys,
+                raise_on_error=False,
+            )
+    return result, warehouse
+
+
+def test_demo_scale_1_reconciles_every_published_figure(demo_scale_1):
+    result, warehouse = demo_scale_1
     assert result.success
-    with duckdb.connect(str(env), read_only=True) as con:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(
             "SELECT kpi_code, year, computed, lower, upper, match FROM marts.report_reconciliation"
         ).fetchall()
@@ -164,3 +178,55 @@ def test_demo_scale_1_reconciles_every_published_figure(tmp_path, env, monkeypat
     checks = result.get_asset_check_evaluations()
     assert all(c.passed for c in checks if c.check_name == "rows_accounted_for")
     assert all(c.passed for c in checks if c.check_name == "quarantine_under_threshold")
+
+
+# the 2019 annual report's own words for its figures (工作总结), as the draft must write them
+PUBLISHED_2019 = {
+    "16.7169万人次": ("mutual_aid_enrollments", 167169),
+    "1054余万元": ("mutual_aid_premium_yuan", None),  # 10,540,000-10,549,999
+    "9909人次": ("mutual_aid_enrollments", 167169),
+    "6.3%": ("mutual_aid_enrollments", 167169),
+    "12496名": ("mutual_aid_claimants", 12496),
+    "787.48万元": ("mutual_aid_benefit_yuan", None),  # rounded to 0.01万
+    "3688人": ("loan_borrowers_cum", 3688),
+    "6.8132亿元": ("loan_amount_cum_yuan", None),  # 0.0001亿
+    "4456人": ("members_new", 4456),
+    "37家": ("unions_new", 37),
+    "1255家": ("unions_authorized", 1255),
+    "143141人次": ("members_collected", 143141),
+    "60.77%": ("members_collected_rate", None),
+    "16421人次": ("members_app_verified", 16421),
+    "66名": ("education_enrollees", 66),
+    "28场": ("contest_events", 28),
+}
+
+
+def test_demo_scale_1_work_summary_writes_the_published_figures(demo_scale_1):
+    """The acceptance test of the work summary draft: its 2019 paragraphs carry the
+    report's published figures, written as the report writes them, each sentence with the
+    KPI codes and values it comes from."""
+    from union_pipeline.reports import load_theme, read_report_data
+    from union_pipeline.reports.summary import build_summary, read_quarantine_counts
+
+    result, warehouse = demo_scale_1
+    assert result.success
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        data = read_report_data(con)
+        counts = read_quarantine_counts(con)
+    summary = build_summary(data, load_theme(lang="zh").of("330211"), counts)
+    part_2019 = next(p for p in summary.parts if "2019年工作情况" in p.heading)
+    sentences = [s for p in part_2019.paragraphs for s in p.sentences]
+    text = "".join(s.text for s in sentences)
+    found = [figure for figure in PUBLISHED_2019 if figure in text]
+    assert len(found) >= 14, f"missing: {sorted(set(PUBLISHED_2019) - set(found))}"
+    assert "较去年增加9909人次，同比增长6.3%" in text
+    assert "12496名职工申领医疗互助补助金787.48万元" in text
+    for figure in found:
+        code, value = PUBLISHED_2019[figure]
+        sentence = next(s for s in sentences if figure in s.text)
+        assert code in sentence.codes, figure
+        if value is not None:
+            assert (f"{code}.actual", float(value)) in sentence.values, figure
+    # and the 2020 year to date, and what needs attention
+    assert any(p.heading.startswith("二、2020年1–9月") for p in summary.parts)
+    assert summary.parts[-1].heading == "三、数据研判"

@@ -1,5 +1,6 @@
-"""The leadership briefing: one A4 PDF — a cover with the as-of date, the scorecard, then
-one chart per page — and the short summary the mail carries.
+"""The leadership briefing: one A4 PDF — a cover with the as-of date, the work summary
+draft (工作总结数据, when given) as text pages, the scorecard, then one chart per page — and
+the short summary the mail carries.
 
 The PDF is one print of one HTML page holding the cover and every chart as an SVG image
 (vector, real text), not a PDF per chart put together."""
@@ -19,6 +20,7 @@ from pypdf import PdfReader, PdfWriter
 from union_pipeline.reports.data import ReportData
 from union_pipeline.reports.figures import Chart, target_summary
 from union_pipeline.reports.render import Job, pdf_text_font, print_pdf, render, warn_once
+from union_pipeline.reports.summary import Summary, summary_html
 from union_pipeline.reports.theme import Theme
 
 
@@ -158,33 +160,49 @@ html, body { margin: 0; padding: 0; background: #FFFFFF; }
 div.page { width: %(w)dpx; height: %(h)dpx; overflow: hidden; break-after: page; }
 div.page:last-child { break-after: auto; }
 img { display: block; width: %(w)dpx; height: %(h)dpx; }
+@page text { margin: 40px 72px; }
+div.text { page: text; break-after: page; color: #212529; font-size: 15px; line-height: 1.6; }
+div.text h1 { font-size: 24px; margin: 0 0 4px; color: %(header)s; }
+div.text h2 { font-size: 17px; margin: 14px 0 4px; color: %(header)s; break-after: avoid; }
+div.text p { margin: 0 0 6px; text-indent: 2em; text-align: justify; }
+div.text p.sub { text-indent: 0; color: #6C757D; margin-bottom: 10px; }
+div.text b { font-weight: bold; margin-right: 0.5em; }
 """
 
 
-def _pages_html(svgs: list[Path], theme: Theme) -> str:
-    """One HTML page holding every page of the briefing: each an SVG image the page's size.
+def _pages_html(svgs: list[Path], theme: Theme, text: str = "") -> str:
+    """One HTML page holding every page of the briefing: each an SVG image the page's size,
+    and after the first (the cover) the `text` block, paginated by the print.
 
     An SVG drawn as an image prints as vector graphics with real text, as kaleido's own
     PDF export does, but all pages go in one print.
     """
     page = theme.page
-    css = PAGE_CSS % {"w": page["width"], "h": page["height"]}
-    images = "".join(
+    css = PAGE_CSS % {"w": page["width"], "h": page["height"], "header": theme.colors["header"]}
+    images = [
         f'<div class="page"><img alt="" src="data:image/svg+xml;base64,'
         f'{base64.b64encode(svg.read_bytes()).decode("ascii")}"></div>'
         for svg in svgs
-    )
+    ]
+    body = "".join(images[:1]) + text + "".join(images[1:])
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{css}</style></head>'
-        f"<body>{images}</body></html>"
+        f"<body>{body}</body></html>"
     )
 
 
 def write_briefing(
-    charts: list[Chart], chart_svgs: dict[str, Path], path: Path, data: ReportData, theme: Theme
+    charts: list[Chart],
+    chart_svgs: dict[str, Path],
+    path: Path,
+    data: ReportData,
+    theme: Theme,
+    summary: Summary | None = None,
 ) -> Briefing:
     """Cover + a page per chart, printed in one go from the charts' SVGs (rendered by the
-    chart step; missing ones are rendered here, with the cover, in one batch)."""
+    chart step; missing ones are rendered here, with the cover, in one batch). With
+    `summary`, the work summary draft follows the cover as text, on as many pages as it
+    takes."""
     if pdf_text_font() is None:
         # the pages still look right; only search and copy in the PDF suffer
         warn_once(
@@ -206,19 +224,25 @@ def write_briefing(
             svgs.append(svg)
         render(jobs)
         html = scratch / "briefing.html"
-        html.write_text(_pages_html([cover, *svgs], theme), encoding="utf-8")
+        text = "" if summary is None else summary_html(summary, _text_font(theme))
+        html.write_text(_pages_html([cover, *svgs], theme, text), encoding="utf-8")
         printed = print_pdf(html, scratch / "printed.pdf")
         reader = PdfReader(printed)
-        if len(reader.pages) != 1 + len(charts):
+        text_pages = len(reader.pages) - 1 - len(charts)
+        if text_pages < 0 or (summary is None) != (text_pages == 0):
             raise RuntimeError(
                 f"briefing: {len(reader.pages)} pages printed for {1 + len(charts)} pages"
+                + ("" if summary is None else " and the work summary")
             )
         writer = PdfWriter(clone_from=reader)
         titles = [theme.t("briefing_title")]
+        if summary is not None:
+            writer.add_outline_item(title=summary.title, page_number=1)
+            titles += [summary.title] * text_pages
         parents: dict[str, object] = {}
         names = {s["key"]: theme.section_name(s) for s in theme.sections}
         names["scorecard"] = theme.t("scorecard_title")
-        for number, chart in enumerate(charts, start=1):
+        for number, chart in enumerate(charts, start=1 + text_pages):
             if chart.section not in parents:
                 parents[chart.section] = writer.add_outline_item(
                     title=names.get(chart.section, chart.section), page_number=number
@@ -240,6 +264,13 @@ def write_briefing(
             writer.write(f)
         partial.replace(path)
     return Briefing(path, len(titles), titles)
+
+
+def _text_font(theme: Theme) -> str:
+    """The text pages' fonts: the TrueType Chinese font first, so the text copies."""
+    found = pdf_text_font()
+    family = theme.font["family"]
+    return f"{found}, {family}" if found else family
 
 
 def mail_text(

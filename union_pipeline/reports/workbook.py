@@ -32,6 +32,7 @@ from union_pipeline.kpis import Kpi
 from union_pipeline.reports.data import ReportData
 from union_pipeline.reports.figures import COMPARATOR_SIGNS, section_of, status
 from union_pipeline.reports.privacy import SUPPRESSED_LABEL, street_values
+from union_pipeline.reports.summary import ANALYSIS, Summary
 from union_pipeline.reports.theme import MoneyUnit, Theme
 
 COUNT = "#,##0"
@@ -444,6 +445,38 @@ def reconciliation_table(
     return table
 
 
+def _exact(value: float) -> str:
+    """A value as stored (167169, 0.6077013), not rounded into the sentence's unit."""
+    return f"{value:.0f}" if float(value).is_integer() else repr(float(value))
+
+
+def summary_table(summary: Summary, theme: Theme) -> Table:
+    """Each sentence of the work summary draft with the KPI codes and values behind it."""
+    table = new_table(
+        [
+            theme.t("sd_col_part"),
+            theme.t("sd_col_section"),
+            theme.t("sd_col_text"),
+            theme.t("sd_col_codes"),
+            theme.t("sd_col_values"),
+        ]
+    )
+    names = {s["key"]: theme.section_name(s) for s in theme.sections}
+    names[ANALYSIS] = theme.t("sd_analysis")
+    sep = "；" if theme.lang == "zh" else "; "
+    for sentence in summary.sentences:
+        table.add(
+            [
+                sentence.part,
+                names.get(sentence.section, sentence.section),
+                sentence.text,
+                ", ".join(sentence.codes),
+                sep.join(f"{name} = {_exact(value)}" for name, value in sentence.values),
+            ]
+        )
+    return table
+
+
 def _about(
     ws: Worksheet,
     data: ReportData,
@@ -510,12 +543,15 @@ def write_kpi_workbook(
     sources: list[dict] | None = None,
     refreshed_at: dt.datetime | None = None,
     reconciliation: pd.DataFrame | None = None,
+    summary: Summary | None = None,
 ) -> dict[str, int]:
     """Write the KPI workbook to `path`; returns {sheet name: data rows}.
 
     sources: [{source, title, rows_loaded, rows_quarantined, files}] for the About sheet
     (files: a count or a list of names). reconciliation: marts.report_reconciliation (see
-    `read_reconciliation`); without it the sheet has its headers only.
+    `read_reconciliation`); without it the sheet has its headers only. summary: the work
+    summary draft (`reports.summary.build_summary`): a last sheet (文字稿数据) lists its
+    sentences with their KPI codes and values.
     """
     wb = Workbook()
     wb.remove(wb.active)
@@ -536,6 +572,13 @@ def write_kpi_workbook(
     counts[ws.title] = write_table(ws, reconciliation_table(reconciliation, data, theme), header)
     ws = sheet(theme.t("wb_about"))
     counts[ws.title] = _about(ws, data, theme, sources, refreshed_at, reconciliation is not None)
+    if summary is not None:
+        ws = sheet(theme.t("sd_sheet"))
+        counts[ws.title] = write_table(ws, summary_table(summary, theme), header)
+        ws.column_dimensions["C"].width = MAX_WIDTH
+        for row in ws.iter_rows(min_row=2, min_col=3, max_col=5):
+            for cell in row:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
     wb.properties.title = f"{theme.organisation} {theme.t('wb_file')} {data.as_of.isoformat()}"
     wb.properties.creator = theme.organisation
     save_workbook(wb, Path(path))
