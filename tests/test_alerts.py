@@ -78,6 +78,7 @@ def test_failed_refresh_is_mailed_with_the_asset_and_error(
     assert result.dagster_run.run_id in body
     assert "staging/members" in body
     assert "members/ (会员实名制名册) is missing" in body
+    assert "dagster._core" not in body and "Traceback" not in body  # the refusal, as said
 
 
 def test_no_smtp_configured_only_logs(minimal_drop, tmp_path, monkeypatch, inbox):

@@ -9,7 +9,14 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline import districts
-from union_pipeline.assetkit.metadata import table_metadata
+from union_pipeline.assetkit.metadata import (
+    by_rule_labels,
+    district_label,
+    district_metadata,
+    files_table,
+    rules_label,
+    table_metadata,
+)
 from union_pipeline.assetkit.outputs import (
     DATE_SENSITIVE,
     DISTRICTS,
@@ -126,8 +133,9 @@ def raw_source(source: str) -> dg.AssetsDefinition:
         return dg.ObserveResult(
             data_version=dg.DataVersion(state_version(state)),
             metadata={
-                RAW_STATE: dg.MetadataValue.json(state),
                 "files": dg.MetadataValue.int(len(state)),
+                "files_received": dg.MetadataValue.md(files_table(state)),
+                RAW_STATE: dg.MetadataValue.json(state),  # bookkeeping, read back: last
             },
         )
 
@@ -156,11 +164,12 @@ def _summary(result, threshold: float) -> dict:
     }
 
 
-def _check_results(summary: dict, samples_md: str, threshold: float):
+def _check_results(summary: dict, samples_md: str, threshold: float, district: str | None = None):
     counts = summary["counts"]
     evidence = {
         **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
-        "quarantined_by_rule": dg.MetadataValue.json(summary["by_rule"]),
+        # the rule in Chinese first, its code beside it (the load's summary keeps the codes)
+        "quarantined_by_rule": dg.MetadataValue.json(by_rule_labels(summary["by_rule"])),
         "skipped_by_reason": dg.MetadataValue.json(summary.get("skipped_by_reason", {})),
         "sample_quarantined_rows (masked)": dg.MetadataValue.md(samples_md),
     }
@@ -174,7 +183,9 @@ def _check_results(summary: dict, samples_md: str, threshold: float):
         check_name=THRESHOLD_CHECK,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if passed else summary.get("threshold_message"),
+        description=None
+        if passed
+        else " ".join(filter(None, [district_label(district), summary.get("threshold_message")])),
         metadata={
             "quarantined_share": dg.MetadataValue.float(summary["share"]),
             "threshold": dg.MetadataValue.float(threshold),
@@ -300,7 +311,7 @@ def _staging_asset(
             )
             summary = json.loads(previous.get(LOAD))
             _, identity, under = _check_results(
-                summary, previous.get("sample_quarantined_rows (masked)", ""), threshold
+                summary, previous.get("sample_quarantined_rows (masked)", ""), threshold, district
             )
             yield dg.MaterializeResult(
                 data_version=dg.DataVersion(version),
@@ -313,7 +324,16 @@ def _staging_asset(
         with scratch(store.spill_dir) as con:
             for found in references.values():
                 create_views(con, found.tables)
-            result = load_source(con, step_spec, raw_dir, settings.rule_as_of, settings.pii_key)
+            try:
+                result = load_source(con, step_spec, raw_dir, settings.rule_as_of, settings.pii_key)
+            except FileError as err:
+                # a refused file is expected: the step fails with the message (file, column,
+                # what to do) and no traceback, and is not retried (it would fail the same)
+                raise dg.Failure(
+                    description=str(err),
+                    metadata={"source": source, "folder": f"{spec.folder}/"},
+                    allow_retries=False,
+                ) from None
             files = store.outputs.write(
                 con,
                 "staging",
@@ -337,14 +357,24 @@ def _staging_asset(
         context.log.info(f"{source}: {summary['counts']}")
         if result.pii_key_warning:
             context.log.warning(result.pii_key_warning)
+        for warning in result.file_warnings:
+            context.log.warning(warning)
+        samples["rules"] = [rules_label(r) for r in samples["rules"]]
+        samples = samples.rename(columns={"rules": "规则 rules"})
         samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
-        evidence, identity, under = _check_results(summary, samples_md, threshold)
+        evidence, identity, under = _check_results(summary, samples_md, threshold, district)
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(version),
             metadata={
+                **district_metadata(district),
                 **metadata,
                 **evidence,
                 "files": dg.MetadataValue.json(result.files),
+                **(
+                    {"warnings": dg.MetadataValue.json(result.file_warnings)}
+                    if result.file_warnings
+                    else {}
+                ),
                 **output_metadata(
                     version, {f"staging.{table}": files["data"]}, publishable=under.passed
                 ),

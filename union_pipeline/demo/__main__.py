@@ -1,4 +1,4 @@
-"""`python -m union_pipeline.demo --out DIR [--districts N] --scale S --seed S`: write a
+"""`python -m union_pipeline.demo --out DIR [--districts N] --scale S --seed S [--verbose]`: write a
 demo raw drop (one district's, or with --districts a city's)."""
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         "in --out are replaced",
     )
     parser.add_argument("--json", action="store_true", help="print the full summary as JSON")
+    parser.add_argument(
+        "--verbose", action="store_true", help="list every file written and its bad rows"
+    )
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
@@ -49,11 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=1)
         print()
         return 0
+    files = summary["files"]
     print(
         f"wrote {summary['out_dir']} (scale {summary['scale']}, seed {summary['seed']}, "
-        f"as of {summary['as_of']}) in {summary['seconds']} s"
+        f"as of {summary['as_of']}) in {summary['seconds']} s: {len(files)} files, "
+        f"{sum(summary['rows'].values()):,} rows ({sum(f['bad_rows'] for f in files)} bad, "
+        f"{sum(f['repeated_rows'] for f in files)} repeated)"
     )
-    for f in summary["files"]:
+    if not args.verbose:  # one line: ./dev refresh prints it before the refresh's own
+        return 0
+    for f in files:
         print(
             f"  {f['file']:<58} {f['format']:<16} {f['rows']:>10,} rows "
             f"({f['bad_rows']} bad, {f['repeated_rows']} repeated)"

@@ -12,12 +12,17 @@ def failure_report(context: dg.RunFailureSensorContext) -> tuple[str, str]:
     run = context.dagster_run
     failures = []
     for event in context.get_step_failure_events():
-        error = event.event_specific_data.error if event.event_specific_data else None
+        data = event.event_specific_data
+        error = data.error if data else None
         while error is not None and error.cause is not None:  # the user's error, not the wrapper
             error = error.cause
         # an asset's step is named after its key: staging__members is staging/members
         asset = (event.step_key or "?").replace("__", "/")
-        message = error.message.strip() if error else event.message
+        refusal = data.user_failure_data if data else None  # a refused file: its message alone
+        if refusal is not None and refusal.description:
+            message = refusal.description.strip()
+        else:
+            message = error.message.strip() if error else event.message
         failures.append(f"- {asset}: {message}")
     subject = f"【数据刷新失败】union-pipeline {run.job_name} run {run.run_id[:8]}"
     body = "\n".join(
