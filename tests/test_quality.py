@@ -460,9 +460,9 @@ def test_clean_refresh_passes_every_suite_and_writes_data_docs(steady, env):
     assert not failed, failed
     members = checks["staging/members:gx_keys_unique"]
     assert members.severity == dg.AssetCheckSeverity.ERROR
-    docs = Path(text(members, "data_docs"))
+    docs = env / "exports" / text(members, "data_docs")  # relative to the export folder
     assert docs == env / "exports" / "data_docs" / "index.html" and docs.exists()
-    page = Path(text(members, "validation_result").removeprefix("file://"))
+    page = env / "exports" / text(members, "validation_result")
     assert page.exists() and page.is_relative_to(docs.parent)
     assert "no key occurs twice" in text(members, "gx_frame")
 
@@ -478,7 +478,7 @@ def test_a_duplicated_key_fails_the_blocking_key_check_with_the_key(steady, env,
     assert re.search(r"\|\s*M00042\s*\|\s*2\s*\|", text(keys, "evidence"))  # key, copies
     assert checks["staging/members:gx_derived_values"].passed
     # the failure is also in the Data Docs page the check links
-    page = Path(text(keys, "validation_result").removeprefix("file://"))
+    page = env / "exports" / text(keys, "validation_result")
     assert "M00042" in page.read_text(encoding="utf-8")
 
 
@@ -725,9 +725,7 @@ def test_data_docs_open_offline_in_chromium(steady, env, instance, tmp_path):
         r'<tr class="suite" data-suite="staging.members.keys_unique">(.*?)</tr>', dom, re.S
     ).group(1)
     assert "✘" in row and "0/1 expectations met" in row and "✔" in row  # history: passed
-    page = Path(
-        text(failing["staging/members:gx_keys_unique"], "validation_result").removeprefix("file://")
-    )
+    page = env / "exports" / text(failing["staging/members:gx_keys_unique"], "validation_result")
     page_dom = _dump_dom(page, tmp_path / "chromium")
     visible = re.sub(r"<(script|style)\b.*?</\1>", "", page_dom, flags=re.S)
     visible = re.sub(r"<[^>]+>", " ", visible)

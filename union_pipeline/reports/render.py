@@ -30,9 +30,11 @@ import atexit
 import base64
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -378,11 +380,42 @@ class Raster:
     scale: float = 1.0
 
 
+# A preview (a Raster without a file) is the chart as an analyst sees it in Dagster's UI:
+# drawn at least PREVIEW_WIDTH px wide (the theme's thumbnail scale leaves its Chinese
+# labels unreadable), within PREVIEW_BYTES, since the event log keeps every preview; a
+# dense chart (the scorecard's table) is drawn smaller to fit.
+PREVIEW_WIDTH = 800
+PREVIEW_BYTES = 80_000
+
+
 def rasterize(rasters: list[Raster]) -> list[bytes]:
     """PNGs of SVGs (in order), drawn by the shared browser over PARALLEL_TABS blank tabs.
 
     A chart drawn once as SVG (its briefing page) gives its PNG and its preview without
-    plotly drawing it again: half the cost of a PNG render."""
+    plotly drawing it again: half the cost of a PNG render. Previews are drawn readable,
+    within PREVIEW_BYTES (see there)."""
+    rasters = [
+        r
+        if r.png is not None
+        else dataclasses.replace(r, scale=max(r.scale, PREVIEW_WIDTH / r.width))
+        for r in rasters
+    ]
+    images = _rasterize(rasters)
+    over = [i for i, r in enumerate(rasters) if r.png is None and len(images[i]) > PREVIEW_BYTES]
+    if over:
+        # a PNG's size follows its area: the scale that fits, with a margin
+        smaller = [
+            dataclasses.replace(
+                rasters[i], scale=rasters[i].scale * 0.9 * math.sqrt(PREVIEW_BYTES / len(images[i]))
+            )
+            for i in over
+        ]
+        for i, image in zip(over, _rasterize(smaller), strict=True):
+            images[i] = image
+    return images
+
+
+def _rasterize(rasters: list[Raster]) -> list[bytes]:
     if not rasters:
         return []
     browser = _ensure_server()

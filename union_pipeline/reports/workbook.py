@@ -256,6 +256,8 @@ def scorecard_table(data: ReportData, theme: Theme) -> Table:
             values = [None] * 6
         else:
             change = _num(row["yoy_change"]) if kpi.is_ratio else _num(row["yoy_pct"])
+            if kpi.is_ratio and change is not None:
+                change *= 100  # percentage points, as the section sheets and briefing say it
             values = [
                 _value(row["actual"], kpi, money),
                 _value(row["prior_actual"], kpi, money),

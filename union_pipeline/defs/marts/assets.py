@@ -6,9 +6,10 @@ import re
 from collections.abc import Callable
 
 import dagster as dg
+import duckdb
 
 from union_pipeline import kpis
-from union_pipeline.assetkit.metadata import table_metadata
+from union_pipeline.assetkit.metadata import district_metadata, excel_text, table_metadata
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     content_version,
@@ -77,6 +78,7 @@ def _mart(
     code: str = "",
     partitioned: bool = True,
     group_name: str = "kpis",
+    preview: Callable[[duckdb.DuckDBPyConnection, str | None], str] | None = None,
 ) -> dg.AssetsDefinition:
     """One mart: `build(con, settings)` creates `marts.<name>` in a scratch DuckDB whose
     views are the latest outputs of `deps` (of the same district, for a district mart; of
@@ -118,6 +120,8 @@ def _mart(
                 con, "marts", name, inputs, {"data": f"SELECT * FROM marts.{name}"}
             )
             metadata = table_metadata(con, f"marts.{name}", columns)
+            if preview is not None:  # what the analyst looks for, not the table's first rows
+                metadata["preview"] = dg.MetadataValue.md(preview(con, district))
             context_rows = (
                 con.execute("SELECT as_of, first_year FROM marts.refresh_context").fetchall()
                 if (REFRESH_CONTEXT in deps or key == REFRESH_CONTEXT)
@@ -129,6 +133,7 @@ def _mart(
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version),
             metadata={
+                **district_metadata(district),
                 **metadata,
                 **output_metadata(version, {f"marts.{name}": files["data"]}, inputs=inputs),
             },
@@ -150,6 +155,64 @@ refresh_context = _mart(
     settings_used=lambda s: [s.as_of, s.first_year],
 )
 
+
+def scorecard_preview(con: duckdb.DuckDBPyConnection, district: str | None) -> str:
+    """The as-of year's row of every KPI, as the KPI workbook's scorecard shows it: actual
+    and target in the workbook's units (万元 where it uses them), rates and year-on-year
+    change in percent, the status."""
+    import pandas as pd
+
+    from union_pipeline.reports.data import ReportData
+    from union_pipeline.reports.theme import load_theme
+    from union_pipeline.reports.workbook import scorecard_table
+
+    (as_of, first_year), rows = (
+        con.execute("SELECT as_of, first_year FROM marts.refresh_context").fetchall()[0],
+        con.execute("SELECT count(*) FROM marts.kpi_yearly").fetchall()[0][0],
+    )
+    yearly = con.execute(
+        "SELECT * FROM marts.kpi_yearly WHERE year BETWEEN ? AND ? ORDER BY kpi_code, year",
+        [first_year, as_of.year],
+    ).df()
+    data = ReportData(as_of, int(first_year), kpis.load_catalogue(), yearly, pd.DataFrame())
+    theme = load_theme().of(district)
+    table = scorecard_table(data, theme)
+    t = theme.t
+    out = []
+    for kpi, values, formats in zip(data.reported, table.rows, table.formats, strict=True):
+        formats = [*formats, *[None] * (len(values) - len(formats))]  # text cells: none
+        cell = {h: excel_text(v, f) for h, v, f in zip(table.headers, values, formats, strict=True)}
+        row = data.series(kpi.code)
+        row = row[row["year"] == data.as_of_year]
+        change = (
+            theme.fmt_change(row["yoy_change"].iloc[0], row["yoy_pct"].iloc[0], kpi.unit)
+            if len(row)
+            else ""
+        )
+        target = table.headers[7]  # the year's target, its comparator before it
+        out.append(
+            {
+                t("col_kpi"): cell[t("col_kpi")],
+                t("wb_unit"): cell[t("wb_unit")],
+                table.headers[3]: cell[table.headers[3]],  # this year's actual (to date)
+                t("wb_prior"): cell[t("wb_prior")],
+                t("col_yoy"): change,
+                target: f"{cell[t('wb_comparator')]} {cell[target]}".strip(),
+                t("col_status"): cell[t("col_status")],
+                t("col_projection"): cell[t("col_projection")],
+                t("wb_code"): kpi.code,
+            }
+        )
+    if not out:
+        return "(no KPI rows for the as-of year)"
+    head = (
+        f"**{as_of.year}年各项指标（截至 {as_of.isoformat()}）**：{len(out)} 项，格式同指标工作簿"
+        f"的完成情况表；历年全部 {rows:,} 行见 marts.kpi_yearly。 The as-of year's KPIs as in "
+        "the KPI workbook's scorecard."
+    )
+    return head + "\n\n" + pd.DataFrame(out).to_markdown(index=False)
+
+
 kpi_yearly = _mart(
     "kpi_yearly",
     lambda con, s: kpis.build_kpi_yearly(con),
@@ -161,6 +224,7 @@ kpi_yearly = _mart(
     One row per (kpi_code, year) from the first activity year to the as-of year; the
     incomplete as-of year compares year to date with the prior year to the same date.
     指标年度表：实际值、同比、目标、达成情况及年末预测。""",
+    preview=scorecard_preview,
 )
 
 kpi_by_street = _mart(

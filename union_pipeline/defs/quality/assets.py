@@ -1,10 +1,15 @@
 """The quarantine: every row a source sent that the data contract held back, and why."""
 
-from functools import cache
+from pathlib import Path
 
 import dagster as dg
-import yaml
 
+from union_pipeline import districts
+from union_pipeline.assetkit.metadata import (
+    district_metadata,
+    quarantine_rules,
+    rule_label,
+)
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     latest,
@@ -16,31 +21,41 @@ from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, QUARANTINE_FILE
 from union_pipeline.ingest.safety import truncate_cell_sql
 from union_pipeline.ingest.specs import load_specs
-from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.settings import load_settings
 from union_pipeline.warehouse import scratch, sql_path
 from union_pipeline.warehouse.versions import digest
 
 KEY = dg.AssetKey(["staging", "quarantine"])
 STAGING = [dg.AssetKey(["staging", s]) for s in load_specs()]
-PREVIEW_ROWS = 10
-CODE_VERSION = "quarantine-1"
-
-
-@cache
-def quarantine_rules() -> dict[str, dict]:
-    """assets/quarantine_rules.yaml: rule code -> zh, en, fix_zh."""
-    return yaml.safe_load((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
+PREVIEW_PER_SOURCE = 3  # rows of each source in the preview: every source shows
+CODE_VERSION = "quarantine-2"  # 2: the preview shows every source, rules Chinese first
 
 
 def _rule_legend(counts: list[tuple[str, str, int]]) -> str:
     rules = quarantine_rules()
-    lines = ["| 数据源 source | 规则 rule | 含义 | meaning | 行数 rows |", "|---|---|---|---|---|"]
+    lines = ["| 数据源 source | 规则 rule | meaning | 行数 rows |", "|---|---|---|---|"]
     for source, rule, n in counts:
-        names = rules.get(rule, {})
-        lines.append(
-            f"| {source} | `{rule}` | {names.get('zh', '')} | {names.get('en', '')} | {n:,} |"
-        )
+        meaning = rules.get(rule, {}).get("en", "")
+        lines.append(f"| {source} | {rule_label(rule)} | {meaning} | {n:,} |")
     return "\n".join(lines)
+
+
+def problem_list_note(district: str) -> str:
+    """Where the analyst finds every held-back row: the problem-list workbook the reports
+    write into the district's export folder (reports/problem_lists)."""
+    from union_pipeline.reports.theme import load_theme
+
+    settings = load_settings()
+    # the district's folder within the export folder: itself, or <code>/ in a city drop
+    within = districts.district_export_dir(Path(), settings.raw_dir, district).as_posix()
+    folder = ("" if within == "." else f"{within}/") + "<统计截止日 as-of>/"
+    workbook = f"{load_theme().t('pl_file')}-<统计截止日 as-of>.xlsx"
+    return (
+        f"完整清单见导出目录（UNION_EXPORT_DIR）中的 {folder}{workbook}：每个数据源一页，"
+        "含规则的中文含义与处理建议；按工会/、按镇街/ 下为分发给各工会、镇街的文件"
+        "（reports/problem_lists 生成）。"
+        f"The full list: {folder}{workbook} in the export folder."
+    )
 
 
 @dg.asset(
@@ -87,19 +102,23 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         counts = con.execute(
             "SELECT source, rule, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC"
         ).fetchall()
+        # a few rows of every source, not the first source's first rows
         preview = con.execute(
             f'SELECT source, file, line, rule, "column", '
             f"{truncate_cell_sql('values_masked')} AS values_masked FROM quarantine "
-            f"LIMIT {PREVIEW_ROWS}"
+            f"QUALIFY row_number() OVER (PARTITION BY source ORDER BY file, line) "
+            f"<= {PREVIEW_PER_SOURCE} ORDER BY source, file, line"
         ).df()
-    rules = quarantine_rules()
-    preview.insert(
-        4, "规则 rule", [f"{rules.get(r, {}).get('zh', r)} ({r})" for r in preview["rule"]]
-    )
+    preview.insert(0, "规则 rule", [rule_label(r) for r in preview["rule"]])
     preview = preview.drop(columns=["rule"])
+    shown = (
+        f"{len(preview)} of {rows:,} rows, up to {PREVIEW_PER_SOURCE} per source. "
+        f"{problem_list_note(district)}\n\n{preview.to_markdown(index=False)}"
+    )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
+            **district_metadata(district),
             "dagster/row_count": dg.MetadataValue.int(int(rows)),
             "dagster/table_name": dg.MetadataValue.text("staging.quarantine"),
             "dagster/column_schema": dg.TableSchema(
@@ -124,7 +143,8 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                 ]
             ),
             "rules": dg.MetadataValue.md(_rule_legend(counts) if counts else "(none)"),
-            "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if rows else "(empty)"),
+            "preview": dg.MetadataValue.md(shown if rows else "(empty)"),
+            "problem_list": dg.MetadataValue.text(problem_list_note(district)),
             **output_metadata(version, {"staging.quarantine": written["data"]}),
         },
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from union_pipeline.assetkit.metadata import in_export_folder
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     INPUTS,
@@ -125,8 +126,18 @@ def result_metadata(outcome) -> dict:
         metadata["observed"] = dg.MetadataValue.text(outcome.failures[0].observed)
         metadata["expectation"] = dg.MetadataValue.text(outcome.failures[0].label)
     if outcome.page is not None:
-        metadata["data_docs"] = dg.MetadataValue.path(str(outcome.index))
-        metadata["validation_result"] = dg.MetadataValue.url(outcome.page.resolve().as_uri())
+        # relative to the export folder, which the analyst opens on their own machine: a
+        # server path or file:// link opens nothing there
+        export_dir = load_settings().export_dir
+        metadata["data_docs"] = dg.MetadataValue.path(in_export_folder(outcome.index, export_dir))
+        metadata["validation_result"] = dg.MetadataValue.path(
+            in_export_folder(outcome.page, export_dir)
+        )
+        metadata["data_docs_note"] = dg.MetadataValue.text(
+            "数据质量报告在导出目录（UNION_EXPORT_DIR）中：用浏览器打开上面的 data_docs 文件，"
+            "validation_result 为本次检查的页面。The Data Docs site is in the export folder: "
+            "open data_docs in a browser; validation_result is this check's page."
+        )
     return metadata
 
 
@@ -294,8 +305,14 @@ def reusable_result(
         return None
     page = _value(metadata.get("validation_result"))
     if page is not None:
-        path = Path(str(page).removeprefix("file://"))
-        if not (path.exists() and path.is_relative_to(Path(docs).resolve())):
+        # relative to the export folder (earlier results: a file:// link)
+        page = str(page)
+        path = (
+            Path(page.removeprefix("file://"))
+            if page.startswith("file://")
+            else load_settings().export_dir / page
+        )
+        if not (path.exists() and path.resolve().is_relative_to(Path(docs).resolve())):
             return None
     metadata[REUSED] = dg.MetadataValue.bool(True)
     metadata[MADE_IN_RUN] = dg.MetadataValue.text(

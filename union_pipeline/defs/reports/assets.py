@@ -14,6 +14,7 @@ import dagster as dg
 import plotly.graph_objects as go
 
 from union_pipeline import districts
+from union_pipeline.assetkit.metadata import district_metadata, in_export_folder
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     MADE_IN_RUN,
@@ -52,6 +53,18 @@ from union_pipeline.reports.briefing import Briefing
 from union_pipeline.reports.figures import order_charts
 from union_pipeline.reports.problems import problem_list_path, write_problem_lists
 from union_pipeline.reports.render import warn_once
+from union_pipeline.reports.robots import (
+    briefing_markdown,
+    send_dingtalk,
+    send_wecom_file,
+    send_wecom_markdown,
+)
+from union_pipeline.reports.summary import (
+    build_summary,
+    read_quarantine_counts,
+    summary_path,
+    write_summary_docx,
+)
 from union_pipeline.reports.workbook import read_reconciliation, workbook_path, write_kpi_workbook
 from union_pipeline.settings import ASSETS_DIR
 from union_pipeline.warehouse.versions import digest
@@ -252,10 +265,12 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         record_file = folder / "charts.json"
         record_file.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
         group_charts = [c for c in built if c.group == name]
+        export_dir = warehouse.settings.export_dir  # paths as the analyst finds them there
         metadata = {
+            **district_metadata(district),
             "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
             "charts": dg.MetadataValue.json([r["slug"] for r in records]),
-            "export_dir": dg.MetadataValue.path(str(paths.charts)),
+            "export_dir": dg.MetadataValue.path(in_export_folder(paths.charts, export_dir)),
             "static_export": dg.MetadataValue.text(
                 static.skipped
                 if static and static.skipped
@@ -274,10 +289,12 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         else:
             image = static.previews.get(records[0]["slug"]) if static else None
             metadata["preview"] = dg.MetadataValue.md(
-                preview_markdown(group_charts[0], theme, image)
+                preview_markdown(group_charts[0], theme, image) + _table_markdown(group_charts[0])
             )
             if not static_export_problem():
-                metadata["png"] = dg.MetadataValue.path(str(paths.png(records[0]["slug"])))
+                metadata["png"] = dg.MetadataValue.path(
+                    in_export_folder(paths.png(records[0]["slug"]), export_dir)
+                )
         if name == "street_comparison":
             metadata["suppressed_cells"] = dg.MetadataValue.int(
                 sum(r["suppressed"] for r in records)
@@ -293,6 +310,22 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             if (found := latest(context.instance, key, code)) and found.get(CHART_FILE)
         }
         store.outputs.cleanup(keep, pattern=f"reports/{name}/*")
+
+
+def _table_markdown(chart: Chart) -> str:
+    """A table chart's cells as text under its preview (the scorecard): readable at any
+    size, where the picture is kept small for the event log."""
+    table = next((t for t in chart.figure.data if t.type == "table"), None)
+    if table is None:
+        return ""
+    headers = [str(h).replace("<br>", " ") for h in table.header.values]
+    rows = zip(*table.cells.values, strict=True)
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(str(v).replace("<br>", " ") for v in row) + " |" for row in rows),
+    ]
+    return "\n\n" + "\n".join(lines)
 
 
 def _all_charts(context, theme) -> tuple[list[Chart], dict[str, str]]:
@@ -397,27 +430,32 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     theme = _theme(context)
     charts, chart_versions = _all_charts(context, theme)
     data, mart_versions = _report_data(context, warehouse)
+    quarantine, quarantine_version = _quarantine_counts(context, warehouse)
     paths = export_paths(_export_root(context, warehouse), data.as_of)
     version = digest(
         REPORTS_CODE,
         THEME,
+        KPIS,
         theme.lang,
         theme.organisation,
         chart_versions,
         mart_versions,
+        quarantine_version,
         str(paths.briefing),
     )
     reused = _reuse(context, BRIEFING, version, paths.briefing)
     if reused:
         yield reused
         return
-    made = write_briefing(charts, _chart_pages(context), paths.briefing, data, theme)
+    summary = build_summary(data, theme, quarantine)  # the work summary draft: page 2 on
+    made = write_briefing(charts, _chart_pages(context), paths.briefing, data, theme, summary)
     yield dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
             "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
             "path": dg.MetadataValue.path(str(made.path)),
             "pages": dg.MetadataValue.int(made.pages),
+            "summary_pages": dg.MetadataValue.int(made.titles.count(summary.title)),
             "titles": dg.MetadataValue.json(made.titles),
             "size_mb": dg.MetadataValue.float(round(made.path.stat().st_size / 1e6, 2)),
             VERSION: dg.MetadataValue.text(version),
@@ -426,68 +464,165 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     )
 
 
-@_report_asset("briefing_mail", {"email"}, [BRIEFING, WAREHOUSE], code_version="mail-1")
-def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """简报邮件 — The briefing mailed to leadership, once per new briefing.
+BRIEFING_MAIL = dg.AssetKey(["reports", "briefing_mail"])
+DELIVERED = "union/delivered"  # per channel part: the briefing version it delivered, the run
+# a channel and the messages it sends (WeCom: the markdown, then the PDF as a file)
+CHANNELS = {"mail": ["mail"], "dingtalk": ["dingtalk"], "wecom": ["wecom", "wecom_file"]}
+NOT_CONFIGURED = (
+    "not configured (set UNION_SMTP_HOST and UNION_BRIEFING_TO, UNION_DINGTALK_WEBHOOK or "
+    "UNION_WECOM_WEBHOOK to deliver it)"
+)
 
-    After the warehouse is published, with UNION_SMTP_HOST and UNION_BRIEFING_TO set, the
-    latest briefing is mailed unless that very briefing was mailed before: a retry or a
-    refresh with nothing new sends nothing. A failed send is shown here (delivery) and
-    logged; it never fails the refresh. 简报生成后发送给领导，同一份简报只发一次。
+
+def _delivered(before) -> dict[str, dict]:
+    """What each channel delivered so far, from the step's latest materialization."""
+    if before is None:
+        return {}
+    found = dict(before.get(DELIVERED) or {})
+    if not found and before.get("mailed_version"):  # recorded before the robots came
+        found["mail"] = {"version": before.get("mailed_version"), "run": before.run_id}
+    return found
+
+
+@_report_asset("briefing_mail", {"email"}, [BRIEFING, WAREHOUSE], code_version="mail-2")
+def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """简报推送 — The briefing delivered to leadership (mail, DingTalk, WeCom), once per new
+    briefing.
+
+    After the warehouse is published, every configured channel gets the latest briefing
+    unless it already had that very briefing: mail (UNION_SMTP_HOST, UNION_BRIEFING_TO) with
+    the PDF attached; the DingTalk group robot (UNION_DINGTALK_WEBHOOK, UNION_DINGTALK_SECRET)
+    the headline figures and the targets at risk; the WeCom group robot (UNION_WECOM_WEBHOOK)
+    the same and the PDF as a file. A retry or an unchanged refresh sends nothing. A channel
+    that still fails after its retries fails this step, after the others were tried and what
+    was sent recorded: the run shows red, the failure alert goes out and a re-execution
+    sends to the failed channels only. 简报生成后推送（邮件、钉钉、企业微信），同一份简报
+    每个渠道只发一次；推送失败时本步骤标红。
     """
     made = latest(context.instance, BRIEFING, context.partition_key)
     if made is None:
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "delivery": dg.MetadataValue.text(
                     "no briefing (static export unavailable on this machine)"
                 )
             }
         )
-    sent_before = latest(
-        context.instance, dg.AssetKey(["reports", "briefing_mail"]), context.partition_key
-    )
-    if sent_before and sent_before.get("mailed_version") == made.version:
-        return dg.MaterializeResult(
-            metadata={
-                "delivery": dg.MetadataValue.text(
-                    f"already mailed: this briefing was sent in run {sent_before.run_id[:8]}"
-                ),
-                "mailed_version": dg.MetadataValue.text(made.version),
-            }
-        )
+        return
+    before = latest(context.instance, BRIEFING_MAIL, context.partition_key)
+    delivered = _delivered(before)
+    settings = warehouse.settings
     to = recipients_from_env("UNION_BRIEFING_TO")
     try:
-        config = smtp_config_from_env()
+        smtp, smtp_problem = smtp_config_from_env(), None
     except ValueError as err:
-        context.log.error(f"briefing not mailed: {err}")
-        return dg.MaterializeResult(metadata={"delivery": dg.MetadataValue.text(f"FAILED: {err}")})
-    if config is None or not to:
-        return dg.MaterializeResult(
-            metadata={
-                "delivery": dg.MetadataValue.text(
-                    "not configured (set UNION_SMTP_HOST and UNION_BRIEFING_TO to mail it)"
-                )
-            }
-        )
-    theme = _theme(context)
-    data, _ = _report_data(context, warehouse)
-    path = Path(made.get("path"))
-    briefing_file = Briefing(path, int(made.get("pages", 0)), list(made.get("titles", [])))
-    paths = export_paths(_export_root(context, warehouse), data.as_of)
-    subject, body = mail_text(briefing_file, data, theme, paths.dashboard)
-    result = send_mail(subject, body, to, [Attachment.from_path(path)], config, logger=context.log)
-    metadata = {
-        "delivery": dg.MetadataValue.text(result.summary),
-        "delivery_attempts": dg.MetadataValue.int(result.attempts),
-        "recipients": dg.MetadataValue.int(len(to)),
-        "mail_subject": dg.MetadataValue.text(subject),
+        smtp, smtp_problem = None, str(err)
+    configured = {
+        "mail": bool(to) and (smtp is not None or smtp_problem is not None),
+        "dingtalk": bool(settings.dingtalk_webhook),
+        "wecom": bool(settings.wecom_webhook),
     }
-    if result.sent:
+    path = Path(made.get("path"))
+    states: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    attempts: dict[str, int] = {}
+    metadata: dict[str, dg.MetadataValue] = {}
+    text = None  # (data, theme), read once when something is to be sent
+
+    def record(part: str, result) -> bool:
+        attempts[part] = result.attempts
+        if result.sent or getattr(result, "skipped", False):  # skipped: the API cannot take it
+            delivered[part] = {"version": made.version, "run": context.run.run_id}
+        return result.sent or getattr(result, "skipped", False)
+
+    for channel, parts in CHANNELS.items():
+        if not configured[channel]:
+            states[channel] = "not configured"
+            continue
+        todo = [p for p in parts if delivered.get(p, {}).get("version") != made.version]
+        if not todo:
+            run = delivered[parts[0]].get("run") or "?"
+            states[channel] = f"already sent: this briefing was sent in run {run[:8]}"
+            continue
+        if text is None:
+            data, _ = _report_data(context, warehouse)
+            text = (data, _theme(context))
+        data, theme = text
+        if channel == "mail":
+            if smtp_problem:
+                attempts["mail"] = 0
+                states[channel], failed[channel] = f"FAILED: {smtp_problem}", smtp_problem
+                continue
+            briefing_file = Briefing(path, int(made.get("pages", 0)), list(made.get("titles", [])))
+            dashboard = export_paths(_export_root(context, warehouse), data.as_of).dashboard
+            subject, body = mail_text(briefing_file, data, theme, dashboard)
+            result = send_mail(
+                subject, body, to, [Attachment.from_path(path)], smtp, logger=context.log
+            )
+            metadata["recipients"] = dg.MetadataValue.int(len(to))
+            metadata["mail_subject"] = dg.MetadataValue.text(subject)
+            states[channel] = result.summary
+            if not record("mail", result):
+                failed[channel] = result.error or "not sent"
+        elif channel == "dingtalk":
+            title, markdown = briefing_markdown(data, theme)
+            result = send_dingtalk(
+                settings.dingtalk_webhook,
+                settings.dingtalk_secret,
+                title,
+                markdown,
+                logger=context.log,
+            )
+            states[channel] = result.summary
+            if not record("dingtalk", result):
+                failed[channel] = result.error or "not sent"
+        else:
+            done = []
+            if "wecom" in todo:
+                file_line = theme.t("mail_attachment", file=path.name, pages=made.get("pages", 0))
+                _, markdown = briefing_markdown(data, theme, file_line)
+                result = send_wecom_markdown(settings.wecom_webhook, markdown, logger=context.log)
+                if not record("wecom", result):
+                    states[channel] = f"markdown {result.summary}"
+                    failed[channel] = f"markdown: {result.error}"
+                    continue  # the file follows its message, on the next attempt
+                done.append("markdown")
+            result = send_wecom_file(settings.wecom_webhook, path, logger=context.log)
+            if not record("wecom_file", result):
+                states[channel] = f"file {result.summary}"
+                failed[channel] = f"file: {result.error}"
+                continue
+            if result.skipped:
+                states[channel] = f"sent {' and '.join(done) or 'nothing'}; file {result.summary}"
+                continue
+            done.append(f"file {path.name}")
+            states[channel] = f"sent {' and '.join(done)} (attempt {result.attempts})"
+
+    active = [c for c in CHANNELS if configured[c]]
+    summary = "; ".join(f"{c}: {states[c]}" for c in active) if active else NOT_CONFIGURED
+    metadata.update(
+        {
+            "delivery": dg.MetadataValue.text(summary),
+            **{c: dg.MetadataValue.text(states[c]) for c in CHANNELS},
+            "failed_channels": dg.MetadataValue.json(sorted(failed)),
+            "delivery_attempts": dg.MetadataValue.json(attempts),
+            DELIVERED: dg.MetadataValue.json(delivered),
+        }
+    )
+    if delivered.get("mail", {}).get("version") == made.version:
         metadata["mailed_version"] = dg.MetadataValue.text(made.version)
-    else:
-        context.log.error(f"briefing not mailed: {result.summary}")
-    return dg.MaterializeResult(metadata=metadata)
+    for channel, reason in failed.items():
+        context.log.error(f"briefing not delivered by {channel}: {reason}")
+    yield dg.MaterializeResult(metadata=metadata)
+    if failed:
+        # after the materialization: what was sent stays recorded, a re-execution of this
+        # step sends to the failed channels only
+        raise dg.Failure(
+            description="简报推送失败 / briefing not delivered: "
+            + "; ".join(f"{c}: {r}" for c, r in failed.items()),
+            metadata={"failed_channels": dg.MetadataValue.json(sorted(failed))},
+            allow_retries=False,
+        )
 
 
 STAGING_KEYS = [dg.AssetKey(["staging", s]) for s in load_specs()]
@@ -516,6 +651,19 @@ def _sources(context) -> list[dict]:
     return out
 
 
+KPIS = (ASSETS_DIR / "kpis.yaml").read_text(encoding="utf-8")  # the draft's wording
+
+
+def _quarantine_counts(context, warehouse: WarehouseResource):
+    """(rows held back per source and rule, its version) for the draft's 数据研判: counts
+    only; (None, None) where the quarantine was never materialized."""
+    if latest(context.instance, QUARANTINE, context.partition_key) is None:
+        return None, None
+    own = context.assets_def.key
+    with reading_latest(context, own, [QUARANTINE], warehouse.warehouse) as (con, upstream):
+        return read_quarantine_counts(con), versions_of(upstream)
+
+
 @_report_asset("kpi_workbook", {"excel"}, [*REPORT_MARTS, RECONCILIATION, WAREHOUSE])
 def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """工作指标工作簿 — The KPIs as an Excel workbook: scorecard, every KPI by year per domain,
@@ -523,19 +671,28 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
     `UNION_EXPORT_DIR/<as-of>/工作指标-<as-of>.xlsx`, with real number formats (万元, %),
     a frozen header row and widths that fit Chinese text. 供在 Excel 中查阅的工作指标。
+
+    Beside it the work summary draft `工作总结数据-<as-of>.docx` (公文 layout): the figures
+    in the annual report's words and 数据研判; its sentences, with the KPI codes and values
+    behind each, in the sheet 文字稿数据. 工作总结文字稿数据。
     """
     theme = _theme(context)
     keys = [*REPORT_MARTS, RECONCILIATION]
+    if latest(context.instance, QUARANTINE, context.partition_key) is not None:
+        keys.append(QUARANTINE)  # the draft counts the rows held back, per source
     own = context.assets_def.key
     with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
         data = read_report_data(con)
         reconciliation = read_reconciliation(con)
+        quarantine = read_quarantine_counts(con)
     paths = export_paths(_export_root(context, warehouse), data.as_of)
     path = workbook_path(paths.root, data.as_of, theme)
+    docx = summary_path(paths.root, data.as_of, theme)
     sources = _sources(context)
     version = digest(
         REPORTS_CODE,
         THEME,
+        KPIS,
         theme.lang,
         theme.organisation,
         versions_of(upstream),
@@ -543,13 +700,19 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         str(path),
     )
     reused = _reuse(context, dg.AssetKey(["reports", "kpi_workbook"]), version, path)
-    if reused:
+    if reused and docx.is_file():
         return reused
-    sheets = write_kpi_workbook(data, path, theme, sources, dt.datetime.now(), reconciliation)
+    summary = build_summary(data, theme, quarantine)
+    sheets = write_kpi_workbook(
+        data, path, theme, sources, dt.datetime.now(), reconciliation, summary
+    )
+    write_summary_docx(summary, docx)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
+            "summary_docx": dg.MetadataValue.path(str(docx)),
+            "summary_sentences": dg.MetadataValue.int(len(summary.sentences)),
             "sheets": dg.MetadataValue.json(sheets),
             VERSION: dg.MetadataValue.text(version),
             REUSED: dg.MetadataValue.bool(False),
