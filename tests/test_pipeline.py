@@ -160,6 +160,7 @@ def demo_scale_1(tmp_path_factory):
     return result, warehouse
 
 
+@pytest.mark.system  # the full calibrated district
 def test_demo_scale_1_reconciles_every_published_figure(demo_scale_1):
     result, warehouse = demo_scale_1
     assert result.success
@@ -201,6 +202,7 @@ PUBLISHED_2019 = {
 }
 
 
+@pytest.mark.system  # the full calibrated district
 def test_demo_scale_1_work_summary_writes_the_published_figures(demo_scale_1):
     """The acceptance test of the work summary draft: its 2019 paragraphs carry the
     report's published figures, written as the report writes them, each sentence with the
