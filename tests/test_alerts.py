@@ -81,11 +81,18 @@ def test_failed_refresh_is_mailed_with_the_asset_and_error(
     assert "dagster._core" not in body and "Traceback" not in body  # the refusal, as said
 
 
-def test_no_smtp_configured_only_logs(minimal_drop, tmp_path, monkeypatch, inbox):
-    handler, _ = inbox
+def test_no_smtp_configured_only_logs(minimal_drop, tmp_path, monkeypatch, inbox, capfd):
+    handler, port = inbox
     shutil.rmtree(minimal_drop / "members")
     monkeypatch.setenv("UNION_RAW_DIR", str(minimal_drop))
     monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "union.duckdb"))
     monkeypatch.delenv("UNION_SMTP_HOST", raising=False)
-    fail_and_alert()
+    # everything else set, the inbox listening: only the missing host keeps the mail back
+    monkeypatch.setenv("UNION_SMTP_PORT", str(port))
+    monkeypatch.setenv("UNION_ALERT_TO", "ops@example.org")
+    capfd.readouterr()
+    result = fail_and_alert()
     assert handler.messages == []
+    logged = capfd.readouterr().err  # the sensor's log: the daemon's output
+    said = logged[logged.index(f"run {result.dagster_run.run_id[:8]}") :]
+    assert "staging/members" in said and "members/ (会员实名制名册) is missing" in said

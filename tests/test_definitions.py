@@ -1,10 +1,10 @@
 """The shape of the graph: a change to assets, groups, checks, jobs or schedules is a reviewed
-diff of tests/snapshots/definitions.json (regenerate with UPDATE_SNAPSHOTS=1)."""
+diff of tests/snapshots/definitions.json. Rewrite it, after reviewing the change, with
+`.venv/bin/python -m tests.test_definitions`: the test itself only compares."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from union_pipeline.definitions import defs
@@ -42,10 +42,7 @@ def describe() -> dict:
 
 
 def test_definitions_match_snapshot():
-    current = describe()
-    if os.environ.get("UPDATE_SNAPSHOTS"):
-        SNAPSHOT.write_text(json.dumps(current, ensure_ascii=False, indent=1) + "\n")
-    assert current == json.loads(SNAPSHOT.read_text())
+    assert describe() == json.loads(SNAPSHOT.read_text())
 
 
 def test_every_asset_explains_itself():
@@ -58,3 +55,8 @@ def test_every_asset_explains_itself():
         description = node.description or ""
         assert description.strip(), key
         assert any("\u4e00" <= ch <= "\u9fff" for ch in description), f"{key}: no Chinese"
+
+
+if __name__ == "__main__":
+    SNAPSHOT.write_text(json.dumps(describe(), ensure_ascii=False, indent=1) + "\n")
+    print(f"rewrote {SNAPSHOT}: review `git diff {SNAPSHOT.relative_to(Path.cwd())}`")
