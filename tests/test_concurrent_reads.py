@@ -1,4 +1,7 @@
-"""Readers query the live warehouse in a loop while refreshes publish new states."""
+"""Readers query the live warehouse in a loop while refreshes publish new states: the
+project's own reader (DuckDB read-only) and a BI tool's (SQLAlchemy + duckdb-engine, as
+Superset opens it). The first refresh's files are also checked for a comment on every table
+and column."""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from tests import test_sqlalchemy_read as bi
 from tests.runs import with_district
+from tests.test_warehouse import uncommented
 from union_pipeline.definitions import defs
+from union_pipeline.defs.warehouse.assets import district_file
 from union_pipeline.warehouse import Warehouse
 
 # Two views of the same fact from two layers: equal only in a complete, consistent state.
@@ -56,10 +62,14 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
         assert job.execute_in_process(
             instance=instance, partition_key=with_district(instance)
         ).success
+        # what a reader in a BI tool sees described: every table and column of both files
+        assert uncommented(live) == []
+        assert uncommented(district_file(live, with_district(instance))) == []
         reader = multiprocessing.get_context("spawn").Process(
             target=read_loop, args=(str(live), str(stop_file), str(out))
         )
         reader.start()
+        sqlalchemy_reader = None
         try:
             # the reader's start-up (a fresh process importing the package) varies with
             # the machine's load: the refreshes begin once it has seen the first state
@@ -68,6 +78,8 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
             while not ready.exists() and time.monotonic() < deadline and reader.is_alive():
                 time.sleep(0.1)
             assert ready.exists(), "the reader never read the first state"
+            # a BI tool's pace, not a loop's: the refreshes share the machine with it
+            sqlalchemy_reader = bi.start_reader(live, tmp_path, STATE_SQL, pause=0.1)
             for as_of in ("2020-06-30", "2020-09-30"):
                 monkeypatch.setenv("UNION_AS_OF", as_of)
                 assert job.execute_in_process(
@@ -77,13 +89,18 @@ def test_readers_see_only_complete_consistent_states(demo_drop, tmp_path, monkey
         finally:
             stop_file.touch()
             reader.join(timeout=60)
+            if sqlalchemy_reader is not None:
+                through_sqlalchemy = bi.stop_reader(*sqlalchemy_reader)
     result = json.loads(out.read_text())
-    assert result["errors"] == []
-    states = {tuple(s) for s in result["seen"]}
-    assert {s[2] for s in states} == {"2020-03-31", "2020-06-30", "2020-09-30"}
-    for mart_rows, grid, _, mart_members, staging_members in states:
-        assert mart_rows == grid > 0
-        assert mart_members == staging_members
+    for seen_by in (result, through_sqlalchemy):
+        assert seen_by["errors"] == []
+        states = {tuple(s) for s in seen_by["seen"]}
+        for mart_rows, grid, _, mart_members, staging_members in states:
+            assert mart_rows == grid > 0
+            assert mart_members == staging_members
+    assert {s[2] for s in map(tuple, result["seen"])} == {"2020-03-31", "2020-06-30", "2020-09-30"}
+    # the BI reader started after the first state: it sees the refreshes' states
+    assert {"2020-06-30", "2020-09-30"} <= {s[2] for s in through_sqlalchemy["seen"]}
     # never locked out while a refresh publishes (a reader locked out retries every 0.2 s
     # until the writer is done); the bound leaves room for a connect on a loaded 2-core
     # machine (1.05 s was seen under load)

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import duckdb
 
-from union_pipeline.warehouse import OutputStore, Warehouse, scratch
+from union_pipeline.warehouse import DISTRICT_COMMENT, OutputStore, Warehouse, scratch
+
+
+def uncommented(path: Path) -> list[str]:
+    """Every table (`schema.table`) and column (`schema.table.column`) of a warehouse file
+    without a DuckDB comment: what a reader in a BI tool would see undescribed."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return [
+            name
+            for (name,) in con.execute("""
+            SELECT schema_name || '.' || table_name FROM duckdb_tables()
+            WHERE NOT internal AND coalesce(trim(comment), '') = ''
+            UNION ALL
+            SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns()
+            WHERE NOT internal AND coalesce(trim(comment), '') = ''
+            ORDER BY 1""").fetchall()
+        ]
 
 
 def test_a_step_beyond_the_memory_limit_spills_into_a_folder_it_makes(tmp_path, monkeypatch):
@@ -68,3 +85,28 @@ def test_publish_swaps_in_a_complete_file_readers_of_the_old_one_keep(tmp_path):
             "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'union'"
         ).fetchall() or [(None,)]
     assert version is None or version.startswith("v1.2")
+
+
+def test_publish_describes_the_district_column_it_adds_and_nothing_else(tmp_path):
+    live = tmp_path / "union.duckdb"
+    warehouse = Warehouse(live)
+    with duckdb.connect() as con:
+        files = {
+            code: warehouse.outputs.write(con, "marts", "t", code, {"data": "SELECT 1 AS x"})[
+                "data"
+            ]
+            for code in ("330211", "330212")
+        }
+    warehouse.publish({"marts.t": files}, {}, {("marts.t", "x"): "列 — a column"})
+    # the table has no comment: the check names it, and only it
+    assert uncommented(live) == ["marts.t"]
+    warehouse.publish({"marts.t": files}, {"marts.t": "表 — a table"}, {})
+    assert uncommented(live) == ["marts.t.x"]
+    warehouse.publish(
+        {"marts.t": files}, {"marts.t": "表 — a table"}, {("marts.t", "x"): "列 — a column"}
+    )
+    assert uncommented(live) == []
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE column_name = 'district'"
+        ).fetchall() == [(DISTRICT_COMMENT,)]

@@ -1,6 +1,11 @@
 -- 蓝领贷按月 — blue-collar loans by month since the scheme began: amount disbursed and new
 -- borrowers (a borrower counts once, in the month of their first loan, as in
 -- loan_borrowers_cum), up to the as-of date.
+/* columns, as the warehouse describes them (COMMENT ON COLUMN):
+month: 月份 — the month, as its first day (DATE)
+amount_yuan: 放款金额（元）— amount disbursed in the month, yuan
+new_borrowers: 新增贷款人数 — borrowers whose first loan was disbursed in the month (each counts once)
+*/
 WITH ctx AS (SELECT as_of FROM marts.refresh_context),
 l AS (
     SELECT person_key, disbursed_date, CAST(amount_yuan AS DOUBLE) AS amount

@@ -1,6 +1,13 @@
 -- 职工医疗互助按月 — mutual aid by month: enrolments by plan year and month enrolled
 -- (month 0: enrolled before the plan year began, i.e. paid in advance), and paid benefits
 -- by month of the claim, up to the as-of date.
+/* columns, as the warehouse describes them (COMMENT ON COLUMN):
+year: 年度 — plan year of the enrolments; calendar year of the claims
+month: 月份 — 1-12; 0 = enrolled before the plan year began (paid in advance)
+enrolments: 参保人次 — enrolments of the plan year enrolled in the month; empty when none
+claims_paid: 补助笔数 — paid (已发放) claims dated in the month; empty when none
+benefit_yuan: 补助金额（元）— benefits of those paid claims, yuan; empty when none
+*/
 WITH ctx AS (SELECT as_of FROM marts.refresh_context),
 enrolments AS (
     SELECT CAST(plan_year AS INTEGER) AS year,

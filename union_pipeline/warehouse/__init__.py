@@ -30,6 +30,12 @@ STALE_SECONDS = 3600
 # The published file is written in a storage format DuckDB 1.2 and later (BI tools, the
 # 1.x CLI) can open; DuckDB 2.0's default format cannot be read by them.
 STORAGE_VERSION = "v1.2.0"
+# The `district` column the publish adds to every table of several districts, described
+# once here for all of them.
+DISTRICT_COMMENT = (
+    "区县代码 — district: the administrative code of the district the row belongs to "
+    "(assets/districts/<code>.yaml; its name in meta.districts)"
+)
 
 
 def duckdb_config() -> dict:
@@ -186,7 +192,8 @@ class Warehouse:
         {district: file}: the districts' rows with a `district` column), plus `derived`
         tables (`schema.table` -> SELECT over `published.*`), and swap it in atomically
         over `live` (a district's file; default the city's). Readers keep the old file
-        until they reconnect."""
+        until they reconnect. `comments` and `column_comments` become the tables' and
+        columns' DuckDB comments; a `district` column without one gets DISTRICT_COMMENT."""
         live = Path(live or self.live)
         live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds(live)
@@ -217,7 +224,11 @@ class Warehouse:
                 for name, text in (comments or {}).items():
                     if name in present_tables:
                         con.execute(f"COMMENT ON TABLE published.{name} IS {sql_path(text)}")
-                for (name, column), text in (column_comments or {}).items():
+                described = {
+                    **{(t, c): DISTRICT_COMMENT for t, c in present if c == "district"},
+                    **(column_comments or {}),
+                }
+                for (name, column), text in described.items():
                     if (name, column) in present:
                         con.execute(
                             f'COMMENT ON COLUMN published.{name}."{column}" IS {sql_path(text)}'

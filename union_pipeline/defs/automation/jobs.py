@@ -28,6 +28,20 @@ CITY_ONLY = dg.AssetSelection.groups("city") | dg.AssetSelection.assets(
 CITY = CITY_ONLY | CATALOGUE
 DISTRICT = dg.AssetSelection.all(include_sources=True) - CITY_ONLY
 
+
+def single_district_partition() -> dict[str, str]:
+    """A single-district drop has one partition, its district: `refresh_all` runs it when
+    launched without one (`dg launch --job refresh_all`); a run's own partition wins."""
+    from union_pipeline.districts import default_district, is_city_drop
+    from union_pipeline.settings import ConfigError, load_settings
+
+    try:
+        raw_dir = load_settings().raw_dir
+        return {} if is_city_drop(raw_dir) else {"dagster/partition": default_district()}
+    except ConfigError:
+        return {}  # the refresh itself reports a bad setting, naming it
+
+
 refresh_all = dg.define_asset_job(
     "refresh_all",
     # the raw folders are observed first: their data versions are the files' content
@@ -36,7 +50,7 @@ refresh_all = dg.define_asset_job(
     "every source, mart, check and export; a step whose inputs did not change keeps its "
     "result. For a single-district drop, the whole refresh. "
     "全量刷新（输入未变的步骤沿用上次结果）。",
-    tags=REFRESH_TAGS,
+    tags={**REFRESH_TAGS, **single_district_partition()},
 )
 
 district_refresh = dg.define_asset_job(
@@ -53,6 +67,57 @@ city_refresh = dg.define_asset_job(
     selection=CITY,
     description="The city after its districts: the roll-up, the city's targets, the city "
     "warehouse and reports. 全市汇总。",
+    tags=CITY_TAGS,
+)
+
+
+# Named jobs for what an analyst materializes in the UI. Dagster names an ad-hoc run of
+# assets `__ASSET_JOB`; its UI's Materialize runs instead the first job, by name, that holds
+# every selected asset, and capitals sort before "__": so a Materialize within one layer
+# runs (and is named) its layer's job. A selection across layers stays `__ASSET_JOB`, and a
+# whole refresh is `district_refresh` or `refresh_all` (docs/使用说明.md).
+def _layer_job(
+    name: str, selection: dg.AssetSelection, title: str
+) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        name,
+        selection=selection,
+        description=f"{title} — what the UI's Materialize runs for assets of this layer "
+        "(their checks included); what depends on them follows through automation.",
+        tags=REFRESH_TAGS,
+    )
+
+
+ui_sources = _layer_job(
+    "Sources",
+    dg.AssetSelection.key_prefixes("raw", include_sources=True),
+    "观察原始文件 Observe a district's raw folders",
+)
+ui_staging = _layer_job(
+    "Staging",
+    dg.AssetSelection.key_prefixes("staging") - CITY_ONLY,
+    "校验入库 Load and validate a district's sources (and its quarantine)",
+)
+ui_marts = _layer_job(
+    "Marts",
+    dg.AssetSelection.key_prefixes("marts") - CITY_ONLY,
+    "指标计算 A district's KPI marts",
+)
+ui_warehouse = _layer_job(
+    "Warehouse",
+    dg.AssetSelection.key_prefixes("warehouse") - CITY_ONLY,
+    "发布仓库 Publish a district's warehouse file",
+)
+ui_reports = _layer_job(
+    "Reports",
+    dg.AssetSelection.key_prefixes("reports") - CITY_ONLY,
+    "报表导出 A district's charts, dashboard, briefing and workbooks",
+)
+ui_city = dg.define_asset_job(
+    "City",
+    selection=CITY_ONLY,
+    description="全市汇总 The city's roll-up, targets, warehouse and reports — what the UI's "
+    "Materialize runs for the city's assets.",
     tags=CITY_TAGS,
 )
 

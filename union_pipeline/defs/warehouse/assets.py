@@ -1,8 +1,11 @@
 """Publishing: the live warehouse file analysts read, composed from the latest outputs."""
 
+import functools
+import re
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from union_pipeline import districts
 from union_pipeline.assetkit.outputs import (
@@ -23,6 +26,7 @@ from union_pipeline.defs.marts.assets import MART_KEYS
 from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import describe
+from union_pipeline.settings import ASSETS_DIR
 from union_pipeline.warehouse import sql_path
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
@@ -43,6 +47,24 @@ CITY_PUBLISHED = [*PUBLISHED, *CITY_TABLES]
 CODE_VERSION = package_digest("warehouse")
 REFRESH_INFO = "meta.refresh"
 DISTRICTS_INFO = "meta.districts"
+# the columns of the two tables the publish itself writes (their SELECTs in _publish)
+META_COLUMNS = {
+    REFRESH_INFO: {
+        "published_at": "发布时间 — when this file was published",
+        "as_of": "统计截止日 — the as-of date of its figures (marts.refresh_context)",
+        "first_year": "首个统计年度 — the first reported year",
+        "run_id": "运行编号 — the Dagster run that published it",
+        "pii_key": "人员键密钥 — which key made person_key (a warning when the development key)",
+        "scope": "范围 — the district's code, or city for the city's file",
+    },
+    DISTRICTS_INFO: {
+        "district": "区县代码 — the district's administrative code",
+        "name": "区县名称 — the district's name (assets/districts/<code>.yaml)",
+    },
+}
+MARTS_DIR = ASSETS_DIR / "marts"
+# a series mart's `/* columns: ... */` block: one `name: description` a line
+COLUMNS_BLOCK = re.compile(r"/\*\s*columns\b[^\n]*\n(.*?)\*/", re.DOTALL)
 
 
 def _first_line(text: str | None) -> str:
@@ -52,6 +74,24 @@ def _first_line(text: str | None) -> str:
 def district_file(live: Path, code: str) -> Path:
     """A district's own warehouse file, beside the city's."""
     return live.parent / "districts" / f"{code}.duckdb"
+
+
+@functools.cache
+def mart_column_comments() -> dict[tuple[str, str], str]:
+    """{("marts.<name>", column): description} declared in assets/marts/: each series
+    mart's `/* columns: */` block, and columns.yaml for the columns a mart's asset leaves
+    undescribed."""
+    out = {}
+    for path in sorted(MARTS_DIR.glob("*.sql")):
+        block = COLUMNS_BLOCK.search(path.read_text(encoding="utf-8"))
+        for line in block.group(1).splitlines() if block else []:
+            column, _, text = line.partition(":")
+            if column.strip() and text.strip():
+                out[(f"marts.{path.stem}", column.strip())] = text.strip()
+    with open(MARTS_DIR / "columns.yaml", encoding="utf-8") as f:
+        for table, columns in (yaml.safe_load(f) or {}).items():
+            out.update({(table, column): text for column, text in columns.items()})
+    return out
 
 
 def _comments(context, upstream) -> tuple[dict, dict]:
@@ -73,6 +113,13 @@ def _comments(context, upstream) -> tuple[dict, dict]:
                     columns[(name, column.name)] = column.description
     tables.update(describe.table_comments())
     columns.update(describe.column_comments())
+    # what the assets leave undescribed: declared in assets/marts/, and the meta tables
+    declared = {
+        **mart_column_comments(),
+        **{(t, c): text for t, cols in META_COLUMNS.items() for c, text in cols.items()},
+    }
+    for name_column, text in declared.items():
+        columns.setdefault(name_column, text)
     return tables, columns
 
 
