@@ -51,7 +51,7 @@ def main() -> int:
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
-    from union_pipeline.demo import generate_city
+    from union_demo import generate_city
     from union_pipeline.districts import district_codes
 
     shutil.rmtree(args.work, ignore_errors=True)

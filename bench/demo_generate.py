@@ -12,11 +12,13 @@ import argparse
 import json
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from union_pipeline.demo import generate
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # union_demo: a tool beside
+from union_demo import generate  # noqa: E402
 
 
 def main() -> None:

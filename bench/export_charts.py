@@ -51,7 +51,7 @@ def build_warehouse(work: Path, scale: float, seed: int) -> Path:
             [
                 sys.executable,
                 "-m",
-                "union_pipeline.demo",
+                "union_demo",
                 "--out",
                 str(raw),
                 "--scale",

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gx_suites.py [--warehouse PATH] [--scale 1] [--repeat 3]
 
-Without --warehouse, generates the demo district at --scale (union_pipeline.demo) and
+Without --warehouse, generates the demo district at --scale (union_demo) and
 refreshes it in process (every asset but the reports) into a temporary folder, twice,
 printing the gx check steps' durations inside each refresh (in the second nothing changed:
 every result is reused, Great Expectations is not even imported). Then, on the warehouse, times each
@@ -37,7 +37,7 @@ def build_warehouse(scale: float, workdir: Path) -> Path:
     """Demo drop at `scale`, refreshed in process; prints the gx steps of that refresh."""
     import dagster as dg
 
-    from union_pipeline.demo import generate
+    from union_demo import generate
 
     raw, warehouse = workdir / "raw", workdir / "warehouse" / "union.duckdb"
     start = time.perf_counter()

@@ -163,7 +163,7 @@ def _generate(raw: Path, scale: float) -> None:
         return
     shutil.rmtree(raw, ignore_errors=True)
     subprocess.run(
-        [sys.executable, "-m", "union_pipeline.demo", "--out", str(raw), "--scale", str(scale)],
+        [sys.executable, "-m", "union_demo", "--out", str(raw), "--scale", str(scale)],
         check=True,
         cwd=ROOT,
     )

@@ -70,7 +70,7 @@ def as_of() -> dt.date:
 @pytest.fixture(scope="session")
 def demo_source(tmp_path_factory) -> Path:
     """A small generated demo district, generated once per session."""
-    from union_pipeline.demo import generate
+    from union_demo import generate
 
     raw = tmp_path_factory.mktemp("demo") / "raw"
     generate(raw, scale=0.02, seed=7)

@@ -22,7 +22,7 @@ CODES = ["330211", "330203", "330205"]
 
 
 def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path, monkeypatch):
-    from union_pipeline.demo import generate_city
+    from union_demo import generate_city
 
     raw = tmp_path / "raw"
     generate_city(raw, districts=3, scale=0.02, seed=5)

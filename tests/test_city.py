@@ -20,7 +20,7 @@ CODES = ["330211", "330203", "330205"]
 @pytest.fixture(scope="module")
 def city_source(tmp_path_factory) -> Path:
     """A small city of three districts, generated once for this module."""
-    from union_pipeline.demo import generate_city
+    from union_demo import generate_city
 
     raw = tmp_path_factory.mktemp("city") / "raw"
     generate_city(raw, districts=3, scale=0.02, seed=11)

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from union_pipeline.demo import generate, generate_city
-from union_pipeline.demo.__main__ import main as demo_main
-from union_pipeline.demo._districts import PROFILES
-from union_pipeline.demo.generator import RATIO_KPIS, TARGETS
+from union_demo import generate, generate_city
+from union_demo.__main__ import main as demo_main
+from union_demo._districts import PROFILES
+from union_demo.generator import RATIO_KPIS, TARGETS
 from union_pipeline.districts import load_districts
 from union_pipeline.settings import ASSETS_DIR
 
@@ -789,7 +789,7 @@ def test_ratio_kpis_are_the_catalogues_ratios():
 
 
 def test_zhenhai_streets_are_its_reference_file():
-    from union_pipeline.demo._population import STREETS as GENERATED
+    from union_demo._population import STREETS as GENERATED
 
     assert load_districts()["330211"].street_names == GENERATED
     assert set(GENERATED) == STREETS

@@ -132,7 +132,7 @@ def demo_scale_1(tmp_path_factory):
     """The calibrated demo district (scale 1) refreshed once without the reports, for the
     tests below: (the run's result, the warehouse file). 1-2 minutes."""
     from tests.conftest import TEST_PII_KEY
-    from union_pipeline.demo import generate
+    from union_demo import generate
 
     root = tmp_path_factory.mktemp("scale1")
     raw, warehouse = root / "raw1", root / "warehouse" / "union.duckdb"

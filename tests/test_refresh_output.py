@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import TEST_PII_KEY
 from tests.drops import MEMBER_HEADER, write_csv
+from union_demo import generate
 from union_pipeline.assetkit.outputs import latest
-from union_pipeline.demo import generate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DISTRICT = "330211"

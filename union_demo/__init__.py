@@ -1,14 +1,14 @@
 """The demo district: a generated raw drop that reproduces the published 2019 figures;
 and a demo city of such districts.
 
-    from union_pipeline.demo import generate, generate_city
+    from union_demo import generate, generate_city
     summary = generate(Path("data/raw"), scale=1, seed=20191231)
     summary = generate_city(Path("data/raw"), districts=10, scale=1)
 
-or `python -m union_pipeline.demo --out data/raw --scale 1 --seed 20191231 [--districts 10]`.
+or `python -m union_demo --out data/raw --scale 1 --seed 20191231 [--districts 10]`.
 """
 
-from union_pipeline.demo.generator import (
+from union_demo.generator import (
     CALIBRATION,
     DEFAULT_SEED,
     FOLDERS,

@@ -1,4 +1,4 @@
-"""`python -m union_pipeline.demo --out DIR [--districts N] --scale S --seed S [--verbose]`: write a
+"""`python -m union_demo --out DIR [--districts N] --scale S --seed S [--verbose]`: write a
 demo raw drop (one district's, or with --districts a city's)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from union_pipeline.demo._districts import city_order
-from union_pipeline.demo.generator import DEFAULT_SEED, generate, generate_city
+from union_demo._districts import city_order
+from union_demo.generator import DEFAULT_SEED, generate, generate_city
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m union_pipeline.demo",
+        prog="python -m union_demo",
         description="Write the demo district's raw drop (2017-01-01 .. 2020-09-30) in the "
         "folders of the data contract. At scale 1 it reproduces the published "
         "2019 figures; the source folders in --out are replaced. With --districts N, a "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from union_pipeline.demo._common import (
+from union_demo._common import (
     AS_OF,
     NA,
     NA64,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from union_pipeline.demo._population import ZHENHAI, Place, place_for
+from union_demo._population import ZHENHAI, Place, place_for
 from union_pipeline.districts import district, load_districts
 
 ZHENHAI_CODE = "330211"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from union_pipeline.demo._common import (
+from union_demo._common import (
     AS_OF,
     FAR,
     NA,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from union_pipeline.demo._common import (
+from union_demo._common import (
     AS_OF,
     DATA_START,
     Calendar,
@@ -18,7 +18,7 @@ from union_pipeline.demo._common import (
     yend,
     ystart,
 )
-from union_pipeline.demo._population import Members
+from union_demo._population import Members
 
 YEARS = (2017, 2018, 2019, 2020)
 PLAN_TYPES = ["住院医疗互助", "特殊病种", "女职工安康"]
@@ -505,7 +505,7 @@ class Training:
 def build_training(
     rng: np.random.Generator, scale: float, cal: Calendar, m: Members, outsiders: np.ndarray
 ) -> Training:
-    from union_pipeline.demo._common import digits_text
+    from union_demo._common import digits_text
 
     w_free = cal.weights(
         [1.0, 0.3, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 1.0, 1.0, 1.0, 0.9],

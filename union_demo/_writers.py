@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from union_pipeline.demo._common import DAY0, NA, NA64, NDAYS, Table, to_arrow_text
+from union_demo._common import DAY0, NA, NA64, NDAYS, Table, to_arrow_text
 
 CHUNK_ROWS = 400_000
 EXCEL_EPOCH_OFFSET = 25569  # 1899-12-30 .. 1970-01-01 in days

@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from union_pipeline.demo import _bad
-from union_pipeline.demo._common import (
+from union_demo import _bad
+from union_demo._common import (
     AS_OF,
     BASE_EXPORT,
     NA,
@@ -42,14 +42,14 @@ from union_pipeline.demo._common import (
     yend,
     ystart,
 )
-from union_pipeline.demo._districts import (
+from union_demo._districts import (
     ZHENHAI_CODE,
     Profile,
     city_order,
     place_of,
     profile_for,
 )
-from union_pipeline.demo._population import (
+from union_demo._population import (
     ORG_TYPES,
     PLAN,
     STREETS,
@@ -58,7 +58,7 @@ from union_pipeline.demo._population import (
     build_members,
     build_unions,
 )
-from union_pipeline.demo._programs import (
+from union_demo._programs import (
     BANKS,
     CLAIM_STATUS,
     LOAN_STATUS,
@@ -74,7 +74,7 @@ from union_pipeline.demo._programs import (
     build_loans,
     build_training,
 )
-from union_pipeline.demo._writers import Style, write_csv, write_xlsx
+from union_demo._writers import Style, write_csv, write_xlsx
 from union_pipeline.districts import load_city
 from union_pipeline.settings import DEMO_MARKER
 
@@ -939,7 +939,7 @@ def _write_marker(out: Path, folders=FOLDERS) -> None:
         for p in (out / folder).iterdir()
     )
     (out / DEMO_MARKER).write_text(
-        "# Generated demo drop (python -m union_pipeline.demo): invented people, no real\n"
+        "# Generated demo drop (python -m union_demo): invented people, no real\n"
         "# data. Its files are listed below; a drop with any other file is not the demo.\n"
         + "".join(f"{f}\n" for f in files),
         encoding="utf-8",
