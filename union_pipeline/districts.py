@@ -9,14 +9,13 @@ federation) or a city's (`UNION_RAW_DIR/<district code>/<source>/...`, with the 
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from union_pipeline.settings import ASSETS_DIR, ConfigError
+from union_pipeline.settings import ASSETS_DIR, ConfigError, district_override
 
 DISTRICTS_DIR = ASSETS_DIR / "districts"
 # a district folder of a city drop is named by its administrative code (6 digits)
@@ -77,7 +76,7 @@ def load_city() -> City:
 
 def default_district() -> str:
     """The district of a single-district drop: UNION_DISTRICT, else the one marked default."""
-    code = os.environ.get("UNION_DISTRICT")
+    code = district_override()
     if code:
         return code
     marked = [d.code for d in load_districts().values() if d.default]

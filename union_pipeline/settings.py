@@ -115,6 +115,86 @@ def load_settings(overrides: Mapping[str, str | None] | None = None) -> Settings
     )
 
 
+# ------------------------------------------------------------ one variable, one place
+# Settings read where they are used, each at call time (a test or a run may change the
+# environment between two calls); their names and defaults live here and nowhere else.
+
+TRUE_WORDS = {"1", "true", "yes", "on", "y"}
+LANG_ALIASES = {"zh-cn": "zh", "cn": "zh", "en-us": "en", "en-gb": "en"}
+
+
+def duckdb_memory_limit() -> str:
+    """UNION_DUCKDB_MEMORY: DuckDB's memory limit; beyond it, it spills to disk."""
+    return _text(os.environ, "UNION_DUCKDB_MEMORY") or "3GB"
+
+
+def district_override() -> str | None:
+    """UNION_DISTRICT: the district of a single-district drop, when not the default one."""
+    return _text(os.environ, "UNION_DISTRICT")
+
+
+def automation_on() -> bool:
+    """UNION_AUTOMATION=off: the schedule and the automation sensors start stopped."""
+    return (_text(os.environ, "UNION_AUTOMATION") or "on").lower() != "off"
+
+
+def report_lang() -> str:
+    """UNION_LANG: the labels' language, `zh` (default) or `en` (validated by the theme)."""
+    lang = (_text(os.environ, "UNION_LANG") or "zh").lower()
+    return LANG_ALIASES.get(lang, lang)
+
+
+def browser_override() -> str | None:
+    """BROWSER_PATH: the Chromium kaleido must use (also read by kaleido itself)."""
+    return _text(os.environ, "BROWSER_PATH")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    user: str | None = None
+    password: str | None = None
+    sender: str = "union-pipeline@localhost"
+    starttls: bool = False
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:  # never print the password
+        return (
+            f"SmtpConfig(host={self.host!r}, port={self.port}, user={self.user!r}, "
+            f"sender={self.sender!r}, starttls={self.starttls})"
+        )
+
+
+def smtp_config() -> SmtpConfig | None:
+    """UNION_SMTP_*: the mail server, or None when UNION_SMTP_HOST is not set (mail is off)."""
+    env = os.environ
+    host = _text(env, "UNION_SMTP_HOST")
+    if not host:
+        return None
+    port_text = _text(env, "UNION_SMTP_PORT") or "25"
+    try:
+        port = int(port_text)
+    except ValueError as err:
+        raise ConfigError(f"UNION_SMTP_PORT={port_text!r}: expected a port like 25") from err
+    user = env.get("UNION_SMTP_USER") or None
+    return SmtpConfig(
+        host=host,
+        port=port,
+        user=user,
+        password=env.get("UNION_SMTP_PASSWORD") or None,
+        sender=env.get("UNION_SMTP_FROM") or user or "union-pipeline@localhost",
+        starttls=(_text(env, "UNION_SMTP_STARTTLS") or "").lower() in TRUE_WORDS,
+    )
+
+
+def recipients(var: str = "UNION_BRIEFING_TO") -> list[str]:
+    """UNION_BRIEFING_TO or UNION_ALERT_TO: comma-separated addresses."""
+    if var not in ("UNION_BRIEFING_TO", "UNION_ALERT_TO"):
+        raise ValueError(f"{var} is not a recipients setting")
+    return [a.strip() for a in (os.environ.get(var) or "").split(",") if a.strip()]
+
+
 def is_demo_drop(raw_dir: Path) -> bool:
     """Is `raw_dir` the generated demo drop: its marker is there (a file, not a link) and
     lists every file of the drop's folders (a real export added to it makes it real)."""

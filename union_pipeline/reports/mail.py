@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
 import smtplib
 import ssl
 import time
@@ -28,9 +27,10 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from union_pipeline.settings import ConfigError, SmtpConfig, recipients, smtp_config
+
 log = logging.getLogger(__name__)
 
-TRUE = {"1", "true", "yes", "on", "y"}
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF_SECONDS = 2.0  # then 4 s, 8 s: a busy or restarting relay gets ~15 s
 
@@ -39,46 +39,16 @@ class MailConfigError(ValueError):
     """A UNION_SMTP_* variable is malformed."""
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int = 25
-    user: str | None = None
-    password: str | None = None
-    sender: str = "union-pipeline@localhost"
-    starttls: bool = False
-    timeout: float = 30.0
-
-    def __repr__(self) -> str:  # never print the password
-        return (
-            f"SmtpConfig(host={self.host!r}, port={self.port}, user={self.user!r}, "
-            f"sender={self.sender!r}, starttls={self.starttls})"
-        )
-
-
 def smtp_config_from_env() -> SmtpConfig | None:
-    """The SMTP settings, or None when UNION_SMTP_HOST is not set (mail is off)."""
-    host = (os.environ.get("UNION_SMTP_HOST") or "").strip()
-    if not host:
-        return None
-    port_text = (os.environ.get("UNION_SMTP_PORT") or "25").strip()
+    """The SMTP settings (`union_pipeline.settings`), or None when mail is off."""
     try:
-        port = int(port_text)
-    except ValueError as err:
-        raise MailConfigError(f"UNION_SMTP_PORT={port_text!r}: expected a port like 25") from err
-    user = os.environ.get("UNION_SMTP_USER") or None
-    return SmtpConfig(
-        host=host,
-        port=port,
-        user=user,
-        password=os.environ.get("UNION_SMTP_PASSWORD") or None,
-        sender=os.environ.get("UNION_SMTP_FROM") or user or "union-pipeline@localhost",
-        starttls=(os.environ.get("UNION_SMTP_STARTTLS") or "").strip().lower() in TRUE,
-    )
+        return smtp_config()
+    except ConfigError as err:
+        raise MailConfigError(str(err)) from None
 
 
 def recipients_from_env(var: str = "UNION_BRIEFING_TO") -> list[str]:
-    return [a.strip() for a in (os.environ.get(var) or "").split(",") if a.strip()]
+    return recipients(var)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import plotly
 
+from union_pipeline.settings import browser_override
+
 log = logging.getLogger(__name__)
 
 # fonts-wqy-zenhei: TrueType, so the PDF text is real text (see above)
@@ -66,7 +68,7 @@ _warned: set[str] = set()
 
 def find_browser() -> str | None:
     """The Chromium to use: BROWSER_PATH when set (and only it), else one on PATH."""
-    override = os.environ.get("BROWSER_PATH")
+    override = browser_override()
     candidates = [override] if override else [shutil.which(n) for n in BROWSER_NAMES]
     for path in candidates:
         if path and Path(path).is_file() and os.access(path, os.X_OK):
@@ -113,8 +115,8 @@ def static_export_problem() -> str | None:
     browser = find_browser()
     if browser is None:
         where = (
-            f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not an executable"
-            if os.environ.get("BROWSER_PATH")
+            f"BROWSER_PATH={browser_override()!r} is not an executable"
+            if browser_override()
             else "no chromium on PATH"
         )
         return (

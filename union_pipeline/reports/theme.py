@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import plotly.graph_objects as go
 import yaml
 
-from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.settings import ASSETS_DIR, report_lang
 
 DEFAULT_THEME = ASSETS_DIR / "theme.yaml"
 LANGS = ("zh", "en")
@@ -25,8 +24,7 @@ class ThemeError(ValueError):
 
 def current_lang() -> str:
     """UNION_LANG: zh (default) or en, read at call time."""
-    lang = (os.environ.get("UNION_LANG") or "zh").strip().lower()
-    lang = {"zh-cn": "zh", "cn": "zh", "en-us": "en", "en-gb": "en"}.get(lang, lang)
+    lang = report_lang()
     if lang not in LANGS:
         raise ThemeError(f"UNION_LANG={lang!r}: expected one of {list(LANGS)}")
     return lang

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from union_pipeline.settings import duckdb_memory_limit
+
 # what old readers of a replaced build may still need; a failed build's leftovers
 STALE_SECONDS = 3600
 # The published file is written in a storage format DuckDB 1.2 and later (BI tools, the
@@ -41,7 +43,7 @@ DISTRICT_COMMENT = (
 def duckdb_config() -> dict:
     """DuckDB takes 80% of RAM by default; a refresh that spills to disk beyond a few GB
     leaves the machine to everything else (UNION_DUCKDB_MEMORY, default 3GB)."""
-    return {"memory_limit": os.environ.get("UNION_DUCKDB_MEMORY") or "3GB"}
+    return {"memory_limit": duckdb_memory_limit()}
 
 
 def sql_path(path: Path | str) -> str:

@@ -1,10 +1,9 @@
 """Someone must hear when the nightly refresh fails: log it, and mail it when configured."""
 
-import os
-
 import dagster as dg
 
-from union_pipeline.reports.mail import recipients_from_env, send_mail
+from union_pipeline.reports.mail import send_mail
+from union_pipeline.settings import recipients, smtp_config
 
 
 def failure_report(context: dg.RunFailureSensorContext) -> tuple[str, str]:
@@ -46,8 +45,8 @@ def failure_report(context: dg.RunFailureSensorContext) -> tuple[str, str]:
 def refresh_failure_alert(context: dg.RunFailureSensorContext):
     subject, body = failure_report(context)
     context.log.error(f"{subject}\n{body}")
-    if not os.environ.get("UNION_SMTP_HOST"):
+    if smtp_config() is None:
         return
-    result = send_mail(subject, body, recipients_from_env("UNION_ALERT_TO"), logger=context.log)
+    result = send_mail(subject, body, recipients("UNION_ALERT_TO"), logger=context.log)
     if not result.sent:
         context.log.error(f"failure alert not mailed: {result.summary}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
+
+from union_pipeline.settings import automation_on
 
 # UNION_AUTOMATION=off: the schedule and the automation sensors start stopped, for a
 # deployment (or a test) whose refreshes are launched by hand or as backfills only.
-AUTOMATION_ON = os.environ.get("UNION_AUTOMATION", "on") != "off"
+AUTOMATION_ON = automation_on()
 SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if AUTOMATION_ON else dg.DefaultSensorStatus.STOPPED
 SCHEDULE_STATUS = (
     dg.DefaultScheduleStatus.RUNNING if AUTOMATION_ON else dg.DefaultScheduleStatus.STOPPED
