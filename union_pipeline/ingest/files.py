@@ -168,8 +168,10 @@ def _first_error(path: Path, encoding: str, start: int) -> _Decoded:
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as err:
-                at = max(err.start - pending, 0)
-                before = chunk[:at]
+                # the decoder held back `pending` bytes of the chunk before: an error may
+                # start among them, before this chunk (or at the end of the file)
+                at = err.start - pending
+                before = chunk[: max(at, 0)]
                 # only whole lines count: the bad line's start may be a GBK character
                 # whose bytes happen to be valid UTF-8 (D6 B8, 指, is U+05B8)
                 whole = before[: before.rfind(b"\n") + 1]
