@@ -422,6 +422,11 @@ def _entry(**overrides):
         ([_entry(target_comparator="=")], "KPI 'x_count': field 'target_comparator'"),
         ([_entry(code="Bad Code")], "entry #1: field 'code'"),
         (
+            [_entry(value="count(DISTINCT person_key)")],
+            "KPI 'x_count': field 'additive': a distinct count does not add up",
+        ),
+        ([_entry(additive="no")], "KPI 'x_count': field 'additive': 'no' is not true/false"),
+        (
             [
                 _entry(street=False),
                 _entry(

@@ -76,6 +76,7 @@ from union_demo._programs import (
 )
 from union_demo._writers import Style, write_csv, write_xlsx
 from union_pipeline.districts import load_city
+from union_pipeline.kpis import load_catalogue
 from union_pipeline.settings import DEMO_MARKER
 
 DEFAULT_SEED = 20191231
@@ -1227,7 +1228,7 @@ def _write_training(
 
 # The catalogue's ratio KPIs (assets/kpis.yaml, kind: ratio): a city's target for them is
 # no sum of its districts' targets. Every other KPI with a target counts or sums rows.
-RATIO_KPIS = {"membership_rate", "members_collected_rate"}
+RATIO_KPIS = {k.code for k in load_catalogue() if k.is_ratio}
 
 
 def _target_factor(profile: Profile, kpi: str) -> float:

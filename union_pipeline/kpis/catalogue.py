@@ -26,6 +26,7 @@ _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELDS = {
     "code", "name_zh", "name_en", "unit", "kind", "definition", "street", "rows", "where",
     "value", "person", "numerator", "denominator", "reported", "target_comparator", "writing",
+    "additive", "compare_streets",
 }  # fmt: skip
 _WRITING_FIELDS = {"number", "decimals", "rounding", "step", "unit_zh", "unit_en", "change",
                    "zh", "en", "unusual_change"}  # fmt: skip
@@ -87,6 +88,11 @@ class Kpi:
     reported: bool = True
     target_comparator: str = ">="
     writing: Writing | None = dataclasses.field(default=None, compare=False)
+    # its streets (and districts) add up to it: a count or a sum, not a ratio or a
+    # distinct count (a person in two streets counts once)
+    additive: bool = True
+    # the street comparison chart shows it
+    compare_streets: bool = False
 
     @property
     def is_ratio(self) -> bool:
@@ -219,6 +225,16 @@ def _parse_entry(raw: object, index: int, source: str) -> Kpi:
         if "eval_points" not in rows:
             raise _err(source, who, "rows", "must select from the relation eval_points")
 
+    additive = flag("additive", kind != "ratio")
+    if kind == "ratio" and additive:
+        raise _err(source, who, "additive", "a ratio does not add up across streets")
+    if value and "distinct" in value.lower() and additive:
+        raise _err(
+            source,
+            who,
+            "additive",
+            "a distinct count does not add up across streets: declare `additive: false`",
+        )
     name_zh, name_en, unit = text("name_zh"), text("name_en"), text("unit")
     return Kpi(
         code=code,
@@ -237,6 +253,8 @@ def _parse_entry(raw: object, index: int, source: str) -> Kpi:
         denominator=denominator,
         reported=flag("reported", True),
         target_comparator=comparator,
+        additive=additive,
+        compare_streets=flag("compare_streets", False),
         writing=_parse_writing(raw.get("writing"), who, source, name_zh, name_en, unit),
     )
 

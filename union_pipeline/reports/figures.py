@@ -23,7 +23,6 @@ from union_pipeline.reports.theme import MoneyUnit, Theme
 COMPARATOR_SIGNS = {">=": "≥", "<=": "≤"}
 FOOTER = "footer"  # the annotation carrying the source line (the dashboard drops it)
 UNIT = "unit"  # the unit above a y axis (the dashboard shows it beside the title)
-STREET_KPIS = ("membership_rate", "members_collected_rate")
 
 
 @dataclass
@@ -736,7 +735,7 @@ def street_figure(code: str, data: ReportData, theme: Theme) -> tuple[go.Figure,
 
 def street_comparison(data: ReportData, theme: Theme) -> list[Chart]:
     charts = []
-    for code in STREET_KPIS:
+    for code in [k.code for k in data.reported if k.compare_streets]:
         built = street_figure(code, data, theme)
         if built is None:
             continue

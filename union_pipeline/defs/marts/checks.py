@@ -24,10 +24,8 @@ def _codes(kpis) -> str:
 
 
 def additive(kpi) -> bool:
-    """A count or sum: it splits across streets and districts; a distinct count (a person
-    in two streets or districts counts once) or a ratio does not."""
-    value = (kpi.value or "").lower().replace(" ", "")
-    return not kpi.is_ratio and "distinct" not in value
+    """Its streets and districts add up to it (`additive` in assets/kpis.yaml)."""
+    return kpi.additive
 
 
 def _additive(kpi) -> bool:
