@@ -119,7 +119,9 @@ def _steps(output: str) -> dict[str, float]:
 
 
 def _refresh(label: str, work: Path, env: dict) -> dict:
-    wall, code, output, peak = _peak_of([sys.executable, "-m", "union_pipeline.refresh"], env)
+    # --verbose: Dagster's step events on the terminal, where the step times are read
+    refresh = [sys.executable, "-m", "union_pipeline.refresh", "--verbose"]
+    wall, code, output, peak = _peak_of(refresh, env)
     steps = _steps(output)
     reused = output.count("stands") + output.count("already holds")
     publish = {k: v for k, v in steps.items() if k.startswith("warehouse__")}
