@@ -126,3 +126,57 @@ def test_a_live_worker_started_by_multiprocessing_is_alive_and_a_reused_pid_is_n
         child.kill()
         child.join()
     assert not worker_alive(child.pid, recorded)
+
+
+def test_a_killed_headless_refresh_is_marked_failed_by_the_next(tmp_path, monkeypatch):
+    """`python -m union_pipeline.refresh` runs its runs in its own process: killed (as the
+    out-of-memory killer would), its run stays STARTED until the next refresh marks it
+    failed and runs the district again."""
+    import shutil
+    import signal
+    import sys
+
+    from tests.conftest import TEST_PII_KEY
+    from union_demo import generate
+
+    root = Path(__file__).resolve().parent.parent
+    generate(tmp_path / "raw", scale=0.02, seed=7)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(root / "deploy" / "dagster.yaml", home)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "UNION_RAW_DIR": str(tmp_path / "raw"),
+        "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
+        "UNION_EXPORT_DIR": str(tmp_path / "exports"),
+        "UNION_PII_KEY": TEST_PII_KEY,
+    }
+    command = [sys.executable, "-m", "union_pipeline.refresh"]
+    refresh = subprocess.Popen(
+        [*command, "--verbose"],  # Dagster's events on the terminal: where to kill it
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
+    )
+    for line in refresh.stdout:
+        if "STEP_START" in line and "staging__members" in line:
+            os.killpg(refresh.pid, signal.SIGKILL)
+            break
+    refresh.wait(timeout=60)
+    assert refresh.returncode == -signal.SIGKILL
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        [killed] = instance.get_runs()
+        assert killed.status == dg.DagsterRunStatus.STARTED  # nobody else will say it died
+    again = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"run {killed.run_id[:8]}" in again.stdout and "marked failed" in again.stdout
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        latest_run = instance.get_runs(limit=1)[0]
+        assert latest_run.run_id != killed.run_id
+        assert latest_run.status == dg.DagsterRunStatus.SUCCESS

@@ -87,6 +87,27 @@ def test_publish_swaps_in_a_complete_file_readers_of_the_old_one_keep(tmp_path):
     assert version is None or version.startswith("v1.2")
 
 
+def test_publish_removes_the_build_files_of_a_dead_writer_and_keeps_a_live_ones(tmp_path):
+    """A publish killed mid-write leaves its build file and .wal: the next publish removes
+    them at once when their writer is gone, and leaves a running writer's alone."""
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    dead = [tmp_path / f".union.build-{gone.pid}-0123456789ab.duckdb"]
+    dead.append(dead[0].with_name(dead[0].name + ".wal"))
+    alive = tmp_path / f".union.build-{os.getpid()}-ba9876543210.duckdb"
+    for path in [*dead, alive]:
+        path.write_bytes(b"half a file")
+    warehouse = Warehouse(tmp_path / "union.duckdb")
+    with duckdb.connect() as con:
+        out = warehouse.outputs.write(con, "marts", "t", "a", {"data": "SELECT 1 AS x"})
+    warehouse.publish({"marts.t": out["data"]})
+    assert not any(p.exists() for p in dead)
+    assert alive.exists()  # young, and its writer (this process) runs
+
+
 def test_publish_describes_the_district_column_it_adds_and_nothing_else(tmp_path):
     live = tmp_path / "union.duckdb"
     warehouse = Warehouse(live)

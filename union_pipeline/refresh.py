@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 import threading
 import time
@@ -343,8 +344,29 @@ def _open_log(instance) -> tuple[Path, object]:
     return path, path.open("a", encoding="utf-8")
 
 
+# a headless run is executed by this process: if it dies (SIGKILL, out of memory), nobody
+# else marks its run failed; the next refresh does, from these tags
+PID_TAG, PID_SINCE_TAG = "union/pid", "union/pid_since"
+
+
+def _mark_dead_runs_failed(instance) -> list[dg.DagsterRun]:
+    """Runs of earlier headless refreshes still STARTED whose process is gone."""
+    from union_pipeline.defs.automation.sensors import worker_alive
+
+    dead = []
+    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+    for run in instance.get_runs(filters=started):
+        pid, since = run.tags.get(PID_TAG), run.tags.get(PID_SINCE_TAG)
+        if pid is None or worker_alive(int(pid), float(since) if since else None):
+            continue
+        instance.report_run_failed(run)
+        dead.append(run)
+    return dead
+
+
 def _run(definitions, instance, job_name, code, tags, log, verbose):
     """One run in this process, followed by a RunProgress."""
+    tags = {**tags, PID_TAG: str(os.getpid()), PID_SINCE_TAG: str(time.time())}
     job = definitions.resolve_job_def(job_name)
     run_id = str(uuid.uuid4())  # known before the run: its events are followed as stored
     progress = RunProgress(job, log)
@@ -404,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
             from union_pipeline.defs.automation.jobs import add_districts
 
             add_districts(instance, codes)
+            for run in _mark_dead_runs_failed(instance):
+                _say(
+                    f"run {run.run_id[:8]} ({run.job_name}) was left running by a process that "
+                    "died: marked failed"
+                )
             plan = _planned(instance, settings, codes, args.force)
             city_drop = is_city_drop(settings.raw_dir)
             for index in range(len(plan) + (1 if city_drop else 0)):

@@ -29,6 +29,7 @@ from union_pipeline.settings import duckdb_memory_limit
 
 # what old readers of a replaced build may still need; a failed build's leftovers
 STALE_SECONDS = 3600
+PROC = Path("/proc")
 # The published file is written in a storage format DuckDB 1.2 and later (BI tools, the
 # 1.x CLI) can open; DuckDB 2.0's default format cannot be read by them.
 STORAGE_VERSION = "v1.2.0"
@@ -199,7 +200,8 @@ class Warehouse:
         live = Path(live or self.live)
         live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds(live)
-        build = live.with_name(f".{live.stem}.build-{uuid.uuid4().hex[:12]}.duckdb")
+        # the writer's pid in the name: a later publish removes the leftovers of a dead one
+        build = live.with_name(f".{live.stem}.build-{os.getpid()}-{uuid.uuid4().hex[:12]}.duckdb")
         try:
             with scratch(self.spill_dir) as con:
                 con.execute(
@@ -245,10 +247,16 @@ class Warehouse:
         return live
 
     def _remove_stale_builds(self, live: Path) -> None:
+        """Build files (and their .wal) of a publish whose process died; of any publish
+        after STALE_SECONDS (a writer on another machine sharing the folder)."""
         cutoff = time.time() - STALE_SECONDS
-        for path in live.parent.glob(f".{live.stem}.build-*"):
+        prefix = f".{live.stem}.build-"
+        for path in live.parent.glob(f"{prefix}*"):
+            writer = path.name[len(prefix) :].split("-", 1)[0]
+            # (/proc tells on Linux; elsewhere only the age does)
+            dead = writer.isdigit() and PROC.is_dir() and not (PROC / writer).exists()
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
+                if dead or path.stat().st_mtime < cutoff:
                     path.unlink()
 
     @contextlib.contextmanager
