@@ -298,13 +298,40 @@ def content_version(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return digest(count, str(total))
 
 
+CHECK_HISTORY_PAGE = 100
+COMPLETED = {"SUCCEEDED", "FAILED"}  # not PLANNED: a run's own evaluation, still to come
+
+
+def latest_check_execution(
+    instance: dg.DagsterInstance,
+    check_key: dg.AssetCheckKey,
+    partition: str | None = None,
+    completed: bool = False,
+):
+    """The newest execution record of a check (of `partition` when given; only completed
+    ones when asked). Dagster's own partition and status filters are in private modules:
+    its history is paged here, newest first, and filtered."""
+    cursor = None
+    while True:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=CHECK_HISTORY_PAGE, cursor=cursor
+        )
+        for record in records:
+            if partition is not None and record.partition != partition:
+                continue
+            if completed and record.status.value not in COMPLETED:
+                continue
+            return record
+        if len(records) < CHECK_HISTORY_PAGE:
+            return None
+        cursor = records[-1].id
+
+
 def blocking_check_failures(
     context: dg.AssetExecutionContext, keys: Iterable[dg.AssetKey], partition: str | None = None
 ) -> list[str]:
     """Blocking checks of `keys` whose latest evaluation (in `partition`, for district
     assets) failed with severity ERROR."""
-    from dagster._core.event_api import PartitionKeyFilter
-
     graph = context.job_def.asset_layer.asset_graph
     check_keys = [
         c
@@ -315,14 +342,11 @@ def blocking_check_failures(
     ]
     if not check_keys:
         return []
-    storage = context.instance.event_log_storage
-    records = dict(
-        storage.get_latest_asset_check_execution_by_key(
-            check_keys, partition_filter=PartitionKeyFilter(key=partition) if partition else None
-        )
-    )
     failed = []
-    for check_key, record in records.items():
+    for check_key in check_keys:
+        record = latest_check_execution(context.instance, check_key, partition)
+        if record is None:
+            continue
         evaluation = None
         if record.event is not None and record.event.dagster_event is not None:
             evaluation = record.event.dagster_event.event_specific_data

@@ -98,14 +98,19 @@ def _candidates(spec: SourceSpec, raw_dir: Path) -> tuple[list[Path], list[str]]
 
 def _is_export(spec: SourceSpec, path: Path) -> bool:
     """A .txt file is read when it is an export (Excel's "Unicode 文本" save): its first rows
-    hold the source's header row. A note beside the exports (说明.txt) is not."""
+    hold the source's header row. A note beside the exports (说明.txt) is not. Only the
+    head is looked at, leniently: the reader decides the encoding strictly later."""
     try:
-        encoding = detect_encoding(path, path.name)
-        with open(path, encoding=encoding, newline="") as f:
-            head = list(islice(f, HEADER_SEARCH_ROWS))
-    except (OSError, UnicodeDecodeError, FileError):
+        with open(path, "rb") as f:
+            head = f.read(64 << 10)
+    except OSError:
         return False
-    return _sniff(spec, head)[2] is not None
+    encodings = ("utf-16",) if head.startswith(UTF16_BOMS) else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
+        lines = head.decode(encoding, "replace").splitlines(keepends=True)
+        if _sniff(spec, lines[:HEADER_SEARCH_ROWS])[2] is not None:
+            return True
+    return False
 
 
 def unread_files(spec: SourceSpec, raw_dir: Path) -> list[str]:
@@ -498,20 +503,24 @@ def _mark_stored_numbers(spec: SourceSpec, book, sheet: int, table: pa.Table, na
     ).to_arrow()
     for position, i in enumerate(wanted):
         numeric = pc.is_valid(stored.column(position))
-        if not pc.any(numeric).as_py():
-            continue
-        cells = table.column(i).to_pylist()
-        for row in np.flatnonzero(numeric.to_numpy(zero_copy_only=False)):
-            cells[row] = _as_excel_shows(cells[row])
-        table = table.set_column(i, table.field(i), pa.array(cells, pa.string()))
+        if pc.any(numeric).as_py():
+            cells = table.column(i)
+            table = table.set_column(
+                i, table.field(i), pc.if_else(numeric, _as_excel_shows(cells), cells)
+            )
     return table
 
 
-def _as_excel_shows(text: str | None) -> str | None:
-    try:
-        return f"{float(text):.5E}"
-    except (TypeError, ValueError):
-        return text
+def _as_excel_shows(cells):
+    """Whole numbers in Excel's scientific style (330211199003071232 -> 3.30211E+17), in
+    one Arrow pass; other numbers (13.5) keep their text, a float all the same."""
+    whole = pc.match_substring_regex(cells, r"^\d+$")
+    length = pc.cast(pc.subtract(pc.utf8_length(cells), 1), pa.string())
+    mantissa = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(cells, 0, 1), pc.utf8_slice_codeunits(cells, 1, 6), "."
+    )
+    shown = pc.binary_join_element_wise(mantissa, "E+", length, "")
+    return pc.if_else(whole, shown, cells)
 
 
 def read_batches(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:

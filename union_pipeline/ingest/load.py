@@ -455,7 +455,8 @@ def load_source(
             [spec.name],
         ).fetchall()
     )
-    warnings = _file_warnings(con, spec, raw_dir)
+    unread = unread_files(spec, raw_dir)
+    warnings = _file_warnings(con, spec, unread)
     skipped_by_reason: dict[str, int] = {}
     for f in files:
         f["quarantined"] = by_file.get(f["file"], 0)
@@ -473,14 +474,14 @@ def load_source(
         skipped=sum(skipped_by_reason.values()),
         skipped_by_reason=skipped_by_reason,
         quarantine_by_file=by_file,
-        unread_files=unread_files(spec, raw_dir),
+        unread_files=unread,
         pii_key_warning=key_warning,
         title_zh=spec.title_zh,
         file_warnings=warnings,
     )
 
 
-def _file_warnings(con, spec: SourceSpec, raw_dir: Path) -> list[str]:
+def _file_warnings(con, spec: SourceSpec, unread: list[str]) -> list[str]:
     """What a file's sender must hear once rather than row by row: Excel's number damage,
     oversized cells, and files in the folder that are not read."""
     out = []
@@ -508,6 +509,6 @@ def _file_warnings(con, spec: SourceSpec, raw_dir: Path) -> list[str]:
     out += [
         f"{name}: not read (only .csv, .xlsx and .xls files, and .txt exports with the "
         "header row, are); save it as one of those if it holds rows of this source"
-        for name in unread_files(spec, raw_dir)
+        for name in unread
     ]
     return out

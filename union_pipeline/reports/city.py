@@ -12,7 +12,8 @@ from plotly.subplots import make_subplots
 
 from union_pipeline.kpis import load_catalogue
 from union_pipeline.reports.data import ReportData
-from union_pipeline.reports.figures import Chart, _num, _page_layout, build_charts, section_of
+from union_pipeline.reports.data import number as _num
+from union_pipeline.reports.figures import Chart, _page_layout, build_charts, section_of
 from union_pipeline.reports.theme import Theme
 
 YEARLY_COLUMNS = [

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from union_pipeline.kpis import Kpi, load_catalogue
+
+
+def number(value) -> float | None:
+    """A mart cell as a float; None for a missing one (None, NaN, pd.NA) or no number."""
+    if value is None or value is pd.NA:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def flag(value) -> bool | None:
+    """A mart cell as a bool; None for a missing one."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
 
 
 class ReportDataError(ValueError):

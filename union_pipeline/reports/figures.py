@@ -17,6 +17,8 @@ from plotly.subplots import make_subplots
 
 from union_pipeline.kpis import Kpi
 from union_pipeline.reports.data import ReportData
+from union_pipeline.reports.data import flag as _bool
+from union_pipeline.reports.data import number as _num
 from union_pipeline.reports.privacy import street_values
 from union_pipeline.reports.theme import MoneyUnit, Theme
 
@@ -43,18 +45,6 @@ class Chart:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _num(value) -> float | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    return float(value)
-
-
-def _bool(value) -> bool | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return bool(value)
 
 
 def section_of(code: str, theme: Theme) -> str:

@@ -31,7 +31,8 @@ from pathlib import Path
 import requests
 
 from union_pipeline.reports.data import ReportData
-from union_pipeline.reports.figures import _num, _target_text, status, target_summary
+from union_pipeline.reports.data import number as _num
+from union_pipeline.reports.figures import _target_text, status, target_summary
 from union_pipeline.reports.theme import Theme
 
 log = logging.getLogger(__name__)

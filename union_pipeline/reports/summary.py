@@ -13,7 +13,6 @@ as the briefing's first text page. No Dagster here.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -26,6 +25,8 @@ from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import Kpi
 from union_pipeline.kpis.catalogue import Figure, writing_of
 from union_pipeline.reports.data import ReportData
+from union_pipeline.reports.data import flag as _bool
+from union_pipeline.reports.data import number as _num
 from union_pipeline.reports.figures import section_of
 from union_pipeline.reports.privacy import street_values
 from union_pipeline.reports.theme import Theme
@@ -105,7 +106,7 @@ def write_change(
     money: bool = False,
 ) -> str | None:
     """较去年增加9909人次，同比增长6.3% / 较去年同期减少…，同比下降… / 较去年提高1.23个百分点."""
-    if change is None or _isnan(change):
+    if _num(change) is None:
         return None
     base = theme.t("sd_base_same_date" if same_date else "sd_base_year")
     if ratio:
@@ -118,32 +119,9 @@ def write_change(
     if not any(ch.isdigit() and ch != "0" for ch in amount):
         return theme.t("sd_yoy_flat", base=base)
     parts = [theme.t("sd_yoy_up" if change > 0 else "sd_yoy_down", base=base, change=amount)]
-    if pct is not None and not _isnan(pct):
+    if _num(pct) is not None:
         parts.append(theme.t("sd_pct_up" if pct >= 0 else "sd_pct_down", pct=write_percent(pct)))
     return theme.t("sd_clause").join(parts)
-
-
-def _isnan(value) -> bool:
-    try:
-        return math.isnan(value)
-    except TypeError:
-        return value is pd.NA
-
-
-def _num(value) -> float | None:
-    if value is None or value is pd.NA:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-def _bool(value) -> bool | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return bool(value)
 
 
 # ---------------------------------------------------------------------------- records

@@ -30,6 +30,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from union_pipeline.ingest.safety import neutralise_formula
 from union_pipeline.kpis import Kpi
 from union_pipeline.reports.data import ReportData
+from union_pipeline.reports.data import number as _num
 from union_pipeline.reports.figures import COMPARATOR_SIGNS, section_of, status
 from union_pipeline.reports.privacy import SUPPRESSED_LABEL, street_values
 from union_pipeline.reports.summary import ANALYSIS, Summary
@@ -154,16 +155,6 @@ def save_workbook(wb: Workbook, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- values
-
-
-def _num(value) -> float | None:
-    if value is None or value is pd.NA:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
 
 
 def _money(values: Iterable, kpi: Kpi, theme: Theme) -> MoneyUnit | None:

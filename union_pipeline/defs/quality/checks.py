@@ -25,6 +25,7 @@ from union_pipeline.assetkit.outputs import (
     INPUTS,
     MADE_IN_RUN,
     REUSED,
+    latest_check_execution,
     reading_latest,
     step_partition,
     upstream_latest,
@@ -284,20 +285,10 @@ def reusable_result(
     """The latest completed evaluation of `check` in the district, as this run's result,
     when it was computed from the same inputs and the Data Docs page it links is still in
     the site: GX would say the same again. Marked reused, with the run that computed it."""
-    from dagster._core.event_api import PartitionKeyFilter
-    from dagster._core.storage.asset_check_execution_record import (
-        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
-    )
-
     check_key = dg.AssetCheckKey(key, check_name(check))
     # completed only: this run's own evaluation is already recorded, as planned
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        check_key,
-        limit=1,
-        status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
-        partition_filter=PartitionKeyFilter(key=partition) if partition else None,
-    )
-    evaluation = records[0].evaluation if records else None
+    record = latest_check_execution(instance, check_key, partition, completed=True)
+    evaluation = record.evaluation if record else None
     if evaluation is None:
         return None
     metadata = dict(evaluation.metadata or {})
@@ -316,7 +307,7 @@ def reusable_result(
             return None
     metadata[REUSED] = dg.MetadataValue.bool(True)
     metadata[MADE_IN_RUN] = dg.MetadataValue.text(
-        _value(metadata.get(MADE_IN_RUN)) or records[0].run_id
+        _value(metadata.get(MADE_IN_RUN)) or record.run_id
     )
     return dg.AssetCheckResult(
         asset_key=key,
