@@ -99,45 +99,54 @@ def raw_files(spec: SourceSpec, raw_dir: Path) -> dict[str, Path]:
     return out
 
 
-def raw_source(source: str) -> dg.AssetsDefinition:
-    """The raw folder a source's exports are dropped in: where lineage begins. Its data
-    version is the content of its files (size and mtime first, a hash only when moved)."""
-    spec = load_specs()[source]
-    key = dg.AssetKey(["raw", source])
+def _raw_spec(spec: SourceSpec) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        dg.AssetKey(["raw", spec.name]),
+        group_name=spec.group,
+        kinds={"csv", "xlsx"},
+        owners=[OWNER],
+        description=(
+            f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by "
+            f"the source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx, "
+            f"*.xls; headers in assets/sources/{spec.name}.yaml). Its data version is the "
+            "files' content."
+        ),
+        metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
+    )
+
+
+def raw_sources() -> dg.AssetsDefinition:
+    """The raw folders the sources' exports are dropped in: where lineage begins, observed
+    in one step. Each folder's data version is the content of its files (size and mtime
+    first, a hash only when moved)."""
+    specs = load_specs()
 
     @dg.multi_observable_source_asset(
-        name=f"raw_{source}",
-        specs=[
-            dg.AssetSpec(
-                key,
-                group_name=spec.group,
-                kinds={"csv", "xlsx"},
-                owners=[OWNER],
-                description=(
-                    f"{spec.title_zh}原始导出文件 — the {spec.title_en.lower()} as exported by "
-                    f"the source system into `UNION_RAW_DIR/{spec.folder}/` (*.csv, *.xlsx, "
-                    f"*.xls; headers in assets/sources/{source}.yaml). Its data version is the "
-                    "files' content."
-                ),
-                metadata={"folder": dg.MetadataValue.text(f"{spec.folder}/")},
-            )
-        ],
+        name="raw_files",
+        specs=[_raw_spec(spec) for spec in specs.values()],
+        can_subset=True,
     )
-    def _raw(context) -> dg.ObserveResult:
-        records = context.instance.fetch_observations(key, limit=1).records
-        known = {}
-        if records and records[0].asset_observation is not None:
-            entry = records[0].asset_observation.metadata.get(RAW_STATE)
-            known = entry.value if entry is not None else {}
-        state = files_state(raw_files(spec, load_settings().raw_dir), known)
-        return dg.ObserveResult(
-            data_version=dg.DataVersion(state_version(state)),
-            metadata={
-                "files": dg.MetadataValue.int(len(state)),
-                "files_received": dg.MetadataValue.md(files_table(state)),
-                RAW_STATE: dg.MetadataValue.json(state),  # bookkeeping, read back: last
-            },
-        )
+    def _raw(context):
+        settings = load_settings()
+        for spec in specs.values():
+            key = dg.AssetKey(["raw", spec.name])
+            if key not in context.selected_asset_keys:
+                continue
+            records = context.instance.fetch_observations(key, limit=1).records
+            known = {}
+            if records and records[0].asset_observation is not None:
+                entry = records[0].asset_observation.metadata.get(RAW_STATE)
+                known = entry.value if entry is not None else {}
+            state = files_state(raw_files(spec, settings.raw_dir), known)
+            yield dg.ObserveResult(
+                asset_key=key,
+                data_version=dg.DataVersion(state_version(state)),
+                metadata={
+                    "files": dg.MetadataValue.int(len(state)),
+                    "files_received": dg.MetadataValue.md(files_table(state)),
+                    RAW_STATE: dg.MetadataValue.json(state),  # bookkeeping, read back: last
+                },
+            )
 
     return _raw
 
@@ -164,7 +173,13 @@ def _summary(result, threshold: float) -> dict:
     }
 
 
-def _check_results(summary: dict, samples_md: str, threshold: float, district: str | None = None):
+def _check_results(
+    key: dg.AssetKey,
+    summary: dict,
+    samples_md: str,
+    threshold: float,
+    district: str | None = None,
+):
     counts = summary["counts"]
     evidence = {
         **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
@@ -174,12 +189,14 @@ def _check_results(summary: dict, samples_md: str, threshold: float, district: s
         "sample_quarantined_rows (masked)": dg.MetadataValue.md(samples_md),
     }
     identity = dg.AssetCheckResult(
+        asset_key=key,
         check_name=IDENTITY_CHECK,
         passed=bool(summary["identity_holds"]),
         metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()},
     )
     passed = summary["share"] <= threshold
     under = dg.AssetCheckResult(
+        asset_key=key,
         check_name=THRESHOLD_CHECK,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -204,193 +221,280 @@ def _can_reuse(previous: Latest | None, version: str, rule_date: str) -> bool:
     return not previous.get(DATE_SENSITIVE, True) or previous.get(RULE_DATE) == rule_date
 
 
-def staging_asset(source: str) -> dg.AssetsDefinition:
-    """A district source's staging asset: one partition per district."""
-    spec = load_specs()[source]
-    return _staging_asset(
-        spec,
-        dg.AssetKey(["staging", source]),
-        partitioned=True,
-        description=(
-            f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
-            f"Rows of `{spec.folder}/` (*.csv, *.xlsx, *.xls) that pass the data contract's "
-            "rules, per district; the others are in `staging/quarantine` with the broken "
-            f"rule. {spec.title_zh}：经校验、去标识化后的明细，违规行见隔离表。"
+def _check_specs(key: dg.AssetKey, partitions_def) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            IDENTITY_CHECK,
+            asset=key,
+            partitions_def=partitions_def,
+            description="行数守恒 — every row read is accounted for: read = loaded + "
+            "quarantined + collapsed + superseded + skipped (blank and totals rows)",
         ),
+        dg.AssetCheckSpec(
+            THRESHOLD_CHECK,
+            asset=key,
+            blocking=True,
+            partitions_def=partitions_def,
+            description="隔离比例不超过阈值 — at most UNION_QUARANTINE_THRESHOLD (5%) of "
+            "rows quarantined",
+        ),
+    ]
+
+
+def _references(spec: SourceSpec) -> list[dg.AssetKey]:
+    return [dg.AssetKey(["staging", s]) for s in sorted({r.source for r in spec.references})]
+
+
+def staging_order(specs: dict[str, SourceSpec]) -> list[str]:
+    """The sources in an order where every source comes after those its rows reference."""
+    done: list[str] = []
+    pending = dict(specs)
+    while pending:
+        ready = [
+            name
+            for name, spec in pending.items()
+            if all(r.source in done or r.source not in specs for r in spec.references)
+        ]
+        if not ready:
+            raise ValueError(f"sources reference each other in a cycle: {sorted(pending)}")
+        for name in sorted(ready):
+            done.append(name)
+            del pending[name]
+    return done
+
+
+def staging_description(spec: SourceSpec) -> str:
+    return (
+        f"{spec.title_zh} — {spec.title_en}, validated, typed and PII-free.\n\n"
+        f"Rows of `{spec.folder}/` (*.csv, *.xlsx, *.xls) that pass the data contract's "
+        "rules, per district; the others are in `staging/quarantine` with the broken "
+        f"rule. {spec.title_zh}：经校验、去标识化后的明细，违规行见隔离表。"
     )
+
+
+def staging_code_version(spec: SourceSpec) -> str:
+    return digest(INGEST_CODE, repr(spec))
+
+
+def staging_multi_asset(
+    extra_specs: list[dg.AssetSpec],
+    extra_step,
+) -> dg.AssetsDefinition:
+    """Every district source's staging asset in one step (one partition per district):
+    the sources in reference order, each only when selected, then `extra_step` (the
+    quarantine) for the `extra_specs`. One step, not one per source: Dagster's per-step
+    cost is most of a small source's work."""
+    specs = load_specs()
+    order = staging_order(specs)
+    keys = {name: dg.AssetKey(["staging", name]) for name in order}
+    asset_specs = [
+        dg.AssetSpec(
+            keys[name],
+            group_name=specs[name].group,
+            kinds={"duckdb", "parquet", "pandera"},
+            owners=[OWNER],
+            code_version=staging_code_version(specs[name]),
+            automation_condition=EAGER,
+            deps=[dg.AssetKey(["raw", name]), *_references(specs[name])],
+            description=staging_description(specs[name]),
+            # a source whose referenced source failed its blocking rule in this step is
+            # not built on it: it keeps its last result
+            skippable=True,
+        )
+        for name in order
+    ]
+
+    @dg.multi_asset(
+        name="staging",
+        specs=[*asset_specs, *extra_specs],
+        check_specs=[c for name in order for c in _check_specs(keys[name], DISTRICTS)],
+        partitions_def=DISTRICTS,
+        can_subset=True,
+    )
+    def _staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        failed: set[dg.AssetKey] = set()
+        checks = context.selected_asset_check_keys
+        for name in order:
+            key = keys[name]
+            if key not in context.selected_asset_keys:
+                continue
+            held = [k for k in _references(specs[name]) if k in failed]
+            if held:
+                context.log.warning(
+                    f"{name}: not staged in this run: {', '.join(k.path[-1] for k in held)} "
+                    "failed its blocking rule; its last result stands until they are fixed"
+                )
+                failed.add(key)
+                continue
+            for result in stage(context, warehouse, specs[name], key, partitioned=True):
+                if isinstance(result, dg.AssetCheckResult):
+                    check_key = dg.AssetCheckKey(key, result.check_name)
+                    if result.check_name == THRESHOLD_CHECK and not result.passed:
+                        failed.add(key)
+                    if check_key not in checks:
+                        continue
+                yield result
+        yield from extra_step(context, warehouse)
+
+    return _staging
 
 
 def city_targets_asset() -> dg.AssetsDefinition:
     """The city's own yearly targets: the `targets/` folder at the root of a city drop (of a
     single-district drop, the district's)."""
     spec = dataclasses.replace(load_specs()["targets"], required=False)
-    return _staging_asset(
-        spec,
-        dg.AssetKey(["staging", "city_targets"]),
-        partitioned=False,
-        group="city",
+    key = dg.AssetKey(["staging", "city_targets"])
+
+    @dg.asset(
+        key=key,
+        group_name="city",
+        kinds={"duckdb", "parquet", "pandera"},
+        owners=[OWNER],
+        code_version=staging_code_version(spec),
+        automation_condition=EAGER,
+        deps=[dg.AssetKey(["raw", "targets"])],
         description=(
             "全市年度目标 — The city's yearly targets, validated: the `targets/` folder at the "
             "root of a city drop, beside the district folders (in a single-district drop, the "
             "district's own). The city roll-up measures the city against them. "
             "全市年度目标（城市数据包根目录下的 targets/）。"
         ),
+        check_specs=_check_specs(key, None),
     )
+    def _city_targets(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from stage(context, warehouse, spec, key, partitioned=False)
+
+    return _city_targets
 
 
-def _staging_asset(
+def stage(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
     spec: SourceSpec,
     key: dg.AssetKey,
     partitioned: bool,
-    description: str,
-    group: str | None = None,
-) -> dg.AssetsDefinition:
+):
+    """Stage one source: its materialization and its two checks' results. Its result stands
+    (no file read) when its files, references, code and settings are as they were."""
     source = spec.name
     table = key.path[-1]  # the name it is published under (city_targets for the city's)
-    upstream = [dg.AssetKey(["staging", s]) for s in sorted({r.source for r in spec.references})]
-    code_version = digest(INGEST_CODE, repr(spec))
-    partitions_def = DISTRICTS if partitioned else None
-
-    @dg.asset(
-        key=key,
-        group_name=group or spec.group,
-        kinds={"duckdb", "parquet", "pandera"},
-        owners=[OWNER],
-        code_version=code_version,
-        automation_condition=EAGER,
-        partitions_def=partitions_def,
-        deps=[dg.AssetKey(["raw", source]), *upstream],
-        description=description,
-        check_specs=[
-            dg.AssetCheckSpec(
-                IDENTITY_CHECK,
-                asset=key,
-                partitions_def=partitions_def,
-                description="行数守恒 — every row read is accounted for: read = loaded + "
-                "quarantined + collapsed + superseded + skipped (blank and totals rows)",
-            ),
-            dg.AssetCheckSpec(
-                THRESHOLD_CHECK,
-                asset=key,
-                blocking=True,
-                partitions_def=partitions_def,
-                description="隔离比例不超过阈值 — at most UNION_QUARANTINE_THRESHOLD (5%) of "
-                "rows quarantined",
-            ),
-        ],
+    upstream = _references(spec)
+    code_version = staging_code_version(spec)
+    settings = warehouse.settings
+    store = warehouse.warehouse
+    district = context.partition_key if partitioned else None
+    if district is None:
+        raw_dir = settings.raw_dir
+        step_spec = spec
+    else:
+        raw_dir = districts.district_raw_dir(settings.raw_dir, district)
+        step_spec = spec.for_district(district)  # its streets
+    references = {k: require(context.instance, k, district) for k in upstream}
+    previous = latest(context.instance, key, district)
+    state = files_state(
+        district_files(spec, raw_dir), previous.get(RAW_STATE) if previous else None
     )
-    def _staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        settings = warehouse.settings
-        store = warehouse.warehouse
-        district = context.partition_key if partitioned else None
-        if district is None:
-            raw_dir = settings.raw_dir
-            step_spec = spec
-        else:
-            raw_dir = districts.district_raw_dir(settings.raw_dir, district)
-            step_spec = spec.for_district(district)  # its streets
-        references = {k: require(context.instance, k, district) for k in upstream}
-        previous = latest(context.instance, key, district)
-        state = files_state(
-            district_files(spec, raw_dir), previous.get(RAW_STATE) if previous else None
+    rule_date = settings.rule_as_of.isoformat()
+    version = digest(
+        code_version,
+        repr(step_spec),
+        state_version(state),
+        versions_of(references),
+        hashlib.sha256(settings.pii_key).hexdigest(),  # person_key depends on the key
+        settings.as_of,
+    )
+    threshold = settings.quarantine_threshold
+    if _can_reuse(previous, version, rule_date):
+        context.log.info(
+            f"{source}: files and inputs unchanged, result of run "
+            f"{previous.made_in_run[:8]} stands (no file read)"
         )
-        rule_date = settings.rule_as_of.isoformat()
-        version = digest(
-            code_version,
-            repr(step_spec),
-            state_version(state),
-            versions_of(references),
-            hashlib.sha256(settings.pii_key).hexdigest(),  # person_key depends on the key
-            settings.as_of,
+        summary = json.loads(previous.get(LOAD))
+        _, identity, under = _check_results(
+            key,
+            summary,
+            previous.get("sample_quarantined_rows (masked)", ""),
+            threshold,
+            district,
         )
-        threshold = settings.quarantine_threshold
-        if _can_reuse(previous, version, rule_date):
-            context.log.info(
-                f"{source}: files and inputs unchanged, result of run "
-                f"{previous.made_in_run[:8]} stands (no file read)"
-            )
-            summary = json.loads(previous.get(LOAD))
-            _, identity, under = _check_results(
-                summary, previous.get("sample_quarantined_rows (masked)", ""), threshold, district
-            )
-            yield dg.MaterializeResult(
-                data_version=dg.DataVersion(version),
-                metadata=reused_metadata(previous, publishable=under.passed),
-            )
-            yield identity
-            yield under
-            return
-
-        with scratch(store.spill_dir) as con:
-            for found in references.values():
-                create_views(con, found.tables)
-            try:
-                result = load_source(con, step_spec, raw_dir, settings.rule_as_of, settings.pii_key)
-            except FileError as err:
-                # a refused file is expected: the step fails with the message (file, column,
-                # what to do) and no traceback, and is not retried (it would fail the same)
-                raise dg.Failure(
-                    description=str(err),
-                    metadata={"source": source, "folder": f"{spec.folder}/"},
-                    allow_retries=False,
-                ) from None
-            files = store.outputs.write(
-                con,
-                "staging",
-                table,
-                version,
-                {
-                    "data": f"SELECT * FROM staging.{source}",
-                    "quarantine": "SELECT * FROM staging.quarantine",
-                },
-            )
-            metadata = table_metadata(con, f"staging.{source}", _descriptions(spec))
-            samples = con.execute(
-                "SELECT file, line, rules, values_masked FROM staging.quarantine "
-                "ORDER BY file, line LIMIT 5"
-            ).df()
-            dated = " OR ".join(f"rules LIKE '%{r}%'" for r in DATED_RULES)
-            date_sensitive = con.execute(
-                f"SELECT count(*) > 0 FROM staging.quarantine WHERE {dated}"
-            ).fetchall()[0][0]
-        summary = _summary(result, threshold)
-        context.log.info(f"{source}: {summary['counts']}")
-        if result.pii_key_warning:
-            context.log.warning(result.pii_key_warning)
-        for warning in result.file_warnings:
-            context.log.warning(warning)
-        samples["rules"] = [rules_label(r) for r in samples["rules"]]
-        samples = samples.rename(columns={"rules": "规则 rules"})
-        samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
-        evidence, identity, under = _check_results(summary, samples_md, threshold, district)
         yield dg.MaterializeResult(
+            asset_key=key,
             data_version=dg.DataVersion(version),
-            metadata={
-                **district_metadata(district),
-                **metadata,
-                **evidence,
-                "files": dg.MetadataValue.json(result.files),
-                **(
-                    {"warnings": dg.MetadataValue.json(result.file_warnings)}
-                    if result.file_warnings
-                    else {}
-                ),
-                **output_metadata(
-                    version, {f"staging.{table}": files["data"]}, publishable=under.passed
-                ),
-                QUARANTINE_FILE: dg.MetadataValue.path(str(files["quarantine"])),
-                RAW_STATE: dg.MetadataValue.json(state),
-                LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
-                RULE_DATE: dg.MetadataValue.text(rule_date),
-                DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
-                **(
-                    {PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
-                    if result.pii_key_warning
-                    else {}
-                ),
-            },
+            metadata=reused_metadata(previous, publishable=under.passed),
         )
         yield identity
         yield under
+        return
 
-    return _staging
+    with scratch(store.spill_dir) as con:
+        for found in references.values():
+            create_views(con, found.tables)
+        try:
+            result = load_source(con, step_spec, raw_dir, settings.rule_as_of, settings.pii_key)
+        except FileError as err:
+            # a refused file is expected: the step fails with the message (file, column,
+            # what to do) and no traceback, and is not retried (it would fail the same)
+            raise dg.Failure(
+                description=str(err),
+                metadata={"source": source, "folder": f"{spec.folder}/"},
+                allow_retries=False,
+            ) from None
+        files = store.outputs.write(
+            con,
+            "staging",
+            table,
+            version,
+            {
+                "data": f"SELECT * FROM staging.{source}",
+                "quarantine": "SELECT * FROM staging.quarantine",
+            },
+        )
+        metadata = table_metadata(con, f"staging.{source}", _descriptions(spec))
+        samples = con.execute(
+            "SELECT file, line, rules, values_masked FROM staging.quarantine "
+            "ORDER BY file, line LIMIT 5"
+        ).df()
+        dated = " OR ".join(f"rules LIKE '%{r}%'" for r in DATED_RULES)
+        date_sensitive = con.execute(
+            f"SELECT count(*) > 0 FROM staging.quarantine WHERE {dated}"
+        ).fetchall()[0][0]
+    summary = _summary(result, threshold)
+    context.log.info(f"{source}: {summary['counts']}")
+    if result.pii_key_warning:
+        context.log.warning(result.pii_key_warning)
+    for warning in result.file_warnings:
+        context.log.warning(warning)
+    samples["rules"] = [rules_label(r) for r in samples["rules"]]
+    samples = samples.rename(columns={"rules": "规则 rules"})
+    samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
+    evidence, identity, under = _check_results(key, summary, samples_md, threshold, district)
+    yield dg.MaterializeResult(
+        asset_key=key,
+        data_version=dg.DataVersion(version),
+        metadata={
+            **district_metadata(district),
+            **metadata,
+            **evidence,
+            "files": dg.MetadataValue.json(result.files),
+            **(
+                {"warnings": dg.MetadataValue.json(result.file_warnings)}
+                if result.file_warnings
+                else {}
+            ),
+            **output_metadata(
+                version, {f"staging.{table}": files["data"]}, publishable=under.passed
+            ),
+            QUARANTINE_FILE: dg.MetadataValue.path(str(files["quarantine"])),
+            RAW_STATE: dg.MetadataValue.json(state),
+            LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
+            RULE_DATE: dg.MetadataValue.text(rule_date),
+            DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
+            **(
+                {PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
+                if result.pii_key_warning
+                else {}
+            ),
+        },
+    )
+    yield identity
+    yield under

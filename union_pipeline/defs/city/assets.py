@@ -36,4 +36,4 @@ city_kpi_yearly = _mart(
     settings_used=lambda s: [s.as_of, s.first_year],
     partitioned=False,
     group_name="city",
-)
+).asset()

@@ -4,6 +4,7 @@ writes its own; unchanged inputs mean the mart is not recomputed."""
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
@@ -68,78 +69,118 @@ REFRESH_CONTEXT_COLUMNS = {
 }
 
 
-def _mart(
-    name: str,
-    build: Callable,
-    deps: list[dg.AssetKey],
-    columns: dict[str, str],
-    description: str,
-    settings_used: Callable[[Settings], object] = lambda s: None,
-    code: str = "",
-    partitioned: bool = True,
-    group_name: str = "kpis",
-    preview: Callable[[duckdb.DuckDBPyConnection, str | None], str] | None = None,
-) -> dg.AssetsDefinition:
+@dataclass(frozen=True)
+class Mart:
     """One mart: `build(con, settings)` creates `marts.<name>` in a scratch DuckDB whose
     views are the latest outputs of `deps` (of the same district, for a district mart; of
-    every district, for a city mart); the result is written as this materialization's
+    every district, for a city mart); the result is written as its materialization's
     Parquet output."""
-    key = dg.AssetKey(["marts", name])
-    code_version = digest(MARTS_CODE, CATALOGUE, code)
 
-    @dg.asset(
-        key=key,
-        group_name=group_name,
-        partitions_def=DISTRICTS if partitioned else None,
-        kinds={"duckdb", "parquet", "sql"},
-        owners=[OWNER],
-        deps=deps,
-        code_version=code_version,
-        automation_condition=EAGER,
-        description=description,
-    )
-    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        settings = warehouse.settings
-        store = warehouse.warehouse
-        district = context.partition_key if partitioned else None
-        with reading_latest(context, key, deps, store) as (con, upstream):
-            inputs = digest(code_version, versions_of(upstream), settings_used(settings))
-            previous = reusable(context.instance, key, inputs, district)
-            if previous:
-                context.log.info(
-                    f"marts.{name}: inputs unchanged, result of run "
-                    f"{previous.made_in_run[:8]} stands"
-                )
-                return dg.MaterializeResult(
-                    data_version=dg.DataVersion(previous.version),
-                    metadata=reused_metadata(previous),
-                )
-            build(con, settings)
-            version = content_version(con, f"marts.{name}")
-            files = store.outputs.write(
-                con, "marts", name, inputs, {"data": f"SELECT * FROM marts.{name}"}
-            )
-            metadata = table_metadata(con, f"marts.{name}", columns)
-            if preview is not None:  # what the analyst looks for, not the table's first rows
-                metadata["preview"] = dg.MetadataValue.md(preview(con, district))
-            context_rows = (
-                con.execute("SELECT as_of, first_year FROM marts.refresh_context").fetchall()
-                if (REFRESH_CONTEXT in deps or key == REFRESH_CONTEXT)
-                else []
-            )
-        for as_of, first_year in context_rows:
-            metadata["as_of"] = dg.MetadataValue.text(str(as_of))
-            metadata["first_year"] = dg.MetadataValue.int(int(first_year))
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(version),
-            metadata={
-                **district_metadata(district),
-                **metadata,
-                **output_metadata(version, {f"marts.{name}": files["data"]}, inputs=inputs),
-            },
+    name: str
+    build: Callable
+    deps: list[dg.AssetKey]
+    columns: dict[str, str]
+    description: str
+    settings_used: Callable[[Settings], object] = lambda s: None
+    code: str = ""
+    partitioned: bool = True
+    group_name: str = "kpis"
+    preview: Callable[[duckdb.DuckDBPyConnection, str | None], str] | None = None
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(["marts", self.name])
+
+    @property
+    def code_version(self) -> str:
+        return digest(MARTS_CODE, CATALOGUE, self.code)
+
+    def spec(self) -> dg.AssetSpec:
+        return dg.AssetSpec(
+            self.key,
+            group_name=self.group_name,
+            kinds={"duckdb", "parquet", "sql"},
+            owners=[OWNER],
+            deps=self.deps,
+            code_version=self.code_version,
+            automation_condition=EAGER,
+            description=self.description,
+            skippable=True,
         )
 
-    return _asset
+    def asset(self) -> dg.AssetsDefinition:
+        """The mart as an asset of its own (the city's, the catalogue)."""
+        return marts_step(f"marts__{self.name}", [self])
+
+
+def marts_step(name: str, marts: list["Mart"]) -> dg.AssetsDefinition:
+    """The marts in one step, in the order given (each after those it reads), each only
+    when selected; all partitioned by district or none."""
+    partitioned = {m.partitioned for m in marts}
+    assert len(partitioned) == 1, "a step's marts are all the district's or all the city's"
+
+    @dg.multi_asset(
+        name=name,
+        specs=[m.spec() for m in marts],
+        partitions_def=DISTRICTS if partitioned.pop() else None,
+        can_subset=True,
+    )
+    def _marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        for mart in marts:
+            if mart.key in context.selected_asset_keys:
+                yield materialize_mart(context, warehouse, mart)
+
+    return _marts
+
+
+def materialize_mart(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mart: Mart
+) -> dg.MaterializeResult:
+    """Build one mart, or keep its last result when its inputs are those it was made from."""
+    settings = warehouse.settings
+    store = warehouse.warehouse
+    key, name, deps = mart.key, mart.name, mart.deps
+    district = context.partition_key if mart.partitioned else None
+    with reading_latest(context, key, deps, store) as (con, upstream):
+        inputs = digest(mart.code_version, versions_of(upstream), mart.settings_used(settings))
+        previous = reusable(context.instance, key, inputs, district)
+        if previous:
+            context.log.info(
+                f"marts.{name}: inputs unchanged, result of run {previous.made_in_run[:8]} stands"
+            )
+            return dg.MaterializeResult(
+                asset_key=key,
+                data_version=dg.DataVersion(previous.version),
+                metadata=reused_metadata(previous),
+            )
+        mart.build(con, settings)
+        version = content_version(con, f"marts.{name}")
+        files = store.outputs.write(
+            con, "marts", name, inputs, {"data": f"SELECT * FROM marts.{name}"}
+        )
+        metadata = table_metadata(con, f"marts.{name}", mart.columns)
+        if mart.preview is not None:  # what the analyst looks for, not the table's first rows
+            metadata["preview"] = dg.MetadataValue.md(mart.preview(con, district))
+        context_rows = (
+            con.execute("SELECT as_of, first_year FROM marts.refresh_context").fetchall()
+            if (REFRESH_CONTEXT in deps or key == REFRESH_CONTEXT)
+            else []
+        )
+    for as_of, first_year in context_rows:
+        metadata["as_of"] = dg.MetadataValue.text(str(as_of))
+        metadata["first_year"] = dg.MetadataValue.int(int(first_year))
+    return dg.MaterializeResult(
+        asset_key=key,
+        data_version=dg.DataVersion(version),
+        metadata={
+            **district_metadata(district),
+            **metadata,
+            **output_metadata(version, {f"marts.{name}": files["data"]}, inputs=inputs),
+        },
+    )
+
+
+_mart = Mart
 
 
 refresh_context = _mart(
@@ -278,7 +319,7 @@ kpi_catalogue = _mart(
 )
 
 
-def _sql_mart(path) -> dg.AssetsDefinition:
+def _sql_mart(path) -> Mart:
     """A mart defined by one SELECT in assets/marts/<name>.sql; its first comment line is
     its description, the tables it names are its dependencies."""
     sql = path.read_text(encoding="utf-8")
@@ -303,15 +344,10 @@ def _sql_mart(path) -> dg.AssetsDefinition:
 
 series = [_sql_mart(p) for p in sorted((ASSETS_DIR / "marts").glob("*.sql"))]
 
-MART_KEYS = [
-    a.key
-    for a in (
-        refresh_context,
-        kpi_yearly,
-        kpi_by_street,
-        report_reconciliation,
-        kpi_catalogue,
-        *series,
-    )
-]
-REPORT_MART_KEYS = [a.key for a in (refresh_context, kpi_yearly, kpi_by_street, *series)]
+DISTRICT_MARTS = [refresh_context, kpi_yearly, kpi_by_street, report_reconciliation, *series]
+MART_KEYS = [m.key for m in (*DISTRICT_MARTS, kpi_catalogue)]
+REPORT_MART_KEYS = [m.key for m in (refresh_context, kpi_yearly, kpi_by_street, *series)]
+
+# the district's marts in one step; the catalogue, the same for every district, its own
+marts = marts_step("marts", DISTRICT_MARTS)
+catalogue = kpi_catalogue.asset()

@@ -5,7 +5,9 @@ import dagster as dg
 from union_pipeline.assetkit.checks import rows_check_result
 from union_pipeline.assetkit.outputs import DISTRICTS, reading_latest
 from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.defs.quality.checks import SqlCheck, layer_checks
 from union_pipeline.kpis import load_catalogue
+from union_pipeline.quality import load_suites
 
 KPI_YEARLY = dg.AssetKey(["marts", "kpi_yearly"])
 KPI_BY_STREET = dg.AssetKey(["marts", "kpi_by_street"])
@@ -32,12 +34,6 @@ def _additive(kpi) -> bool:
     return additive(kpi) and kpi.has_street
 
 
-@dg.asset_check(
-    asset=KPI_YEARLY,
-    partitions_def=DISTRICTS,
-    blocking=True,
-    description="每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, every year.",
-)
 def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
     reported = [k for k in load_catalogue() if k.reported]
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
@@ -56,12 +52,6 @@ def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(
-    asset=KPI_YEARLY,
-    partitions_def=DISTRICTS,
-    blocking=True,
-    description="比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
-)
 def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
     ratios = [k for k in load_catalogue() if k.is_ratio]
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
@@ -73,12 +63,6 @@ def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(
-    asset=KPI_YEARLY,
-    partitions_def=DISTRICTS,
-    blocking=True,
-    description="必填值不为空 — no nulls where the marts contract allows none.",
-)
 def required_values_present(context, warehouse: WarehouseResource):
     with _latest(context, warehouse, KPI_YEARLY) as (con, _):
         return rows_check_result(
@@ -93,13 +77,6 @@ def required_values_present(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(
-    asset=KPI_BY_STREET,
-    partitions_def=DISTRICTS,
-    blocking=True,
-    description="各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add up to "
-    "the district figure.",
-)
 def streets_sum_to_district(context, warehouse: WarehouseResource):
     additive = [k for k in load_catalogue() if k.reported and _additive(k)]
     with _latest(context, warehouse, KPI_YEARLY, KPI_BY_STREET) as (con, _):
@@ -116,13 +93,6 @@ def streets_sum_to_district(context, warehouse: WarehouseResource):
         )
 
 
-@dg.asset_check(
-    asset=RECONCILIATION,
-    partitions_def=DISTRICTS,
-    description="与已发布数据一致 — every published figure lies within its bounds. A mismatch "
-    "warns: "
-    "it is a question for the analyst, not a reason to publish nothing.",
-)
 def published_figures_matched(context, warehouse: WarehouseResource):
     with _latest(context, warehouse, RECONCILIATION) as (con, _):
         total = con.execute("SELECT count(*) FROM marts.report_reconciliation").fetchall()[0][0]
@@ -133,3 +103,69 @@ def published_figures_matched(context, warehouse: WarehouseResource):
             extra={"published_rows": dg.MetadataValue.int(int(total))},
         )
     return result
+
+
+SQL_CHECKS = (
+    SqlCheck(
+        dg.AssetCheckSpec(
+            "one_row_per_kpi_and_year",
+            asset=KPI_YEARLY,
+            partitions_def=DISTRICTS,
+            blocking=True,
+            description="每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, "
+            "every year.",
+        ),
+        one_row_per_kpi_and_year,
+    ),
+    SqlCheck(
+        dg.AssetCheckSpec(
+            "ratios_between_zero_and_one",
+            asset=KPI_YEARLY,
+            partitions_def=DISTRICTS,
+            blocking=True,
+            description="比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
+        ),
+        ratios_between_zero_and_one,
+    ),
+    SqlCheck(
+        dg.AssetCheckSpec(
+            "required_values_present",
+            asset=KPI_YEARLY,
+            partitions_def=DISTRICTS,
+            blocking=True,
+            description="必填值不为空 — no nulls where the marts contract allows none.",
+        ),
+        required_values_present,
+    ),
+    SqlCheck(
+        dg.AssetCheckSpec(
+            "streets_sum_to_district",
+            asset=KPI_BY_STREET,
+            partitions_def=DISTRICTS,
+            blocking=True,
+            description="各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add "
+            "up to the district figure.",
+        ),
+        streets_sum_to_district,
+    ),
+    SqlCheck(
+        dg.AssetCheckSpec(
+            "published_figures_matched",
+            asset=RECONCILIATION,
+            partitions_def=DISTRICTS,
+            description="与已发布数据一致 — every published figure lies within its bounds. A "
+            "mismatch warns: it is a question for the analyst, not a reason to publish nothing.",
+        ),
+        published_figures_matched,
+    ),
+)
+
+# the marts' checks in one step: the SQL checks above and the marts' Great Expectations
+# suites (blocking ones keep the warehouse from being published)
+mart_checks = layer_checks(
+    "mart_checks",
+    "指标表检查 — the marts' checks: shape, ranges, consistency, the published report, and "
+    "their Great Expectations suites",
+    [s for s in load_suites() if s.table.startswith("marts.")],
+    SQL_CHECKS,
+)

@@ -11,7 +11,6 @@ from union_pipeline.assetkit.metadata import (
     rule_label,
 )
 from union_pipeline.assetkit.outputs import (
-    DISTRICTS,
     latest,
     output_metadata,
     reusable,
@@ -58,24 +57,36 @@ def problem_list_note(district: str) -> str:
     )
 
 
-@dg.asset(
-    key=KEY,
-    group_name="quality",
-    kinds={"duckdb", "parquet"},
-    owners=[OWNER],
-    deps=STAGING,
-    code_version=CODE_VERSION,
-    automation_condition=EAGER,
-    partitions_def=DISTRICTS,
-)
-def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """隔离数据 — Every row a source sent that broke a rule of the data contract, masked.
+def quarantine_spec() -> dg.AssetSpec:
+    """The quarantine's asset, staged in the staging step after the sources."""
+    return dg.AssetSpec(
+        KEY,
+        group_name="quality",
+        kinds={"duckdb", "parquet"},
+        owners=[OWNER],
+        deps=STAGING,
+        code_version=CODE_VERSION,
+        automation_condition=EAGER,
+        description="""隔离数据 — Every row a source sent that broke a rule of the data contract,
+    masked.
 
     One row per held-back row: source, file, line, the first broken rule and its column,
     every broken rule, and the row's values with names, ID numbers and phones masked. The
     unions that sent them fix them at the source; the next refresh takes the fixed rows.
     被隔离的行：来源文件、行号、违反的规则及列、脱敏后的原值。
-    """
+    """,
+    )
+
+
+def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """The quarantine's materialization, when selected: the latest quarantine of every
+    source of the district (those staged in this step included), masked, in one table."""
+    if KEY not in context.selected_asset_keys:
+        return
+    yield _quarantine(context, warehouse)
+
+
+def _quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     store = warehouse.warehouse
     district = context.partition_key
     parts = {k: latest(context.instance, k, district) for k in STAGING}
@@ -84,7 +95,7 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     previous = reusable(context.instance, KEY, version, district)  # inputs = its version
     if previous:
         return dg.MaterializeResult(
-            data_version=dg.DataVersion(version), metadata=reused_metadata(previous)
+            asset_key=KEY, data_version=dg.DataVersion(version), metadata=reused_metadata(previous)
         )
     with scratch(store.spill_dir) as con:
         union = " UNION ALL ".join(
@@ -116,6 +127,7 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         f"{problem_list_note(district)}\n\n{preview.to_markdown(index=False)}"
     )
     return dg.MaterializeResult(
+        asset_key=KEY,
         data_version=dg.DataVersion(version),
         metadata={
             **district_metadata(district),

@@ -15,6 +15,8 @@ with its evidence and Data Docs page, marked `union/reused` with the run that co
 """
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -142,45 +144,58 @@ def result_metadata(outcome) -> dict:
     return metadata
 
 
-def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinition:
-    """The asset checks of one table's suite file (`name`: of their op, if not the table's)."""
-    key = dg.AssetKey(suite.asset_key_path)
-    # the tables the suite's SQL names: the latest output of each is what it validates
-    reads = {key} | {
-        dg.AssetKey([schema, table])
-        for schema, table in re.findall(r"\b(staging|marts)\.(\w+)", suite.path.read_text("utf-8"))
-    }
-    by_name = {check_name(c): c for c in suite.checks}
-    specs = [
-        dg.AssetCheckSpec(
-            check_key,
-            asset=key,
-            blocking=c.blocking,
-            partitions_def=DISTRICTS,
-            description=f"[{c.severity}] {c.description} (Great Expectations suite "
-            f"{suite.gx_suite_name(c)}, {suite.path.name})",
-            metadata={
-                "severity": c.severity,
-                "suite_file": f"assets/expectations/{suite.path.name}",
-            },
-        )
-        for check_key, c in by_name.items()
-    ]
+@dataclass(frozen=True)
+class SuiteChecks:
+    """One suite file's checks: their specs, and what runs the selected ones."""
 
-    @dg.multi_asset_check(
-        specs=specs,
-        name=name or f"gx_{suite.table.replace('.', '__')}",
-        description=f"Great Expectations: {suite.title}",
-        can_subset=True,
-        compute_kind="great_expectations",
-    )
-    def _gx_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-        selected = {k.name for k in context.selected_asset_check_keys}
-        checks = [c for check_key, c in by_name.items() if check_key in selected]
+    suite: Suite
+    key: dg.AssetKey
+    reads: set[dg.AssetKey]
+    by_name: dict[str, CheckDef]
+
+    @classmethod
+    def of(cls, suite: Suite) -> "SuiteChecks":
+        key = dg.AssetKey(suite.asset_key_path)
+        # the tables the suite's SQL names: the latest output of each is what it validates
+        reads = {key} | {
+            dg.AssetKey([schema, table])
+            for schema, table in re.findall(
+                r"\b(staging|marts)\.(\w+)", suite.path.read_text("utf-8")
+            )
+        }
+        return cls(suite, key, reads, {check_name(c): c for c in suite.checks})
+
+    def specs(self) -> list[dg.AssetCheckSpec]:
+        suite = self.suite
+        return [
+            dg.AssetCheckSpec(
+                name,
+                asset=self.key,
+                blocking=c.blocking,
+                partitions_def=DISTRICTS,
+                description=f"[{c.severity}] {c.description} (Great Expectations suite "
+                f"{suite.gx_suite_name(c)}, {suite.path.name})",
+                metadata={
+                    "severity": c.severity,
+                    "suite_file": f"assets/expectations/{suite.path.name}",
+                },
+            )
+            for name, c in self.by_name.items()
+        ]
+
+    def run(self, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        """The selected checks of this suite: each computed again only when what it reads
+        or says changed, else its last evaluation stands."""
+        suite, key = self.suite, self.key
+        selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
+        checks = [c for name, c in self.by_name.items() if name in selected]
+        if not checks:
+            return
+        reads = sorted(self.reads, key=lambda k: k.path)
         district = step_partition(context, key)
         # what each check was computed from: the versions of the tables it reads (the
         # latest materializations, of the district) and the check as written
-        upstream = upstream_latest(context, key, sorted(reads, key=lambda k: k.path))
+        upstream = upstream_latest(context, key, reads)
         docs = data_docs_dir(district)
         inputs = {c.name: check_inputs(suite, c, upstream, district) for c in checks}
         todo, stands = [], []
@@ -203,9 +218,7 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
             previous = previous_refresh_rows(context.instance, key, context.run.run_id, district)
         from union_pipeline.quality.validate import compute_frames, validate
 
-        with reading_latest(
-            context, key, sorted(reads, key=lambda k: k.path), warehouse.warehouse
-        ) as (con, _):
+        with reading_latest(context, key, reads, warehouse.warehouse) as (con, _):
             frames = compute_frames(con, suite, todo, previous[0] if previous else None, district)
         outcomes = validate(suite, frames, docs_dir=docs, run_name=context.run.run_id[:8])
         for outcome in outcomes:
@@ -233,7 +246,59 @@ def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinit
                 description=outcome.skipped,
             )
 
-    return _gx_checks
+
+@dataclass(frozen=True)
+class SqlCheck:
+    """A check written as a function of the step's context and the warehouse resource,
+    returning its result (asset and name are filled in here)."""
+
+    spec: dg.AssetCheckSpec
+    fn: Callable
+
+    def run(self, context, warehouse: WarehouseResource):
+        if self.spec.key not in context.selected_asset_check_keys:
+            return
+        result = self.fn(context, warehouse)
+        yield dg.AssetCheckResult(
+            asset_key=self.spec.asset_key,
+            check_name=self.spec.name,
+            passed=result.passed,
+            severity=result.severity,
+            metadata=result.metadata,
+            description=result.description,
+        )
+
+
+def layer_checks(
+    name: str, description: str, suites: list[Suite], sql_checks: tuple = ()
+) -> dg.AssetChecksDefinition:
+    """Every check of one layer in one step: the Great Expectations suites of its tables
+    and its SQL checks. One step, not one per table: Dagster's per-step cost is more than
+    most checks' work."""
+    runs = [SuiteChecks.of(s) for s in suites]
+
+    @dg.multi_asset_check(
+        specs=[spec for r in runs for spec in r.specs()] + [c.spec for c in sql_checks],
+        name=name,
+        description=description,
+        can_subset=True,
+        compute_kind="great_expectations",
+    )
+    def _checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        for r in (*runs, *sql_checks):
+            yield from r.run(context, warehouse)
+
+    return _checks
+
+
+def suite_checks(suite: Suite, name: str | None = None) -> dg.AssetChecksDefinition:
+    """The asset checks of one table's suite file in a step of their own (`name`: of their
+    op, if not the table's)."""
+    return layer_checks(
+        name or f"gx_{suite.table.replace('.', '__')}",
+        f"Great Expectations: {suite.title}",
+        [suite],
+    )
 
 
 def check_reads(suite: Suite, check: CheckDef) -> set[dg.AssetKey]:
@@ -323,4 +388,10 @@ def _value(entry):
     return None if entry is None else getattr(entry, "value", entry)
 
 
-gx_checks = [suite_checks(s) for s in load_suites()]
+# the staging tables' suites in one step, after the staging step; blocking ones keep the
+# marts from being built on a table that fails them
+staging_checks = layer_checks(
+    "staging_checks",
+    "明细表检查 — Great Expectations suites on the staging tables",
+    [s for s in load_suites() if s.table.startswith("staging.")],
+)

@@ -7,6 +7,7 @@ rendered again. The dashboard and the briefing are made from the chart assets' o
 """
 
 import datetime as dt
+import inspect
 import json
 from pathlib import Path
 
@@ -111,19 +112,26 @@ CHART_DOCS = {
     marts.training_by_programme).""",
 }
 CHART_KEYS = {name: dg.AssetKey(["reports", name]) for name in BUILDERS}
+# the key a report step reads its district's marts as (every report is the district's)
+OWN = dg.AssetKey(["reports", "dashboard"])
 
 
-def _report_asset(name: str, kinds: set[str], deps: list, **kwargs):
+def _report_spec(
+    name: str, kinds: set[str], deps: list, description: str, code_version: str | None = None
+) -> dg.AssetSpec:
     """A report asset: the group, owner, code version and automation every report shares."""
-    return dg.asset(
-        key=["reports", name],
+    return dg.AssetSpec(
+        dg.AssetKey(["reports", name]),
         group_name=GROUP,
         kinds=kinds,
         owners=[OWNER],
         deps=deps,
         automation_condition=EAGER,
-        partitions_def=DISTRICTS,
-        **{"code_version": digest(REPORTS_CODE, THEME), **kwargs},
+        code_version=code_version or digest(REPORTS_CODE, THEME),
+        description=inspect.cleandoc(description),
+        # a report not written (no browser for the briefing, an earlier failure) keeps its
+        # last materialization
+        skippable=True,
     )
 
 
@@ -179,24 +187,6 @@ def _pages(folder: Path, charts: list[dict]) -> dict[str, Path]:
     return {c["slug"]: folder / f"{c['slug']}.svg" for c in charts}
 
 
-@dg.multi_asset(
-    name="charts",
-    specs=[
-        dg.AssetSpec(
-            key,
-            group_name=GROUP,
-            kinds={"plotly"},
-            owners=[OWNER],
-            deps=[*REPORT_MARTS, WAREHOUSE],
-            description=CHART_DOCS[name],
-            code_version=digest(REPORTS_CODE, THEME),
-            automation_condition=EAGER,
-        )
-        for name, key in CHART_KEYS.items()
-    ],
-    can_subset=True,
-    partitions_def=DISTRICTS,
-)
 def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every chart from one read of the marts; a chart is rendered only when its figure
     changed or its files are gone. One batch for the browser: every PNG, the SVGs the
@@ -355,7 +345,7 @@ def require_chart(context, key: dg.AssetKey):
 
 
 def _report_data(context, warehouse: WarehouseResource):
-    own = context.assets_def.key
+    own = OWN
     with reading_latest(context, own, REPORT_MARTS, warehouse.warehouse) as (con, up):
         return read_report_data(con), versions_of(up)
 
@@ -365,11 +355,12 @@ def _reuse(context, key: dg.AssetKey, version: str, path: Path):
     if previous and previous.version == version and path.is_file():
         metadata = dict(previous.metadata)
         metadata[REUSED] = dg.MetadataValue.bool(True)
-        return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata=metadata)
+        return dg.MaterializeResult(
+            asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
+        )
     return None
 
 
-@_report_asset("dashboard", {"plotly", "html"}, list(CHART_KEYS.values()))
 def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """工作指标看板 — Interactive dashboard for phones and desktops, one offline HTML file.
 
@@ -397,6 +388,7 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         return reused
     path = write_dashboard(charts, paths.dashboard, data, theme, briefing_name)
     return dg.MaterializeResult(
+        asset_key=dg.AssetKey(["reports", "dashboard"]),
         data_version=dg.DataVersion(version),
         metadata={
             "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
@@ -412,9 +404,6 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 BRIEFING = dg.AssetKey(["reports", "briefing"])
 
 
-@_report_asset(
-    BRIEFING.path[-1], {"plotly", "pdf"}, list(CHART_KEYS.values()), output_required=False
-)
 def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """领导简报 — Leadership briefing PDF (A4): a cover with the as-of date and the targets met
     and missed, the scorecard, then one chart per page.
@@ -450,6 +439,7 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     summary = build_summary(data, theme, quarantine)  # the work summary draft: page 2 on
     made = write_briefing(charts, _chart_pages(context), paths.briefing, data, theme, summary)
     yield dg.MaterializeResult(
+        asset_key=BRIEFING,
         data_version=dg.DataVersion(version),
         metadata={
             "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
@@ -484,7 +474,6 @@ def _delivered(before) -> dict[str, dict]:
     return found
 
 
-@_report_asset("briefing_mail", {"email"}, [BRIEFING, WAREHOUSE], code_version="mail-2")
 def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """简报推送 — The briefing delivered to leadership (mail, DingTalk, WeCom), once per new
     briefing.
@@ -502,11 +491,12 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     made = latest(context.instance, BRIEFING, context.partition_key)
     if made is None:
         yield dg.MaterializeResult(
+            asset_key=BRIEFING_MAIL,
             metadata={
                 "delivery": dg.MetadataValue.text(
                     "no briefing (static export unavailable on this machine)"
                 )
-            }
+            },
         )
         return
     before = latest(context.instance, BRIEFING_MAIL, context.partition_key)
@@ -613,7 +603,7 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         metadata["mailed_version"] = dg.MetadataValue.text(made.version)
     for channel, reason in failed.items():
         context.log.error(f"briefing not delivered by {channel}: {reason}")
-    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.MaterializeResult(asset_key=BRIEFING_MAIL, metadata=metadata)
     if failed:
         # after the materialization: what was sent stays recorded, a re-execution of this
         # step sends to the failed channels only
@@ -659,12 +649,11 @@ def _quarantine_counts(context, warehouse: WarehouseResource):
     only; (None, None) where the quarantine was never materialized."""
     if latest(context.instance, QUARANTINE, context.partition_key) is None:
         return None, None
-    own = context.assets_def.key
+    own = OWN
     with reading_latest(context, own, [QUARANTINE], warehouse.warehouse) as (con, upstream):
         return read_quarantine_counts(con), versions_of(upstream)
 
 
-@_report_asset("kpi_workbook", {"excel"}, [*REPORT_MARTS, RECONCILIATION, WAREHOUSE])
 def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """工作指标工作簿 — The KPIs as an Excel workbook: scorecard, every KPI by year per domain,
     by street ("<5" suppressed), the reconciliation, and what the refresh read.
@@ -680,7 +669,7 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     keys = [*REPORT_MARTS, RECONCILIATION]
     if latest(context.instance, QUARANTINE, context.partition_key) is not None:
         keys.append(QUARANTINE)  # the draft counts the rows held back, per source
-    own = context.assets_def.key
+    own = OWN
     with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
         data = read_report_data(con)
         reconciliation = read_reconciliation(con)
@@ -708,6 +697,7 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
     write_summary_docx(summary, docx)
     return dg.MaterializeResult(
+        asset_key=dg.AssetKey(["reports", "kpi_workbook"]),
         data_version=dg.DataVersion(version),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
@@ -732,11 +722,6 @@ def _digests(context, key: dg.AssetKey) -> dict | None:
         return None
 
 
-@_report_asset(
-    "problem_lists",
-    {"excel"},
-    [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"]), WAREHOUSE],
-)
 def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """问题数据清单 — Every held-back row to send back to the union that sent it: one workbook
     with a sheet per source, and one file per union (按工会/) and per street (按镇街/).
@@ -747,7 +732,7 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """
     theme = _theme(context)
     keys = [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"])]
-    own = context.assets_def.key
+    own = OWN
     with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
         as_of = con.execute("SELECT as_of FROM marts.refresh_context").fetchall()[0][0]
         paths = export_paths(_export_root(context, warehouse), as_of)
@@ -777,6 +762,7 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     }
     store.outputs.cleanup(keep, pattern="reports/problem_lists/*")
     return dg.MaterializeResult(
+        asset_key=key,
         data_version=dg.DataVersion(version),
         metadata={
             "path": dg.MetadataValue.path(str(written["path"])),
@@ -794,3 +780,81 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             REUSED: dg.MetadataValue.bool(False),
         },
     )
+
+
+KPI_WORKBOOK = dg.AssetKey(["reports", "kpi_workbook"])
+PROBLEM_LISTS = dg.AssetKey(["reports", "problem_lists"])
+DASHBOARD = dg.AssetKey(["reports", "dashboard"])
+# after the charts, in the order each reads the one before; each only when selected
+REPORTS = [
+    (
+        KPI_WORKBOOK,
+        kpi_workbook,
+        _report_spec(
+            "kpi_workbook",
+            {"excel"},
+            [*REPORT_MARTS, RECONCILIATION, WAREHOUSE],
+            kpi_workbook.__doc__,
+        ),
+    ),
+    (
+        PROBLEM_LISTS,
+        problem_lists,
+        _report_spec(
+            "problem_lists",
+            {"excel"},
+            [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"]), WAREHOUSE],
+            problem_lists.__doc__,
+        ),
+    ),
+    (
+        DASHBOARD,
+        dashboard,
+        _report_spec("dashboard", {"plotly", "html"}, list(CHART_KEYS.values()), dashboard.__doc__),
+    ),
+    (
+        BRIEFING,
+        briefing,
+        _report_spec("briefing", {"plotly", "pdf"}, list(CHART_KEYS.values()), briefing.__doc__),
+    ),
+    (
+        BRIEFING_MAIL,
+        briefing_mail,
+        _report_spec(
+            "briefing_mail",
+            {"email"},
+            [BRIEFING, WAREHOUSE],
+            briefing_mail.__doc__,
+            code_version="mail-2",
+        ),
+    ),
+]
+
+
+@dg.multi_asset(
+    name="reports",
+    specs=[
+        *(
+            _report_spec(name, {"plotly"}, [*REPORT_MARTS, WAREHOUSE], CHART_DOCS[name])
+            for name in CHART_KEYS
+        ),
+        *(spec for _, _, spec in REPORTS),
+    ],
+    partitions_def=DISTRICTS,
+    can_subset=True,
+)
+def reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """A district's reports in one step: the charts, then the workbook, the problem lists,
+    the dashboard, the briefing and its delivery. Each keeps its last result when what it
+    is made from did not change."""
+    selected = context.selected_asset_keys
+    if selected & set(CHART_KEYS.values()):
+        yield from charts(context, warehouse)
+    for key, make, _ in REPORTS:
+        if key not in selected:
+            continue
+        made = make(context, warehouse)
+        if inspect.isgenerator(made):
+            yield from made
+        elif made is not None:
+            yield made
