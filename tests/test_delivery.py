@@ -227,7 +227,7 @@ def test_a_failed_send_is_reported_and_fails_the_step(refresh_env):
     # the analyst sees it red; the briefing itself was made and published
     assert not result.success, "an undelivered briefing must show in the run"
     failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-    assert failed == {"reports__briefing_mail"}, failed
+    assert failed == {"reports"}, failed  # the reports step, its delivery last
     meta = _mail_metadata(result)
     assert meta["mail"].value.startswith("FAILED after 4 attempt(s)")
     assert "451" in meta["mail"].value and meta["delivery_attempts"].value == {"mail": 4}

@@ -250,7 +250,7 @@ def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_pat
     )
     killed_at = None
     for line in refresh.stdout:
-        if "STEP_START" in line and "staging__members" in line:
+        if " - staging - STEP_START" in line:  # the staging step, members among its sources
             os.killpg(refresh.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             break

@@ -163,7 +163,7 @@ def test_a_killed_headless_refresh_is_marked_failed_by_the_next(tmp_path, monkey
         text=True,
     )
     for line in refresh.stdout:
-        if "STEP_START" in line and "staging__members" in line:
+        if " - staging - STEP_START" in line:  # the staging step, members among its sources
             os.killpg(refresh.pid, signal.SIGKILL)
             break
     refresh.wait(timeout=60)

@@ -32,6 +32,7 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline.assetkit import unchanged
+from union_pipeline.assetkit.metadata import failed_asset
 from union_pipeline.assetkit.outputs import REUSED, latest
 from union_pipeline.districts import district_codes, is_city_drop
 from union_pipeline.settings import load_settings
@@ -276,7 +277,7 @@ def _failure_lines(result: dg.ExecuteInProcessResult) -> list[str]:
                 if colon and " " not in kind:
                     message = f"{kind.rsplit('.', 1)[-1]}: {text}"
             first = (message.strip().splitlines() or ["(no message)"])[0]
-            steps[first].append(_step_name(event.step_key))
+            steps[first].append(failed_asset(event.step_key, data))
     lines = [f"{', '.join(names)}: {first}" for first, names in steps.items()]
     if not lines:
         for event in result.all_events:

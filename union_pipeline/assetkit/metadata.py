@@ -169,3 +169,16 @@ def files_table(state: dict[str, list]) -> str:
     if len(state) > FILES_SHOWN:
         lines.append(f"| … {len(state) - FILES_SHOWN} more | | |")
     return "\n".join(lines)
+
+
+FAILED_ASSET = "asset"  # a step's failure names the asset it failed on, where it knows
+
+
+def failed_asset(step_key: str | None, failure_data) -> str:
+    """The asset a failed step names: the one its failure says (a fat step's source), else
+    the step's own (an asset's step is named after its key: staging__x is staging/x)."""
+    user = getattr(failure_data, "user_failure_data", None)
+    entry = (user.metadata or {}).get(FAILED_ASSET) if user is not None else None
+    if entry is not None:
+        return str(getattr(entry, "value", entry))
+    return (step_key or "?").replace("__", "/")

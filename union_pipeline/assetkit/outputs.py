@@ -56,7 +56,7 @@ class UpstreamError(RuntimeError):
     """An upstream asset has no usable materialization; the message says what to do."""
 
 
-def _value(metadata: dict, key: str, default=None):
+def metadata_value(metadata: dict, key: str, default=None):
     entry = metadata.get(key)
     return default if entry is None else getattr(entry, "value", entry)
 
@@ -70,26 +70,26 @@ class Latest:
 
     @property
     def version(self) -> str | None:
-        return _value(self.metadata, VERSION)
+        return metadata_value(self.metadata, VERSION)
 
     @property
     def inputs(self) -> str | None:
-        return _value(self.metadata, INPUTS) or self.version
+        return metadata_value(self.metadata, INPUTS) or self.version
 
     @property
     def tables(self) -> dict[str, str]:
-        return dict(_value(self.metadata, TABLES, {}) or {})
+        return dict(metadata_value(self.metadata, TABLES, {}) or {})
 
     @property
     def publishable(self) -> bool:
-        return bool(_value(self.metadata, PUBLISHABLE, True))
+        return bool(metadata_value(self.metadata, PUBLISHABLE, True))
 
     @property
     def made_in_run(self) -> str:
-        return _value(self.metadata, MADE_IN_RUN, self.run_id)
+        return metadata_value(self.metadata, MADE_IN_RUN, self.run_id)
 
     def get(self, key: str, default=None):
-        return _value(self.metadata, key, default)
+        return metadata_value(self.metadata, key, default)
 
     @property
     def files_exist(self) -> bool:

@@ -4,12 +4,14 @@ load checks."""
 import dataclasses
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import dagster as dg
 
 from union_pipeline import districts
 from union_pipeline.assetkit.metadata import (
+    FAILED_ASSET,
     by_rule_labels,
     district_label,
     district_metadata,
@@ -20,8 +22,10 @@ from union_pipeline.assetkit.metadata import (
 from union_pipeline.assetkit.outputs import (
     DATE_SENSITIVE,
     DISTRICTS,
+    REUSED,
     Latest,
     latest,
+    metadata_value,
     output_metadata,
     require,
     reused_metadata,
@@ -313,6 +317,7 @@ def staging_multi_asset(
     )
     def _staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         failed: set[dg.AssetKey] = set()
+        stands: list[str] = []
         checks = context.selected_asset_check_keys
         for name in order:
             key = keys[name]
@@ -327,6 +332,10 @@ def staging_multi_asset(
                 failed.add(key)
                 continue
             for result in stage(context, warehouse, specs[name], key, partitioned=True):
+                if isinstance(result, dg.MaterializeResult) and metadata_value(
+                    result.metadata or {}, REUSED
+                ):
+                    stands.append(name)
                 if isinstance(result, dg.AssetCheckResult):
                     check_key = dg.AssetCheckKey(key, result.check_name)
                     if result.check_name == THRESHOLD_CHECK and not result.passed:
@@ -334,6 +343,10 @@ def staging_multi_asset(
                     if check_key not in checks:
                         continue
                 yield result
+        if stands:  # one line: every log line is an event the instance stores
+            context.log.info(
+                f"files and inputs unchanged, results stand (no file read): {', '.join(stands)}"
+            )
         yield from extra_step(context, warehouse)
 
     return _staging
@@ -405,7 +418,7 @@ def stage(
     )
     threshold = settings.quarantine_threshold
     if _can_reuse(previous, version, rule_date):
-        context.log.info(
+        context.log.debug(  # the step says it once for every source whose result stands
             f"{source}: files and inputs unchanged, result of run "
             f"{previous.made_in_run[:8]} stands (no file read)"
         )
@@ -426,6 +439,7 @@ def stage(
         yield under
         return
 
+    started = time.perf_counter()
     with scratch(store.spill_dir) as con:
         for found in references.values():
             create_views(con, found.tables)
@@ -436,7 +450,11 @@ def stage(
             # what to do) and no traceback, and is not retried (it would fail the same)
             raise dg.Failure(
                 description=str(err),
-                metadata={"source": source, "folder": f"{spec.folder}/"},
+                metadata={
+                    "source": source,
+                    "folder": f"{spec.folder}/",
+                    FAILED_ASSET: key.to_user_string(),
+                },
                 allow_retries=False,
             ) from None
         files = store.outputs.write(
@@ -459,7 +477,9 @@ def stage(
             f"SELECT count(*) > 0 FROM staging.quarantine WHERE {dated}"
         ).fetchall()[0][0]
     summary = _summary(result, threshold)
-    context.log.info(f"{source}: {summary['counts']}")
+    context.log.info(
+        f"{source}: staged in {time.perf_counter() - started:.2f} s, {summary['counts']}"
+    )
     if result.pii_key_warning:
         context.log.warning(result.pii_key_warning)
     for warning in result.file_warnings:

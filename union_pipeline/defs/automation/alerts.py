@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from union_pipeline.assetkit.metadata import failed_asset
 from union_pipeline.reports.mail import send_mail
 from union_pipeline.settings import recipients, smtp_config
 
@@ -15,8 +16,7 @@ def failure_report(context: dg.RunFailureSensorContext) -> tuple[str, str]:
         error = data.error if data else None
         while error is not None and error.cause is not None:  # the user's error, not the wrapper
             error = error.cause
-        # an asset's step is named after its key: staging__members is staging/members
-        asset = (event.step_key or "?").replace("__", "/")
+        asset = failed_asset(event.step_key, data)
         refusal = data.user_failure_data if data else None  # a refused file: its message alone
         if refusal is not None and refusal.description:
             message = refusal.description.strip()

@@ -9,13 +9,15 @@ from union_pipeline.kpis.city import build_city_kpi_yearly
 
 CITY_TARGETS = dg.AssetKey(["staging", "city_targets"])
 KPI_YEARLY = dg.AssetKey(["marts", "kpi_yearly"])
+DISTRICT_FILE = dg.AssetKey(["warehouse", "district_duckdb"])
 
 city_targets = city_targets_asset()
 
 city_kpi_yearly = _mart(
     "city_kpi_yearly",
     lambda con, s: build_city_kpi_yearly(con, s.as_of, s.first_year),
-    [*STAGING, REFRESH_CONTEXT, KPI_YEARLY, CITY_TARGETS],
+    # after each district's publish: the city is made of what its districts published
+    [*STAGING, REFRESH_CONTEXT, KPI_YEARLY, CITY_TARGETS, DISTRICT_FILE],
     {
         "district": "区县代码 district code (the city's code on the city's rows)",
         "district_name": "区县名称 district name",
@@ -36,4 +38,5 @@ city_kpi_yearly = _mart(
     settings_used=lambda s: [s.as_of, s.first_year],
     partitioned=False,
     group_name="city",
+    waits_for_districts=True,
 ).asset()

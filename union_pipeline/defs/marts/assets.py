@@ -13,7 +13,9 @@ from union_pipeline import kpis
 from union_pipeline.assetkit.metadata import district_metadata, excel_text, table_metadata
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
+    REUSED,
     content_version,
+    metadata_value,
     output_metadata,
     reading_latest,
     reusable,
@@ -86,6 +88,8 @@ class Mart:
     partitioned: bool = True
     group_name: str = "kpis"
     preview: Callable[[duckdb.DuckDBPyConnection, str | None], str] | None = None
+    # a city mart: made only when no district's refresh is under way
+    waits_for_districts: bool = False
 
     @property
     def key(self) -> dg.AssetKey:
@@ -126,9 +130,26 @@ def marts_step(name: str, marts: list["Mart"]) -> dg.AssetsDefinition:
         can_subset=True,
     )
     def _marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        stands = []
         for mart in marts:
-            if mart.key in context.selected_asset_keys:
-                yield materialize_mart(context, warehouse, mart)
+            if mart.key not in context.selected_asset_keys:
+                continue
+            if mart.waits_for_districts:
+                from union_pipeline.defs.warehouse.assets import waiting_for
+
+                if waiting := waiting_for(context.instance, context.run.run_id):
+                    context.log.info(
+                        f"marts.{mart.name} not made yet: waiting for district "
+                        f"{', '.join(waiting)} (its refresh is under way); it is made when "
+                        "their files are published. 等待区县刷新完成。"
+                    )
+                    continue
+            result = materialize_mart(context, warehouse, mart)
+            if metadata_value(result.metadata, REUSED):
+                stands.append(f"marts.{mart.name}")
+            yield result
+        if stands:  # one line: every log line is an event the instance stores
+            context.log.info(f"inputs unchanged, results stand: {', '.join(stands)}")
 
     return _marts
 
@@ -139,15 +160,14 @@ def materialize_mart(
     """Build one mart, or keep its last result when its inputs are those it was made from."""
     settings = warehouse.settings
     store = warehouse.warehouse
-    key, name, deps = mart.key, mart.name, mart.deps
+    key, name = mart.key, mart.name
+    # the tables it reads (a dependency on a publish orders it, and has no table)
+    deps = [k for k in mart.deps if k.path[0] in ("staging", "marts")]
     district = context.partition_key if mart.partitioned else None
     with reading_latest(context, key, deps, store) as (con, upstream):
         inputs = digest(mart.code_version, versions_of(upstream), mart.settings_used(settings))
         previous = reusable(context.instance, key, inputs, district)
         if previous:
-            context.log.info(
-                f"marts.{name}: inputs unchanged, result of run {previous.made_in_run[:8]} stands"
-            )
             return dg.MaterializeResult(
                 asset_key=key,
                 data_version=dg.DataVersion(previous.version),

@@ -183,9 +183,14 @@ class SuiteChecks:
             for name, c in self.by_name.items()
         ]
 
-    def run(self, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    def run(
+        self,
+        context: dg.AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        stands: list[str],
+    ):
         """The selected checks of this suite: each computed again only when what it reads
-        or says changed, else its last evaluation stands."""
+        or says changed, else its last evaluation stands (named in `stands`)."""
         suite, key = self.suite, self.key
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
         checks = [c for name, c in self.by_name.items() if name in selected]
@@ -198,19 +203,14 @@ class SuiteChecks:
         upstream = upstream_latest(context, key, reads)
         docs = data_docs_dir(district)
         inputs = {c.name: check_inputs(suite, c, upstream, district) for c in checks}
-        todo, stands = [], []
+        todo = []
         for c in checks:
             prior = reusable_result(context.instance, key, c, inputs[c.name], district, docs)
             if prior is None:
                 todo.append(c)
                 continue
-            stands.append(f"{c.name} (run {prior.metadata[MADE_IN_RUN].value[:8]})")
+            stands.append(f"{suite.table}:{c.name}")
             yield prior
-        if stands:  # one line: every log line is an event the instance stores
-            context.log.info(
-                f"{suite.table}: tables and checks unchanged, the results stand, Great "
-                f"Expectations not run again: {', '.join(stands)}"
-            )
         if not todo:
             return
         previous = None
@@ -255,7 +255,7 @@ class SqlCheck:
     spec: dg.AssetCheckSpec
     fn: Callable
 
-    def run(self, context, warehouse: WarehouseResource):
+    def run(self, context, warehouse: WarehouseResource, stands: list[str]):
         if self.spec.key not in context.selected_asset_check_keys:
             return
         result = self.fn(context, warehouse)
@@ -285,8 +285,14 @@ def layer_checks(
         compute_kind="great_expectations",
     )
     def _checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        stands: list[str] = []
         for r in (*runs, *sql_checks):
-            yield from r.run(context, warehouse)
+            yield from r.run(context, warehouse, stands)
+        if stands:  # one line: every log line is an event the instance stores
+            context.log.info(
+                f"tables and checks unchanged, Great Expectations not run again, the results "
+                f"stand: {', '.join(stands)}"
+            )
 
     return _checks
 

@@ -123,28 +123,60 @@ def _comments(context, upstream) -> tuple[dict, dict]:
     return tables, columns
 
 
-def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -> list[str]:
-    """Why the tables may not be published: for a district, its blocking checks that
-    failed; for the city, its own, and every district whose latest outputs its own
-    publish did not take (a blocking check stopped it, or its refresh is not done)."""
-    if district is not None:
-        return blocking_check_failures(context, keys, district)
-    failed = blocking_check_failures(context, [k for k in keys if not is_district_asset(k)])
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def unpublished_districts(instance: dg.DagsterInstance, this_run: str) -> dict[str, bool]:
+    """The districts whose latest outputs are not in their own warehouse file, each with
+    whether another run of the district is under way (True: the city waits for it; False:
+    a blocking check stopped its publish, or its refresh failed)."""
     of_districts = [k for k in PUBLISHED if is_district_asset(k)]
-    for code in district_partitions(context.instance):
-        published = latest(context.instance, DISTRICT_KEY, code)
+    out = {}
+    for code in district_partitions(instance):
+        published = latest(instance, DISTRICT_KEY, code)
         now = {
-            k.to_user_string(): found.version
-            if (found := latest(context.instance, k, code))
-            else None
+            k.to_user_string(): found.version if (found := latest(instance, k, code)) else None
             for k in of_districts
         }
         taken = published.get("versions") if published else None
         if not taken or any(taken.get(k) != v for k, v in now.items()):
-            failed.append(
-                f"district {code}: its latest outputs are not in its own warehouse file yet "
-                "(a blocking check failed or its refresh is unfinished)"
+            running = instance.get_run_records(
+                dg.RunsFilter(tags={"dagster/partition": code}, statuses=IN_FLIGHT)
             )
+            out[code] = any(r.dagster_run.run_id != this_run for r in running)
+    return out
+
+
+def waiting_for(instance: dg.DagsterInstance, this_run: str) -> list[str]:
+    """Districts a city step waits for: another run of theirs is under way and they have
+    not published yet. The city step then makes nothing; the automation asks again when the
+    district's file is published (a city asset depends on it)."""
+    return sorted(
+        code for code, running in unpublished_districts(instance, this_run).items() if running
+    )
+
+
+def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -> list[str]:
+    """Why the tables may not be published: for a district, its blocking checks that
+    failed; for the city, its own, and every district whose latest outputs its own
+    publish did not take (a blocking check stopped it, or its refresh failed)."""
+    if district is not None:
+        return blocking_check_failures(context, keys, district)
+    failed = blocking_check_failures(context, [k for k in keys if not is_district_asset(k)])
+    for code, running in unpublished_districts(context.instance, context.run.run_id).items():
+        failed.append(
+            f"district {code}: its latest outputs are not in its own warehouse file yet "
+            + (
+                "(its refresh is under way)"
+                if running
+                else "(a blocking check failed or its refresh failed)"
+            )
+        )
     return sorted(failed)
 
 
@@ -169,6 +201,12 @@ def _publish(
 ):
     store = warehouse.warehouse
     district = step_partition(context, own_key)
+    if district is None and (waiting := waiting_for(context.instance, context.run.run_id)):
+        context.log.info(
+            f"not published yet: waiting for district {', '.join(waiting)} (its refresh is "
+            "under way); the city is published when its file is. 等待区县刷新完成后再发布。"
+        )
+        return None
     upstream = upstream_latest(context, own_key, keys)
     failed = _blocking_failures(context, keys, district)
     if failed:
@@ -291,6 +329,7 @@ def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     deps=[*CITY_PUBLISHED, DISTRICT_KEY],
     code_version=CODE_VERSION,
     automation_condition=EAGER,
+    output_required=False,  # not while a district's refresh is under way
 )
 def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """数据仓库发布 — The live warehouse file analysts open (UNION_WAREHOUSE): every
@@ -305,4 +344,6 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     latest materialization needs are removed afterwards.
     全部区县的最新结果及全市汇总组成新文件后原子替换，读者只会看到完整状态。
     """
-    return _publish(context, warehouse, KEY, CITY_PUBLISHED, warehouse.warehouse.live)
+    result = _publish(context, warehouse, KEY, CITY_PUBLISHED, warehouse.warehouse.live)
+    if result is not None:
+        yield result
