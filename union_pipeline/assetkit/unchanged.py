@@ -61,7 +61,11 @@ def _folder_state(folder: Path) -> dict[str, list[int]]:
 
 
 def _settings_state(settings: Settings) -> dict:
+    from union_pipeline.reports.render import static_export_problem
+
     return {
+        # a browser or a Chinese font installed since: the PNGs and the briefing are owed
+        "static_export": static_export_problem() is None,
         "raw_dir": str(settings.raw_dir),
         "warehouse": str(settings.warehouse),
         "export_dir": str(settings.export_dir),
@@ -144,10 +148,32 @@ def _stands(run: dg.DagsterRun | None, jobs: tuple[str, ...], inputs: str) -> bo
     )
 
 
-def _exports_present(settings: Settings, code: str) -> bool:
-    """The district's export folder is there (deleted, a run writes it again)."""
+# what a report's materialization names of the files it wrote: its file, the draft beside
+# the workbook, a chart's PNGs
+REPORT_FILES = ("path", "summary_docx", "union/files")
+
+
+def _reports() -> list[dg.AssetKey]:
+    from union_pipeline.reports import BUILDERS
+
+    names = [*BUILDERS, "dashboard", "briefing", "kpi_workbook", "problem_lists"]
+    return [dg.AssetKey(["reports", name]) for name in names]
+
+
+def _exports_present(instance: dg.DagsterInstance, settings: Settings, code: str) -> bool:
+    """The district's export folder is there with every file its latest reports wrote (one
+    deleted, a run writes it again)."""
     folder = districts.district_export_dir(settings.export_dir, settings.raw_dir, code)
-    return folder.is_dir() and any(folder.iterdir())
+    if not (folder.is_dir() and any(folder.iterdir())):
+        return False
+    for key in _reports():
+        found = latest(instance, key, code)
+        for field in REPORT_FILES if found else ():
+            value = found.get(field)
+            paths = value if isinstance(value, list) else [value] if value else []
+            if not all(Path(p).exists() for p in paths):
+                return False
+    return True
 
 
 def standing_district_run(
@@ -160,7 +186,7 @@ def standing_district_run(
     published = latest(instance, DISTRICT_FILE, code)
     if not (_stands(run, DISTRICT_JOBS, tags[INPUTS_TAG]) and _published(published)):
         return None
-    if not _exports_present(settings, code):
+    if not _exports_present(instance, settings, code):
         return None
     # a row held back for a date after that day may be admitted on another day
     if run.tags.get(RULE_DATE_TAG) != tags[RULE_DATE_TAG] and _date_sensitive(instance, code):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from union_pipeline.assetkit.outputs import DISTRICTS
+from union_pipeline.assetkit.outputs import DISTRICTS, latest
 from union_pipeline.assetkit.staging import raw_files
 from union_pipeline.defs.automation.jobs import (
     CITY_TAGS,
@@ -22,6 +22,8 @@ from union_pipeline.districts import DISTRICT_CODE, district_codes, is_city_drop
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.settings import load_settings
 from union_pipeline.warehouse.versions import files_state
+
+DISTRICT_FILE = dg.AssetKey(["warehouse", "district_duckdb"])
 
 
 def snapshot(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
@@ -89,11 +91,13 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
         by_district.setdefault(district or codes[0], []).append(source)
     run_key = hashlib.sha256(json.dumps(after, sort_keys=True).encode()).hexdigest()[:16]
     for code, sources in sorted(by_district.items()):
-        staging = [dg.AssetKey(["staging", s]) for s in sources]
-        selection = dg.AssetSelection.assets(*staging).downstream()
-        keys = sorted(
-            k for k in selection.resolve(graph) if graph.get(k).partitions_def is not None
-        )
+        keys = None  # a district never published: its whole refresh, from nothing
+        if latest(context.instance, DISTRICT_FILE, code) is not None:
+            staging = [dg.AssetKey(["staging", s]) for s in sources]
+            selection = dg.AssetSelection.assets(*staging).downstream()
+            keys = sorted(
+                k for k in selection.resolve(graph) if graph.get(k).partitions_def is not None
+            )
         requests.append(
             dg.RunRequest(
                 run_key=f"{run_key}-{code}",
