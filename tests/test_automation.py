@@ -56,7 +56,9 @@ def sensor_env(minimal_drop, monkeypatch):
     return minimal_drop
 
 
-def evaluate(cursor=None):
+def evaluate(cursor=None, published=True):
+    """The raw-files sensor's tick on a fresh instance; `published`: the district's file
+    was published before (else the sensor asks for its whole refresh)."""
     repo = defs().get_repository_def()
     with (
         dg.instance_for_test() as instance,
@@ -68,6 +70,12 @@ def evaluate(cursor=None):
         new = raw_files_sensor(probe).dynamic_partitions_requests
         assert [r.partition_keys for r in new] == [["330211"]]
         instance.add_dynamic_partitions("district", ["330211"])
+        if published:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(["warehouse", "district_duckdb"]), partition="330211"
+                )
+            )
         context = dg.build_sensor_context(cursor=cursor, repository_def=repo, instance=instance)
         result = raw_files_sensor.evaluate_tick(context)
     return result
@@ -78,6 +86,13 @@ def selected(result) -> set[str]:
 
 
 def test_sensor_refreshes_touched_sources_and_downstream(sensor_env):
+    # a district never published gets its whole refresh, from nothing
+    never = evaluate(published=False)
+    assert [r.job_name for r in never.run_requests] == ["district_refresh", "city_refresh"]
+    request = never.run_requests[0]
+    assert request.asset_selection is None and request.job_name == "district_refresh"
+    assert request.partition_key == "330211"
+
     first = evaluate()
     assert {
         "staging/unions",
@@ -99,6 +114,8 @@ def test_sensor_refreshes_touched_sources_and_downstream(sensor_env):
 
     write_csv(path, TARGET_HEADER, [["members_total", "2019", "3", ">=", "changed"]])
     changed = evaluate(touched.cursor)
+    # the district's targets, in a single-district drop the city's too
+    assert [r.job_name for r in changed.run_requests] == ["district_refresh", "city_refresh"]
     assert "staging/targets" in selected(changed)
     assert "staging/members" not in selected(changed)
     assert {"marts/kpi_yearly", "warehouse/district_duckdb"} <= selected(changed)

@@ -107,7 +107,9 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
                 tags={**REFRESH_TAGS, "union/changed_sources": ",".join(sources)},
             )
         )
-    if city_drop and any(d is None for d, _ in touched):
+    # the city's targets: the root targets/ of a city drop, the district's own in a
+    # single-district drop (both the district's and the city's)
+    if any(d is None and source == "targets" for d, source in touched):
         requests.append(
             dg.RunRequest(
                 run_key=f"{run_key}-city",
