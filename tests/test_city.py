@@ -142,9 +142,22 @@ def test_city_rollup_sums_counts_counts_persons_once_and_ranks(city):
         assert targets > 0
 
 
-def test_each_district_file_holds_its_own_rows_only(city):
+def test_each_district_file_holds_its_own_rows_only(city, monkeypatch):
     with dg.instance_for_test() as instance:
         build(instance)
+        _district_files_hold_their_own_rows()
+        # a province-size city: past UNION_CITY_DETAIL_ROWS its file leaves the detail rows
+        # in the district files and says where they are; the marts and the quarantine stay
+        with duckdb.connect(str(live()), read_only=True) as city_con:
+            marts = city_con.execute(
+                "SELECT count(*), sum(hash(t)) FROM marts.kpi_yearly t"
+            ).fetchall()
+        monkeypatch.setenv("UNION_CITY_DETAIL_ROWS", "100")
+        assert run_city(instance).success
+    _detail_left_in_district_files(marts)
+
+
+def _district_files_hold_their_own_rows() -> None:
     with duckdb.connect(str(live()), read_only=True) as city_con:
         tables = [
             name
@@ -180,6 +193,32 @@ def test_each_district_file_holds_its_own_rows_only(city):
                 total = city_con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0]
                 mine = con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0]
                 assert 0 < mine < total
+
+
+def _detail_left_in_district_files(marts) -> None:
+    with duckdb.connect(str(live()), read_only=True) as city_con:
+        names = {
+            n
+            for (n,) in city_con.execute(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables()"
+            ).fetchall()
+        }
+        assert "staging.members" not in names and "staging.mutual_aid_enrollments" not in names
+        assert {"staging.quarantine", "staging.city_targets", "marts.kpi_yearly"} <= names
+        assert (
+            city_con.execute("SELECT count(*), sum(hash(t)) FROM marts.kpi_yearly t").fetchall()
+            == marts
+        )
+        detail = city_con.execute(
+            "SELECT district, row_count, district_file FROM meta.detail "
+            "WHERE table_name = 'staging.members' ORDER BY district"
+        ).fetchall()
+        assert [d for d, _, _ in detail] == sorted(CODES)
+        for code, rows, file in detail:
+            assert file == f"districts/{code}.duckdb"
+            city_con.execute(f"ATTACH '{live().parent / file}' AS d{code} (READ_ONLY)")
+            attached = f"SELECT count(*) FROM d{code}.staging.members"
+            assert city_con.execute(attached).fetchall()[0][0] == rows > 0
 
 
 def test_a_district_added_later_refreshes_alone_and_joins_the_city(city, city_source):

@@ -31,11 +31,12 @@ IN_FLIGHT = [
 REFRESH = [sys.executable, "-m", "union_pipeline.refresh"]
 
 
-def deployment(raw: Path, folder: Path) -> dict:
+def deployment(raw: Path, folder: Path, monkeypatch) -> dict:
     """The environment of a deployment in `folder` (its instance, warehouse and exports)
-    over the drop `raw`, its instance made."""
+    over the drop `raw`, its instance made and the test's DAGSTER_HOME."""
     home = folder / "dagster_home"
     home.mkdir(parents=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
     (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     # the storage is made here first: two processes creating it at once collide
     dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
@@ -60,9 +61,8 @@ def failed_runs(instance: dg.DagsterInstance) -> list[tuple]:
 
 
 def test_a_daemon_on_a_fresh_instance_publishes_both_files(demo_drop, tmp_path, monkeypatch):
-    env = deployment(demo_drop, tmp_path)
+    env = deployment(demo_drop, tmp_path, monkeypatch)
     home = Path(env["DAGSTER_HOME"])
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     warehouse = Path(env["UNION_WAREHOUSE"])
     daemon = start_daemon(env)
     district = warehouse.parent / "districts" / "330211.duckdb"
@@ -97,8 +97,7 @@ def test_a_target_materialized_from_the_ui_leaves_both_files_as_a_full_refresh(
     for the district instead of failing)."""
     import openpyxl
 
-    env = deployment(demo_drop, tmp_path / "deployed")
-    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    env = deployment(demo_drop, tmp_path / "deployed", monkeypatch)
     subprocess.run(REFRESH, env=env, cwd=ROOT, check=True, capture_output=True)
     [targets] = (demo_drop / "targets").glob("*.xlsx")
     book = openpyxl.load_workbook(targets)
@@ -111,7 +110,8 @@ def test_a_target_materialized_from_the_ui_leaves_both_files_as_a_full_refresh(
     daemon = start_daemon(env)
     try:
         materialize = [
-            *("dagster", "asset", "materialize", "-m", "union_pipeline.definitions"),
+            *(sys.executable, "-m", "dagster", "asset", "materialize"),
+            *("-m", "union_pipeline.definitions"),
             *("--select", "staging/targets", "--partition", "330211"),
         ]
         done = subprocess.run(materialize, env=env, cwd=ROOT, capture_output=True, text=True)
@@ -133,7 +133,7 @@ def test_a_target_materialized_from_the_ui_leaves_both_files_as_a_full_refresh(
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait(timeout=30)
 
-    fresh = deployment(demo_drop, tmp_path / "fresh")
+    fresh = deployment(demo_drop, tmp_path / "fresh", monkeypatch)
     subprocess.run(REFRESH, env=fresh, cwd=ROOT, check=True, capture_output=True)
     for name in ("union.duckdb", "districts/330211.duckdb"):
         deployed = Path(env["UNION_WAREHOUSE"]).parent / name

@@ -128,6 +128,20 @@ def duckdb_memory_limit() -> str:
     return _text(os.environ, "UNION_DUCKDB_MEMORY") or "3GB"
 
 
+CITY_DETAIL_ROWS = 20_000_000  # about twenty districts the size of the demo's
+
+
+def city_detail_rows() -> int:
+    """UNION_CITY_DETAIL_ROWS: the most detail (staging) rows the city's file copies from
+    its districts; past it the city's file holds the marts and each district's summary, the
+    detail stays in the district files (default 20,000,000)."""
+    text = _text(os.environ, "UNION_CITY_DETAIL_ROWS") or str(CITY_DETAIL_ROWS)
+    try:
+        return int(text.replace("_", "").replace(",", ""))
+    except ValueError as err:
+        raise ConfigError(f"UNION_CITY_DETAIL_ROWS={text!r}: expected a row count") from err
+
+
 def district_override() -> str | None:
     """UNION_DISTRICT: the district of a single-district drop, when not the default one."""
     return _text(os.environ, "UNION_DISTRICT")

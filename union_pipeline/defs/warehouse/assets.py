@@ -26,7 +26,7 @@ from union_pipeline.defs.marts.assets import MART_KEYS
 from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import describe
-from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.settings import ASSETS_DIR, city_detail_rows
 from union_pipeline.warehouse import sql_path
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
@@ -46,6 +46,7 @@ CITY_TABLES = [
 CITY_PUBLISHED = [*PUBLISHED, *CITY_TABLES]
 CODE_VERSION = package_digest("warehouse")
 REFRESH_INFO = "meta.refresh"
+DETAIL_INFO = "meta.detail"
 DISTRICTS_INFO = "meta.districts"
 # the columns of the two tables the publish itself writes (their SELECTs in _publish)
 META_COLUMNS = {
@@ -60,6 +61,12 @@ META_COLUMNS = {
     DISTRICTS_INFO: {
         "district": "区县代码 — the district's administrative code",
         "name": "区县名称 — the district's name (assets/districts/<code>.yaml)",
+    },
+    DETAIL_INFO: {
+        "district": "区县代码 — the district whose rows these are",
+        "table_name": "表 — the detail table, as named in the district's file",
+        "row_count": "行数 — its rows",
+        "district_file": "区县文件 — the district's warehouse file, relative to this one",
     },
 }
 MARTS_DIR = ASSETS_DIR / "marts"
@@ -180,6 +187,24 @@ def _blocking_failures(context, keys: list[dg.AssetKey], district: str | None) -
     return sorted(failed)
 
 
+def _detail_left_in_districts(upstream, live: Path) -> list[tuple[str, str, int, str]]:
+    """(district, table, rows, district file) of every district's detail table, when all
+    of them together are more than the city's file copies (UNION_CITY_DETAIL_ROWS); else
+    none. The quarantine and the city's own tables are always copied."""
+    rows = []
+    for key, found in upstream.items():
+        if key.path[0] != "staging" or key == QUARANTINE or not is_district_asset(key):
+            continue
+        for code, part in sorted(getattr(found, "parts", {}).items()):
+            count = int(part.get("dagster/row_count", 0) or 0)
+            for name in part.tables:
+                file = district_file(live, code).relative_to(live.parent).as_posix()
+                rows.append((code, name, count, file))
+    if sum(r for _, _, r, _ in rows) <= city_detail_rows():
+        return []
+    return sorted(rows)
+
+
 def _keep(instance: dg.DagsterInstance) -> set[Path]:
     """The output folders some latest materialization needs, in any district."""
     codes = district_partitions(instance)
@@ -218,7 +243,9 @@ def _publish(
                 "阻断性检查未通过，仓库保持上一次完整状态。"
             )
         )
-    version = digest(CODE_VERSION, versions_of(upstream))
+    # a province-size city leaves its districts' detail rows in their files
+    detail = _detail_left_in_districts(upstream, live) if district is None else []
+    version = digest(CODE_VERSION, versions_of(upstream), detail)
     previous = latest(context.instance, own_key, district)
     if (
         previous
@@ -232,6 +259,14 @@ def _publish(
         return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata=metadata)
 
     tables = {name: path for found in upstream.values() for name, path in found.tables.items()}
+    if detail:
+        context.log.info(
+            f"{sum(r for _, _, r, _ in detail):,} detail rows of the districts stay in their "
+            f"files (over UNION_CITY_DETAIL_ROWS={city_detail_rows():,}): the city's file "
+            "holds the marts, the quarantine and meta.detail (where each district's rows are)"
+        )
+        for name in {name for _, name, _, _ in detail}:
+            tables.pop(name, None)
     table_comments, column_comments = _comments(context, upstream)
     warnings = sorted(
         {
@@ -247,6 +282,10 @@ def _publish(
         "key made person_key"
     )
     table_comments[DISTRICTS_INFO] = "区县 — the districts this warehouse holds: code and name"
+    table_comments[DETAIL_INFO] = (
+        "明细所在 — the detail tables left in the district files (a province-size city): "
+        "ATTACH a district_file READ_ONLY to read them"
+    )
     known = districts.load_districts()
     codes = [district] if district else sorted(upstream[QUARANTINE].parts)
     names = ", ".join(
@@ -264,6 +303,18 @@ def _publish(
                {sql_path(district or "city")} AS scope
         FROM published.marts.refresh_context""",
             DISTRICTS_INFO: f"SELECT * FROM (VALUES {names}) AS d(district, name)",
+            **(
+                {
+                    DETAIL_INFO: "SELECT * FROM (VALUES "
+                    + ", ".join(
+                        f"({sql_path(c)}, {sql_path(t)}, {r}, {sql_path(f)})"
+                        for c, t, r, f in detail
+                    )
+                    + ") AS d(district, table_name, row_count, district_file)"
+                }
+                if detail
+                else {}
+            ),
         },
         live=live,
     )
