@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from union_pipeline.assetkit.io import IO_MANAGER, TablesIOManager
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.settings import ConfigError
 
@@ -22,10 +23,11 @@ SERVED_TO_READERS = dg.AssetSelection.key_prefixes(["marts"], ["reports"])
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    warehouse = WarehouseResource.from_env()
     merged = dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         dg.Definitions(
-            resources={"warehouse": WarehouseResource.from_env()},
+            resources={"warehouse": warehouse, IO_MANAGER: TablesIOManager(warehouse=warehouse)},
             # A process per step costs ~2.5 s on 2 cores, more than a district's work, and
             # DuckDB already uses both cores within a step.
             executor=dg.in_process_executor,

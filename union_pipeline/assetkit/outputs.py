@@ -268,12 +268,20 @@ def district_keys(table: str) -> tuple[str, ...]:
 
 
 def output_metadata(
-    version: str, tables: dict[str, Path], publishable: bool = True, inputs: str | None = None
+    version: str,
+    tables: dict[str, Path] | None = None,
+    publishable: bool = True,
+    inputs: str | None = None,
 ) -> dict:
+    """The bookkeeping of a new output (its files: `tables`, or the IO manager's record)."""
     return {
         VERSION: dg.MetadataValue.text(version),
         INPUTS: dg.MetadataValue.text(inputs or version),
-        TABLES: dg.MetadataValue.json({name: str(path) for name, path in tables.items()}),
+        **(
+            {TABLES: dg.MetadataValue.json({name: str(path) for name, path in tables.items()})}
+            if tables is not None
+            else {}
+        ),
         PUBLISHABLE: dg.MetadataValue.bool(publishable),
         REUSED: dg.MetadataValue.bool(False),
     }

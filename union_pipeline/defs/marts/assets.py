@@ -10,14 +10,24 @@ import dagster as dg
 import duckdb
 
 from union_pipeline import kpis
+from union_pipeline.assetkit.io import (
+    IO_MANAGER,
+    Tables,
+    by_key,
+    input_name,
+    latest_tables,
+    reading,
+    table_ins,
+)
 from union_pipeline.assetkit.metadata import district_metadata, excel_text, table_metadata
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     REUSED,
+    AllDistricts,
+    Latest,
     content_version,
     metadata_value,
     output_metadata,
-    reading_latest,
     reusable,
     reused_metadata,
     versions_of,
@@ -99,17 +109,22 @@ class Mart:
     def code_version(self) -> str:
         return digest(MARTS_CODE, CATALOGUE, self.code)
 
-    def spec(self) -> dg.AssetSpec:
-        return dg.AssetSpec(
-            self.key,
+    @property
+    def reads(self) -> list[dg.AssetKey]:
+        """The tables it reads (a dependency on a publish orders it, and has no table)."""
+        return [k for k in self.deps if k.path[0] in ("staging", "marts")]
+
+    def out(self) -> dg.AssetOut:
+        return dg.AssetOut(
+            key=self.key,
             group_name=self.group_name,
             kinds={"duckdb", "parquet", "sql"},
             owners=[OWNER],
-            deps=self.deps,
             code_version=self.code_version,
             automation_condition=EAGER,
             description=self.description,
-            skippable=True,
+            is_required=False,
+            io_manager_key=IO_MANAGER,
         )
 
     def asset(self) -> dg.AssetsDefinition:
@@ -119,17 +134,29 @@ class Mart:
 
 def marts_step(name: str, marts: list["Mart"]) -> dg.AssetsDefinition:
     """The marts in one step, in the order given (each after those it reads), each only
-    when selected; all partitioned by district or none."""
+    when selected; all partitioned by district or none (a city step reads every district's
+    tables)."""
     partitioned = {m.partitioned for m in marts}
     assert len(partitioned) == 1, "a step's marts are all the district's or all the city's"
+    partitioned = partitioned.pop()
+    made = {m.key for m in marts}
+    external = sorted({k for m in marts for k in m.deps} - made, key=lambda k: k.path)
+    ins = table_ins(
+        [k for k in external if k.path[0] in ("staging", "marts")], all_districts=not partitioned
+    )
 
     @dg.multi_asset(
         name=name,
-        specs=[m.spec() for m in marts],
-        partitions_def=DISTRICTS if partitioned.pop() else None,
+        outs={input_name(m.key): m.out() for m in marts},
+        ins=ins,
+        deps=[k for k in external if input_name(k) not in ins],
+        internal_asset_deps={input_name(m.key): set(m.deps) for m in marts},
+        partitions_def=DISTRICTS if partitioned else None,
         can_subset=True,
     )
-    def _marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def _marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **inputs):
+        upstream = by_key(ins, inputs)
+        district = context.partition_key if partitioned else None
         stands = []
         for mart in marts:
             if mart.key not in context.selected_asset_keys:
@@ -144,10 +171,15 @@ def marts_step(name: str, marts: list["Mart"]) -> dg.AssetsDefinition:
                         "their files are published. 等待区县刷新完成。"
                     )
                     continue
-            result = materialize_mart(context, warehouse, mart)
-            if metadata_value(result.metadata, REUSED):
-                stands.append(f"marts.{mart.name}")
-            yield result
+            # what it reads: the step's inputs; a mart made in this step, its latest
+            reads = {
+                k: upstream[k] if k in upstream else latest_tables(context.instance, k, district)
+                for k in mart.reads
+            }
+            for result in materialize_mart(context, warehouse, mart, reads):
+                if metadata_value(result.metadata, REUSED):
+                    stands.append(f"marts.{mart.name}")
+                yield result
         if stands:  # one line: every log line is an event the instance stores
             context.log.info(f"inputs unchanged, results stand: {', '.join(stands)}")
 
@@ -155,49 +187,47 @@ def marts_step(name: str, marts: list["Mart"]) -> dg.AssetsDefinition:
 
 
 def materialize_mart(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mart: Mart
-) -> dg.MaterializeResult:
-    """Build one mart, or keep its last result when its inputs are those it was made from."""
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mart: Mart,
+    upstream: dict[dg.AssetKey, Latest | AllDistricts],
+):
+    """Build one mart (its table for the IO manager to write), or keep its last result when
+    its inputs are those it was made from."""
     settings = warehouse.settings
-    store = warehouse.warehouse
     key, name = mart.key, mart.name
-    # the tables it reads (a dependency on a publish orders it, and has no table)
-    deps = [k for k in mart.deps if k.path[0] in ("staging", "marts")]
     district = context.partition_key if mart.partitioned else None
-    with reading_latest(context, key, deps, store) as (con, upstream):
-        inputs = digest(mart.code_version, versions_of(upstream), mart.settings_used(settings))
-        previous = reusable(context.instance, key, inputs, district)
-        if previous:
-            return dg.MaterializeResult(
-                asset_key=key,
-                data_version=dg.DataVersion(previous.version),
-                metadata=reused_metadata(previous),
-            )
+    inputs = digest(mart.code_version, versions_of(upstream), mart.settings_used(settings))
+    previous = reusable(context.instance, key, inputs, district)
+    if previous:
+        yield dg.MaterializeResult(
+            asset_key=key,
+            data_version=dg.DataVersion(previous.version),
+            metadata=reused_metadata(previous),
+        )
+        return
+    with reading(warehouse.warehouse, upstream.values()) as con:
         mart.build(con, settings)
         version = content_version(con, f"marts.{name}")
-        files = store.outputs.write(
-            con, "marts", name, inputs, {"data": f"SELECT * FROM marts.{name}"}
-        )
         metadata = table_metadata(con, f"marts.{name}", mart.columns)
         if mart.preview is not None:  # what the analyst looks for, not the table's first rows
             metadata["preview"] = dg.MetadataValue.md(mart.preview(con, district))
-        context_rows = (
-            con.execute("SELECT as_of, first_year FROM marts.refresh_context").fetchall()
-            if (REFRESH_CONTEXT in deps or key == REFRESH_CONTEXT)
-            else []
+        if REFRESH_CONTEXT in upstream or key == REFRESH_CONTEXT:
+            for as_of, first_year in con.execute(
+                "SELECT as_of, first_year FROM marts.refresh_context"
+            ).fetchall():
+                metadata["as_of"] = dg.MetadataValue.text(str(as_of))
+                metadata["first_year"] = dg.MetadataValue.int(int(first_year))
+        yield dg.MaterializeResult(
+            asset_key=key,
+            data_version=dg.DataVersion(version),
+            metadata={
+                **district_metadata(district),
+                **metadata,
+                **output_metadata(version, inputs=inputs),
+            },
+            value=Tables(con, {"data": f"SELECT * FROM marts.{name}"}, inputs),
         )
-    for as_of, first_year in context_rows:
-        metadata["as_of"] = dg.MetadataValue.text(str(as_of))
-        metadata["first_year"] = dg.MetadataValue.int(int(first_year))
-    return dg.MaterializeResult(
-        asset_key=key,
-        data_version=dg.DataVersion(version),
-        metadata={
-            **district_metadata(district),
-            **metadata,
-            **output_metadata(version, {f"marts.{name}": files["data"]}, inputs=inputs),
-        },
-    )
 
 
 _mart = Mart
