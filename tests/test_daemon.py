@@ -103,8 +103,10 @@ def test_a_target_materialized_from_the_ui_leaves_both_files_as_a_full_refresh(
     book = openpyxl.load_workbook(targets)
     sheet = book.active
     header = [c.value for c in sheet[1]]
-    row = next(r for r in sheet.iter_rows(min_row=2) if r[header.index("年度")].value)
-    row[header.index("目标值")].value = float(row[header.index("目标值")].value) * 2 + 1
+    target = header.index("目标值")
+    # a count's target (a rate's must stay a fraction): doubled
+    row = next(r for r in sheet.iter_rows(min_row=2) if float(r[target].value or 0) > 1)
+    row[target].value = float(row[target].value) * 2
     book.save(targets)
 
     daemon = start_daemon(env)

@@ -26,14 +26,18 @@ from union_pipeline.assetkit.outputs import (
     Latest,
     district_keys,
     is_district_asset,
+    latest,
     require,
     require_all,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.warehouse import Warehouse, create_views, scratch
 
-# AssetIn metadata: a city step reads the input of every district
-ALL_DISTRICTS = "union/all_districts"
+# An input's name says how it is read (an AssetIn may carry no metadata of its own where its
+# asset is also a declared dependency): a city step reads every district's; an optional
+# input never materialized is None (the step does without it)
+ALL_DISTRICTS = "every__"
+OPTIONAL = "maybe__"
 IO_MANAGER = "io_manager"
 
 
@@ -52,14 +56,17 @@ def part_file_key(part: str) -> str:
     return f"union/{part}_file"
 
 
-def input_name(key: dg.AssetKey) -> str:
-    return key.to_python_identifier()
+def input_name(key: dg.AssetKey, prefix: str = "") -> str:
+    return prefix + key.to_python_identifier()
 
 
-def table_ins(keys: Iterable[dg.AssetKey], all_districts: bool = False) -> dict[str, dg.AssetIn]:
-    """The inputs of a step that reads these assets' tables (a city step: of every district)."""
-    metadata = {ALL_DISTRICTS: True} if all_districts else None
-    return {input_name(k): dg.AssetIn(key=k, metadata=metadata) for k in keys}
+def table_ins(
+    keys: Iterable[dg.AssetKey], all_districts: bool = False, optional: bool = False
+) -> dict[str, dg.AssetIn]:
+    """The inputs of a step that reads these assets' tables (a city step: of every district;
+    optional: None when never materialized)."""
+    prefix = (ALL_DISTRICTS if all_districts else "") + (OPTIONAL if optional else "")
+    return {input_name(k, prefix): dg.AssetIn(key=k) for k in keys}
 
 
 def by_key(
@@ -105,13 +112,18 @@ class TablesIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> Latest | AllDistricts:
-        every = bool((context.definition_metadata or {}).get(ALL_DISTRICTS))
+    def load_input(self, context: dg.InputContext) -> Latest | AllDistricts | None:
+        name = context.name
         district = (
             context.asset_partition_key
-            if not every and context.has_asset_partitions and is_district_asset(context.asset_key)
+            if not name.startswith(ALL_DISTRICTS)
+            and context.has_asset_partitions
+            and is_district_asset(context.asset_key)
             else None
         )
+        optional = name.removeprefix(ALL_DISTRICTS).startswith(OPTIONAL)
+        if optional and latest(context.instance, context.asset_key, district) is None:
+            return None
         return latest_tables(context.instance, context.asset_key, district)
 
 

@@ -12,8 +12,9 @@ KPI_YEARLY = dg.AssetKey(["marts", "kpi_yearly"])
 DISTRICT_FILE = dg.AssetKey(["warehouse", "district_duckdb"])
 
 city_targets = city_targets_asset()
+CITY_TARGETS_DESCRIPTION = city_targets.specs_by_key[CITY_TARGETS].description
 
-city_kpi_yearly = _mart(
+city_kpi_yearly_mart = _mart(
     "city_kpi_yearly",
     lambda con, s: build_city_kpi_yearly(con, s.as_of, s.first_year),
     # after each district's publish: the city is made of what its districts published
@@ -39,4 +40,6 @@ city_kpi_yearly = _mart(
     partitioned=False,
     group_name="city",
     waits_for_districts=True,
-).asset()
+)
+CITY_MARTS = [city_kpi_yearly_mart]
+city_kpi_yearly = city_kpi_yearly_mart.asset()

@@ -149,7 +149,7 @@ def marts_step(name: str, marts: list["Mart"]) -> dg.AssetsDefinition:
         name=name,
         outs={input_name(m.key): m.out() for m in marts},
         ins=ins,
-        deps=[k for k in external if input_name(k) not in ins],
+        deps=[k for k in external if k not in {i.key for i in ins.values()}],
         internal_asset_deps={input_name(m.key): set(m.deps) for m in marts},
         partitions_def=DISTRICTS if partitioned else None,
         can_subset=True,

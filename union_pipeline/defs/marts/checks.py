@@ -3,8 +3,7 @@
 import dagster as dg
 
 from union_pipeline.assetkit.checks import rows_check_result
-from union_pipeline.assetkit.outputs import DISTRICTS, reading_latest
-from union_pipeline.assetkit.resources import WarehouseResource
+from union_pipeline.assetkit.outputs import DISTRICTS
 from union_pipeline.defs.quality.checks import SqlCheck, layer_checks
 from union_pipeline.kpis import load_catalogue
 from union_pipeline.quality import load_suites
@@ -13,12 +12,6 @@ KPI_YEARLY = dg.AssetKey(["marts", "kpi_yearly"])
 KPI_BY_STREET = dg.AssetKey(["marts", "kpi_by_street"])
 RECONCILIATION = dg.AssetKey(["marts", "report_reconciliation"])
 REFRESH_CONTEXT = dg.AssetKey(["marts", "refresh_context"])
-
-
-def _latest(context, warehouse: WarehouseResource, *keys: dg.AssetKey):
-    """The latest outputs of the marts a check reads (the materialization it checks, of the
-    run's district)."""
-    return reading_latest(context, keys[0], [*keys, REFRESH_CONTEXT], warehouse.warehouse)
 
 
 def _codes(kpis) -> str:
@@ -34,74 +27,69 @@ def _additive(kpi) -> bool:
     return additive(kpi) and kpi.has_street
 
 
-def one_row_per_kpi_and_year(context, warehouse: WarehouseResource):
+def one_row_per_kpi_and_year(con):
     reported = [k for k in load_catalogue() if k.reported]
-    with _latest(context, warehouse, KPI_YEARLY) as (con, _):
-        return rows_check_result(
-            con,
-            f"""WITH expected AS (
-                  SELECT code AS kpi_code, y.year::INTEGER AS year
-                  FROM unnest([{_codes(reported)}]) AS c(code),
-                       marts.refresh_context r, range(r.first_year, year(r.as_of) + 1) y(year)),
-                counted AS (SELECT kpi_code, year, count(*) AS n FROM marts.kpi_yearly
-                            GROUP BY ALL)
-                SELECT coalesce(e.kpi_code, c.kpi_code) AS kpi_code,
-                       coalesce(e.year, c.year) AS year, coalesce(c.n, 0) AS rows_found
-                FROM expected e FULL JOIN counted c USING (kpi_code, year)
-                WHERE c.n IS DISTINCT FROM 1 OR e.kpi_code IS NULL""",
-        )
+    return rows_check_result(
+        con,
+        f"""WITH expected AS (
+              SELECT code AS kpi_code, y.year::INTEGER AS year
+              FROM unnest([{_codes(reported)}]) AS c(code),
+                   marts.refresh_context r, range(r.first_year, year(r.as_of) + 1) y(year)),
+            counted AS (SELECT kpi_code, year, count(*) AS n FROM marts.kpi_yearly
+                        GROUP BY ALL)
+            SELECT coalesce(e.kpi_code, c.kpi_code) AS kpi_code,
+                   coalesce(e.year, c.year) AS year, coalesce(c.n, 0) AS rows_found
+            FROM expected e FULL JOIN counted c USING (kpi_code, year)
+            WHERE c.n IS DISTINCT FROM 1 OR e.kpi_code IS NULL""",
+    )
 
 
-def ratios_between_zero_and_one(context, warehouse: WarehouseResource):
+def ratios_between_zero_and_one(con):
     ratios = [k for k in load_catalogue() if k.is_ratio]
-    with _latest(context, warehouse, KPI_YEARLY) as (con, _):
-        return rows_check_result(
-            con,
-            f"""SELECT kpi_code, year, actual, projected_year_end FROM marts.kpi_yearly
-                WHERE kpi_code IN ({_codes(ratios)})
-                  AND (actual NOT BETWEEN 0 AND 1 OR projected_year_end NOT BETWEEN 0 AND 1)""",
-        )
+    return rows_check_result(
+        con,
+        f"""SELECT kpi_code, year, actual, projected_year_end FROM marts.kpi_yearly
+            WHERE kpi_code IN ({_codes(ratios)})
+              AND (actual NOT BETWEEN 0 AND 1 OR projected_year_end NOT BETWEEN 0 AND 1)""",
+    )
 
 
-def required_values_present(context, warehouse: WarehouseResource):
-    with _latest(context, warehouse, KPI_YEARLY) as (con, _):
-        return rows_check_result(
-            con,
-            """SELECT * FROM marts.kpi_yearly, marts.refresh_context r
-               WHERE kpi_code IS NULL OR year IS NULL OR actual IS NULL
-                  OR is_complete_year IS NULL
-                  OR (prior_actual IS NULL AND year > r.first_year)
-                  OR (target IS NOT NULL AND comparator IS NULL)
-                  OR (target IS NOT NULL AND is_complete_year AND target_met IS NULL)
-                  OR (NOT is_complete_year AND projected_year_end IS NULL)""",
-        )
+def required_values_present(con):
+    return rows_check_result(
+        con,
+        """SELECT * FROM marts.kpi_yearly, marts.refresh_context r
+           WHERE kpi_code IS NULL OR year IS NULL OR actual IS NULL
+              OR is_complete_year IS NULL
+              OR (prior_actual IS NULL AND year > r.first_year)
+              OR (target IS NOT NULL AND comparator IS NULL)
+              OR (target IS NOT NULL AND is_complete_year AND target_met IS NULL)
+              OR (NOT is_complete_year AND projected_year_end IS NULL)""",
+    )
 
 
-def streets_sum_to_district(context, warehouse: WarehouseResource):
+def streets_sum_to_district(con):
     additive = [k for k in load_catalogue() if k.reported and _additive(k)]
-    with _latest(context, warehouse, KPI_YEARLY, KPI_BY_STREET) as (con, _):
-        return rows_check_result(
-            con,
-            f"""SELECT y.kpi_code, y.year, y.actual AS district, s.streets_total
-                FROM marts.kpi_yearly y
-                LEFT JOIN (SELECT kpi_code, year, sum(actual) AS streets_total
-                           FROM marts.kpi_by_street GROUP BY ALL) s USING (kpi_code, year)
-                WHERE y.kpi_code IN ({_codes(additive)})
-                  AND abs(y.actual - coalesce(s.streets_total, 0))
-                      > 1e-6 * greatest(1, y.actual)""",
-            extra={"additive_kpis": dg.MetadataValue.json([k.code for k in additive])},
-        )
+    return rows_check_result(
+        con,
+        f"""SELECT y.kpi_code, y.year, y.actual AS district, s.streets_total
+            FROM marts.kpi_yearly y
+            LEFT JOIN (SELECT kpi_code, year, sum(actual) AS streets_total
+                       FROM marts.kpi_by_street GROUP BY ALL) s USING (kpi_code, year)
+            WHERE y.kpi_code IN ({_codes(additive)})
+              AND abs(y.actual - coalesce(s.streets_total, 0))
+                  > 1e-6 * greatest(1, y.actual)""",
+        extra={"additive_kpis": dg.MetadataValue.json([k.code for k in additive])},
+    )
 
 
-def published_figures_matched(context, warehouse: WarehouseResource):
-    with _latest(context, warehouse, RECONCILIATION) as (con, _):
-        total = con.execute("SELECT count(*) FROM marts.report_reconciliation").fetchall()[0][0]
-        result = rows_check_result(
-            con,
-            "SELECT * FROM marts.report_reconciliation WHERE NOT match",
-            severity=dg.AssetCheckSeverity.WARN,
-            extra={"published_rows": dg.MetadataValue.int(int(total))},
-        )
+def published_figures_matched(con):
+    total = con.execute("SELECT count(*) FROM marts.report_reconciliation").fetchall()[0][0]
+    result = rows_check_result(
+        con,
+        "SELECT * FROM marts.report_reconciliation WHERE NOT match",
+        severity=dg.AssetCheckSeverity.WARN,
+        extra={"published_rows": dg.MetadataValue.int(int(total))},
+    )
     return result
 
 
@@ -110,53 +98,63 @@ SQL_CHECKS = (
         dg.AssetCheckSpec(
             "one_row_per_kpi_and_year",
             asset=KPI_YEARLY,
+            additional_deps=[REFRESH_CONTEXT],
             partitions_def=DISTRICTS,
             blocking=True,
             description="每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, "
             "every year.",
         ),
         one_row_per_kpi_and_year,
+        (KPI_YEARLY, REFRESH_CONTEXT),
     ),
     SqlCheck(
         dg.AssetCheckSpec(
             "ratios_between_zero_and_one",
             asset=KPI_YEARLY,
+            additional_deps=[REFRESH_CONTEXT],
             partitions_def=DISTRICTS,
             blocking=True,
             description="比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
         ),
         ratios_between_zero_and_one,
+        (KPI_YEARLY, REFRESH_CONTEXT),
     ),
     SqlCheck(
         dg.AssetCheckSpec(
             "required_values_present",
             asset=KPI_YEARLY,
+            additional_deps=[REFRESH_CONTEXT],
             partitions_def=DISTRICTS,
             blocking=True,
             description="必填值不为空 — no nulls where the marts contract allows none.",
         ),
         required_values_present,
+        (KPI_YEARLY, REFRESH_CONTEXT),
     ),
     SqlCheck(
         dg.AssetCheckSpec(
             "streets_sum_to_district",
             asset=KPI_BY_STREET,
+            additional_deps=[KPI_YEARLY, REFRESH_CONTEXT],
             partitions_def=DISTRICTS,
             blocking=True,
             description="各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add "
             "up to the district figure.",
         ),
         streets_sum_to_district,
+        (KPI_YEARLY, KPI_BY_STREET, REFRESH_CONTEXT),
     ),
     SqlCheck(
         dg.AssetCheckSpec(
             "published_figures_matched",
             asset=RECONCILIATION,
+            additional_deps=[REFRESH_CONTEXT],
             partitions_def=DISTRICTS,
             description="与已发布数据一致 — every published figure lies within its bounds. A "
             "mismatch warns: it is a question for the analyst, not a reason to publish nothing.",
         ),
         published_figures_matched,
+        (RECONCILIATION, REFRESH_CONTEXT),
     ),
 )
 

@@ -20,17 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
+from union_pipeline.assetkit.io import by_key, reading, table_ins
 from union_pipeline.assetkit.metadata import in_export_folder
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     INPUTS,
     MADE_IN_RUN,
     REUSED,
+    AllDistricts,
+    Latest,
     latest_check_execution,
-    reading_latest,
     step_partition,
-    upstream_latest,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import package_digest
@@ -171,6 +173,7 @@ class SuiteChecks:
             dg.AssetCheckSpec(
                 name,
                 asset=self.key,
+                additional_deps=sorted(self.reads - {self.key}, key=lambda k: k.path),
                 blocking=c.blocking,
                 partitions_def=DISTRICTS,
                 description=f"[{c.severity}] {c.description} (Great Expectations suite "
@@ -188,9 +191,11 @@ class SuiteChecks:
         context: dg.AssetCheckExecutionContext,
         warehouse: WarehouseResource,
         stands: list[str],
+        upstream: dict[dg.AssetKey, Latest | AllDistricts],
     ):
         """The selected checks of this suite: each computed again only when what it reads
-        or says changed, else its last evaluation stands (named in `stands`)."""
+        or says changed, else its last evaluation stands (named in `stands`). `upstream`:
+        the latest of every table the step reads."""
         suite, key = self.suite, self.key
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
         checks = [c for name, c in self.by_name.items() if name in selected]
@@ -200,7 +205,6 @@ class SuiteChecks:
         district = step_partition(context, key)
         # what each check was computed from: the versions of the tables it reads (the
         # latest materializations, of the district) and the check as written
-        upstream = upstream_latest(context, key, reads)
         docs = data_docs_dir(district)
         inputs = {c.name: check_inputs(suite, c, upstream, district) for c in checks}
         todo = []
@@ -218,7 +222,7 @@ class SuiteChecks:
             previous = previous_refresh_rows(context.instance, key, context.run.run_id, district)
         from union_pipeline.quality.validate import compute_frames, validate
 
-        with reading_latest(context, key, reads, warehouse.warehouse) as (con, _):
+        with reading(warehouse.warehouse, [upstream[k] for k in reads]) as con:
             frames = compute_frames(con, suite, todo, previous[0] if previous else None, district)
         outcomes = validate(suite, frames, docs_dir=docs, run_name=context.run.run_id[:8])
         for outcome in outcomes:
@@ -249,16 +253,18 @@ class SuiteChecks:
 
 @dataclass(frozen=True)
 class SqlCheck:
-    """A check written as a function of the step's context and the warehouse resource,
-    returning its result (asset and name are filled in here)."""
+    """A check written as a function of a DuckDB connection with views of the tables it
+    `reads`, returning its result (asset and name are filled in here)."""
 
     spec: dg.AssetCheckSpec
-    fn: Callable
+    fn: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]
+    reads: tuple[dg.AssetKey, ...]
 
-    def run(self, context, warehouse: WarehouseResource, stands: list[str]):
+    def run(self, context, warehouse: WarehouseResource, stands: list[str], upstream: dict):
         if self.spec.key not in context.selected_asset_check_keys:
             return
-        result = self.fn(context, warehouse)
+        with reading(warehouse.warehouse, [upstream[k] for k in self.reads]) as con:
+            result = self.fn(con)
         yield dg.AssetCheckResult(
             asset_key=self.spec.asset_key,
             check_name=self.spec.name,
@@ -276,6 +282,8 @@ def layer_checks(
     and its SQL checks. One step, not one per table: Dagster's per-step cost is more than
     most checks' work."""
     runs = [SuiteChecks.of(s) for s in suites]
+    reads = {k for r in runs for k in r.reads} | {k for c in sql_checks for k in c.reads}
+    ins = table_ins(sorted(reads, key=lambda k: k.path))
 
     @dg.multi_asset_check(
         specs=[spec for r in runs for spec in r.specs()] + [c.spec for c in sql_checks],
@@ -283,11 +291,13 @@ def layer_checks(
         description=description,
         can_subset=True,
         compute_kind="great_expectations",
+        ins=ins,
     )
-    def _checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    def _checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, **inputs):
+        upstream = by_key(ins, inputs)
         stands: list[str] = []
         for r in (*runs, *sql_checks):
-            yield from r.run(context, warehouse, stands)
+            yield from r.run(context, warehouse, stands, upstream)
         if stands:  # one line: every log line is an event the instance stores
             context.log.info(
                 f"tables and checks unchanged, Great Expectations not run again, the results "

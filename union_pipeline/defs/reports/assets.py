@@ -15,6 +15,7 @@ import dagster as dg
 import plotly.graph_objects as go
 
 from union_pipeline import districts
+from union_pipeline.assetkit.io import by_key, reading, table_ins
 from union_pipeline.assetkit.metadata import district_metadata, in_export_folder
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
@@ -23,7 +24,6 @@ from union_pipeline.assetkit.outputs import (
     VERSION,
     district_partitions,
     latest,
-    reading_latest,
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
@@ -187,17 +187,17 @@ def _pages(folder: Path, charts: list[dict]) -> dict[str, Path]:
     return {c["slug"]: folder / f"{c['slug']}.svg" for c in charts}
 
 
-def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
     """Every chart from one read of the marts; a chart is rendered only when its figure
     changed or its files are gone. One batch for the browser: every PNG, the SVGs the
     briefing prints from, and the metadata previews."""
     theme = _theme(context)
     store = warehouse.warehouse
     district = context.partition_key
-    first = next(iter(CHART_KEYS.values()))
     groups = [name for name, key in CHART_KEYS.items() if key in context.selected_asset_keys]
-    with reading_latest(context, first, REPORT_MARTS, store) as (con, upstream):
-        inputs = digest(REPORTS_CODE, THEME, theme.lang, versions_of(upstream))
+    marts = {k: upstream[k] for k in REPORT_MARTS}
+    with reading(store, marts.values()) as con:
+        inputs = digest(REPORTS_CODE, THEME, theme.lang, versions_of(marts))
         if any(
             (found := latest(context.instance, CHART_KEYS[name], district)) is None
             or found.get(CHART_INPUTS) != inputs
@@ -344,10 +344,10 @@ def require_chart(context, key: dg.AssetKey):
     return found
 
 
-def _report_data(context, warehouse: WarehouseResource):
-    own = OWN
-    with reading_latest(context, own, REPORT_MARTS, warehouse.warehouse) as (con, up):
-        return read_report_data(con), versions_of(up)
+def _report_data(upstream: dict, warehouse: WarehouseResource):
+    marts = {k: upstream[k] for k in REPORT_MARTS}
+    with reading(warehouse.warehouse, marts.values()) as con:
+        return read_report_data(con), versions_of(marts)
 
 
 def _reuse(context, key: dg.AssetKey, version: str, path: Path):
@@ -361,7 +361,7 @@ def _reuse(context, key: dg.AssetKey, version: str, path: Path):
     return None
 
 
-def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
     """工作指标看板 — Interactive dashboard for phones and desktops, one offline HTML file.
 
     Every chart in one self-contained page (plotly.js embedded, no CDN): open it from a mail,
@@ -370,7 +370,7 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """
     theme = _theme(context)
     charts, chart_versions = _all_charts(context, theme)
-    data, mart_versions = _report_data(context, warehouse)
+    data, mart_versions = _report_data(upstream, warehouse)
     paths = export_paths(_export_root(context, warehouse), data.as_of)
     briefing_name = None if static_export_problem() else paths.briefing.name
     version = digest(
@@ -404,7 +404,7 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 BRIEFING = dg.AssetKey(["reports", "briefing"])
 
 
-def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
     """领导简报 — Leadership briefing PDF (A4): a cover with the as-of date and the targets met
     and missed, the scorecard, then one chart per page.
 
@@ -418,8 +418,8 @@ def briefing(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         return
     theme = _theme(context)
     charts, chart_versions = _all_charts(context, theme)
-    data, mart_versions = _report_data(context, warehouse)
-    quarantine, quarantine_version = _quarantine_counts(context, warehouse)
+    data, mart_versions = _report_data(upstream, warehouse)
+    quarantine, quarantine_version = _quarantine_counts(upstream, warehouse)
     paths = export_paths(_export_root(context, warehouse), data.as_of)
     version = digest(
         REPORTS_CODE,
@@ -474,7 +474,7 @@ def _delivered(before) -> dict[str, dict]:
     return found
 
 
-def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
     """简报推送 — The briefing delivered to leadership (mail, DingTalk, WeCom), once per new
     briefing.
 
@@ -535,7 +535,7 @@ def briefing_mail(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             states[channel] = f"already sent: this briefing was sent in run {run[:8]}"
             continue
         if text is None:
-            data, _ = _report_data(context, warehouse)
+            data, _ = _report_data(upstream, warehouse)
             text = (data, _theme(context))
         data, theme = text
         if channel == "mail":
@@ -621,11 +621,11 @@ UNIONS = dg.AssetKey(["staging", "unions"])
 RECONCILIATION = dg.AssetKey(["marts", "report_reconciliation"])
 
 
-def _sources(context) -> list[dict]:
+def _sources(upstream: dict) -> list[dict]:
     """What the workbook's about sheet says of each source: from its materialization."""
     out = []
     for key in STAGING_KEYS:
-        found = latest(context.instance, key, context.partition_key)
+        found = upstream.get(key)
         if found is None:
             continue
         spec = load_specs()[key.path[-1]]
@@ -644,17 +644,17 @@ def _sources(context) -> list[dict]:
 KPIS = (ASSETS_DIR / "kpis.yaml").read_text(encoding="utf-8")  # the draft's wording
 
 
-def _quarantine_counts(context, warehouse: WarehouseResource):
+def _quarantine_counts(upstream: dict, warehouse: WarehouseResource):
     """(rows held back per source and rule, its version) for the draft's 数据研判: counts
     only; (None, None) where the quarantine was never materialized."""
-    if latest(context.instance, QUARANTINE, context.partition_key) is None:
+    found = upstream.get(QUARANTINE)
+    if found is None:
         return None, None
-    own = OWN
-    with reading_latest(context, own, [QUARANTINE], warehouse.warehouse) as (con, upstream):
-        return read_quarantine_counts(con), versions_of(upstream)
+    with reading(warehouse.warehouse, [found]) as con:
+        return read_quarantine_counts(con), versions_of({QUARANTINE: found})
 
 
-def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
     """工作指标工作簿 — The KPIs as an Excel workbook: scorecard, every KPI by year per domain,
     by street ("<5" suppressed), the reconciliation, and what the refresh read.
 
@@ -667,24 +667,24 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     """
     theme = _theme(context)
     keys = [*REPORT_MARTS, RECONCILIATION]
-    if latest(context.instance, QUARANTINE, context.partition_key) is not None:
+    if upstream.get(QUARANTINE) is not None:
         keys.append(QUARANTINE)  # the draft counts the rows held back, per source
-    own = OWN
-    with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
+    read = {k: upstream[k] for k in keys}
+    with reading(warehouse.warehouse, read.values()) as con:
         data = read_report_data(con)
         reconciliation = read_reconciliation(con)
         quarantine = read_quarantine_counts(con)
     paths = export_paths(_export_root(context, warehouse), data.as_of)
     path = workbook_path(paths.root, data.as_of, theme)
     docx = summary_path(paths.root, data.as_of, theme)
-    sources = _sources(context)
+    sources = _sources(upstream)
     version = digest(
         REPORTS_CODE,
         THEME,
         KPIS,
         theme.lang,
         theme.organisation,
-        versions_of(upstream),
+        versions_of(read),
         sources,
         str(path),
     )
@@ -722,7 +722,7 @@ def _digests(context, key: dg.AssetKey) -> dict | None:
         return None
 
 
-def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
     """问题数据清单 — Every held-back row to send back to the union that sent it: one workbook
     with a sheet per source, and one file per union (按工会/) and per street (按镇街/).
 
@@ -732,13 +732,13 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """
     theme = _theme(context)
     keys = [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"])]
-    own = OWN
-    with reading_latest(context, own, keys, warehouse.warehouse) as (con, upstream):
+    read = {k: upstream[k] for k in keys}
+    with reading(warehouse.warehouse, read.values()) as con:
         as_of = con.execute("SELECT as_of FROM marts.refresh_context").fetchall()[0][0]
         paths = export_paths(_export_root(context, warehouse), as_of)
         path = problem_list_path(paths.root, as_of, theme)
         version = digest(
-            REPORTS_CODE, THEME, theme.lang, theme.organisation, versions_of(upstream), str(path)
+            REPORTS_CODE, THEME, theme.lang, theme.organisation, versions_of(read), str(path)
         )
         reused = _reuse(context, dg.AssetKey(["reports", "problem_lists"]), version, path)
         if reused:
@@ -793,7 +793,8 @@ REPORTS = [
         _report_spec(
             "kpi_workbook",
             {"excel"},
-            [*REPORT_MARTS, RECONCILIATION, WAREHOUSE],
+            # the sources: what each read, on the workbook's about sheet
+            [*REPORT_MARTS, RECONCILIATION, WAREHOUSE, *STAGING_KEYS, QUARANTINE],
             kpi_workbook.__doc__,
         ),
     ),
@@ -831,8 +832,17 @@ REPORTS = [
 ]
 
 
+# what the reports read: the marts, the quarantine and the roster; the sources' own
+# materializations (what the workbook says each read); a never-made quarantine, None
+REPORT_INS = {
+    **table_ins([*REPORT_MARTS, RECONCILIATION, UNIONS]),
+    **table_ins([QUARANTINE, *STAGING_KEYS], optional=True),
+}
+
+
 @dg.multi_asset(
     name="reports",
+    ins=REPORT_INS,
     specs=[
         *(
             _report_spec(name, {"plotly"}, [*REPORT_MARTS, WAREHOUSE], CHART_DOCS[name])
@@ -843,17 +853,18 @@ REPORTS = [
     partitions_def=DISTRICTS,
     can_subset=True,
 )
-def reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **inputs):
     """A district's reports in one step: the charts, then the workbook, the problem lists,
     the dashboard, the briefing and its delivery. Each keeps its last result when what it
     is made from did not change."""
+    upstream = by_key(REPORT_INS, inputs)
     selected = context.selected_asset_keys
     if selected & set(CHART_KEYS.values()):
-        yield from charts(context, warehouse)
+        yield from charts(context, warehouse, upstream)
     for key, make, _ in REPORTS:
         if key not in selected:
             continue
-        made = make(context, warehouse)
+        made = make(context, warehouse, upstream)
         if inspect.isgenerator(made):
             yield from made
         elif made is not None:

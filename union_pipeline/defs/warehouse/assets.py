@@ -8,16 +8,18 @@ import dagster as dg
 import yaml
 
 from union_pipeline import districts
+from union_pipeline.assetkit.io import by_key, table_ins
 from union_pipeline.assetkit.outputs import (
     DISTRICTS,
     REUSED,
     VERSION,
+    AllDistricts,
+    Latest,
     blocking_check_failures,
     district_partitions,
     is_district_asset,
     latest,
     step_partition,
-    upstream_latest,
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
@@ -101,20 +103,29 @@ def mart_column_comments() -> dict[tuple[str, str], str]:
     return out
 
 
-def _comments(context, upstream) -> tuple[dict, dict]:
+def _table_titles() -> dict[str, str]:
+    """Each published table's comment: the first line of its asset's description."""
+    from union_pipeline.defs.city.assets import CITY_MARTS, CITY_TARGETS_DESCRIPTION
+    from union_pipeline.defs.marts.assets import DISTRICT_MARTS, kpi_catalogue
+
+    titles = {
+        f"marts.{m.name}": _first_line(m.description)
+        for m in (*DISTRICT_MARTS, kpi_catalogue, *CITY_MARTS)
+    }
+    titles["staging.city_targets"] = _first_line(CITY_TARGETS_DESCRIPTION)
+    return titles
+
+
+def _comments(upstream) -> tuple[dict, dict]:
     """Table comments from each asset's description, column comments from its schema, and
     for staging the Chinese header beside the English name from the source specs."""
-    graph = context.job_def.asset_layer.asset_graph
-    if not all(graph.has(key) for key in upstream):
-        # the city's run holds only the city's assets: the districts' are in the project's
-        from union_pipeline.definitions import defs
-
-        graph = defs().resolve_asset_graph()
+    titles = _table_titles()
     tables, columns = {}, {}
-    for key, found in upstream.items():
+    for found in upstream.values():
         schema = found.get("dagster/column_schema")
         for name in found.tables:
-            tables[name] = _first_line(graph.get(key).description)
+            if name in titles:
+                tables[name] = titles[name]
             for column in getattr(schema, "columns", []) or []:
                 if column.description:
                     columns[(name, column.name)] = column.description
@@ -221,7 +232,7 @@ def _publish(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     own_key: dg.AssetKey,
-    keys: list[dg.AssetKey],
+    upstream: dict[dg.AssetKey, Latest | AllDistricts],
     live: Path,
 ):
     store = warehouse.warehouse
@@ -232,7 +243,7 @@ def _publish(
             "under way); the city is published when its file is. 等待区县刷新完成后再发布。"
         )
         return None
-    upstream = upstream_latest(context, own_key, keys)
+    keys = list(upstream)
     failed = _blocking_failures(context, keys, district)
     if failed:
         raise dg.Failure(
@@ -267,7 +278,7 @@ def _publish(
         )
         for name in {name for _, name, _, _ in detail}:
             tables.pop(name, None)
-    table_comments, column_comments = _comments(context, upstream)
+    table_comments, column_comments = _comments(upstream)
     warnings = sorted(
         {
             w
@@ -348,17 +359,25 @@ def _publish(
     )
 
 
+DISTRICT_INS = table_ins(PUBLISHED)
+# the city's file: every district's tables and the city's own
+CITY_INS = {
+    **table_ins([k for k in CITY_PUBLISHED if is_district_asset(k)], all_districts=True),
+    **table_ins([k for k in CITY_PUBLISHED if not is_district_asset(k)]),
+}
+
+
 @dg.asset(
     key=DISTRICT_KEY,
     group_name="warehouse",
     kinds={"duckdb"},
     owners=[OWNER],
-    deps=PUBLISHED,
+    ins=DISTRICT_INS,
     code_version=CODE_VERSION,
     automation_condition=EAGER,
     partitions_def=DISTRICTS,
 )
-def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **inputs):
     """区县数据仓库 — A district's own warehouse file: its staging tables and marts, no row of
     another district, swapped in atomically.
 
@@ -368,7 +387,7 @@ def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     区县分析人员使用的数据仓库文件：仅含本区县数据，原子替换。
     """
     live = district_file(warehouse.warehouse.live, context.partition_key)
-    return _publish(context, warehouse, DISTRICT_KEY, PUBLISHED, live)
+    return _publish(context, warehouse, DISTRICT_KEY, by_key(DISTRICT_INS, inputs), live)
 
 
 @dg.asset(
@@ -376,13 +395,14 @@ def district_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     group_name="warehouse",
     kinds={"duckdb"},
     owners=[OWNER],
+    ins=CITY_INS,
     # after every district's own publish: the city holds what its districts published
-    deps=[*CITY_PUBLISHED, DISTRICT_KEY],
+    deps=[DISTRICT_KEY],
     code_version=CODE_VERSION,
     automation_condition=EAGER,
     output_required=False,  # not while a district's refresh is under way
 )
-def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **inputs):
     """数据仓库发布 — The live warehouse file analysts open (UNION_WAREHOUSE): every
     district's staging tables and marts with a `district` column, and the city roll-ups,
     swapped in atomically.
@@ -395,6 +415,7 @@ def union_duckdb(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     latest materialization needs are removed afterwards.
     全部区县的最新结果及全市汇总组成新文件后原子替换，读者只会看到完整状态。
     """
-    result = _publish(context, warehouse, KEY, CITY_PUBLISHED, warehouse.warehouse.live)
+    upstream = by_key(CITY_INS, inputs)
+    result = _publish(context, warehouse, KEY, upstream, warehouse.warehouse.live)
     if result is not None:
         yield result
