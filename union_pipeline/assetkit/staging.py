@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline import districts
+from union_pipeline.assetkit.io import IO_MANAGER, Tables, input_name, latest_tables, part_file_key
 from union_pipeline.assetkit.metadata import (
     FAILED_ASSET,
     by_rule_labels,
@@ -27,7 +28,6 @@ from union_pipeline.assetkit.outputs import (
     latest,
     metadata_value,
     output_metadata,
-    require,
     reused_metadata,
     versions_of,
 )
@@ -44,7 +44,7 @@ IDENTITY_CHECK = "rows_accounted_for"
 THRESHOLD_CHECK = "quarantine_under_threshold"
 RAW_STATE = "union/raw_files"
 LOAD = "union/load"
-QUARANTINE_FILE = "union/quarantine_file"
+QUARANTINE_FILE = part_file_key("quarantine")  # recorded by the IO manager
 RULE_DATE = "union/rule_date"
 PII_KEY_WARNING = "⚠ pii_key"
 # rules whose outcome moves with the refresh date (an event "not after" it)
@@ -280,37 +280,43 @@ def staging_code_version(spec: SourceSpec) -> str:
     return digest(INGEST_CODE, repr(spec))
 
 
-def staging_multi_asset(
-    extra_specs: list[dg.AssetSpec],
-    extra_step,
-) -> dg.AssetsDefinition:
+def staging_multi_asset(extra_outs: list[dg.AssetOut], extra_step) -> dg.AssetsDefinition:
     """Every district source's staging asset in one step (one partition per district):
     the sources in reference order, each only when selected, then `extra_step` (the
-    quarantine) for the `extra_specs`. One step, not one per source: Dagster's per-step
+    quarantine) for the `extra_outs`. One step, not one per source: Dagster's per-step
     cost is most of a small source's work."""
     specs = load_specs()
     order = staging_order(specs)
     keys = {name: dg.AssetKey(["staging", name]) for name in order}
-    asset_specs = [
-        dg.AssetSpec(
-            keys[name],
+    outs = {
+        input_name(keys[name]): dg.AssetOut(
+            key=keys[name],
             group_name=specs[name].group,
             kinds={"duckdb", "parquet", "pandera"},
             owners=[OWNER],
             code_version=staging_code_version(specs[name]),
             automation_condition=EAGER,
-            deps=[dg.AssetKey(["raw", name]), *_references(specs[name])],
             description=staging_description(specs[name]),
             # a source whose referenced source failed its blocking rule in this step is
             # not built on it: it keeps its last result
-            skippable=True,
+            is_required=False,
+            io_manager_key=IO_MANAGER,
         )
         for name in order
-    ]
+    }
+    extra_outs = {input_name(out.key): out for out in extra_outs}
 
     @dg.multi_asset(
         name="staging",
-        specs=[*asset_specs, *extra_specs],
+        outs={**outs, **extra_outs},
+        deps=[dg.AssetKey(["raw", name]) for name in order],
+        internal_asset_deps={
+            **{
+                input_name(keys[name]): {dg.AssetKey(["raw", name]), *_references(specs[name])}
+                for name in order
+            },
+            **{name: set(keys.values()) for name in extra_outs},
+        },
         check_specs=[c for name in order for c in _check_specs(keys[name], DISTRICTS)],
         partitions_def=DISTRICTS,
         can_subset=True,
@@ -390,7 +396,6 @@ def stage(
     """Stage one source: its materialization and its two checks' results. Its result stands
     (no file read) when its files, references, code and settings are as they were."""
     source = spec.name
-    table = key.path[-1]  # the name it is published under (city_targets for the city's)
     upstream = _references(spec)
     code_version = staging_code_version(spec)
     settings = warehouse.settings
@@ -402,7 +407,8 @@ def stage(
     else:
         raw_dir = districts.district_raw_dir(settings.raw_dir, district)
         step_spec = spec.for_district(district)  # its streets
-    references = {k: require(context.instance, k, district) for k in upstream}
+    # a referenced source made earlier in this step, or its latest
+    references = {k: latest_tables(context.instance, k, district) for k in upstream}
     previous = latest(context.instance, key, district)
     state = files_state(
         district_files(spec, raw_dir), previous.get(RAW_STATE) if previous else None
@@ -457,16 +463,6 @@ def stage(
                 },
                 allow_retries=False,
             ) from None
-        files = store.outputs.write(
-            con,
-            "staging",
-            table,
-            version,
-            {
-                "data": f"SELECT * FROM staging.{source}",
-                "quarantine": "SELECT * FROM staging.quarantine",
-            },
-        )
         metadata = table_metadata(con, f"staging.{source}", _descriptions(spec))
         samples = con.execute(
             "SELECT file, line, rules, values_masked FROM staging.quarantine "
@@ -476,45 +472,51 @@ def stage(
         date_sensitive = con.execute(
             f"SELECT count(*) > 0 FROM staging.quarantine WHERE {dated}"
         ).fetchall()[0][0]
-    summary = _summary(result, threshold)
-    context.log.info(
-        f"{source}: staged in {time.perf_counter() - started:.2f} s, {summary['counts']}"
-    )
-    if result.pii_key_warning:
-        context.log.warning(result.pii_key_warning)
-    for warning in result.file_warnings:
-        context.log.warning(warning)
-    samples["rules"] = [rules_label(r) for r in samples["rules"]]
-    samples = samples.rename(columns={"rules": "规则 rules"})
-    samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
-    evidence, identity, under = _check_results(key, summary, samples_md, threshold, district)
-    yield dg.MaterializeResult(
-        asset_key=key,
-        data_version=dg.DataVersion(version),
-        metadata={
-            **district_metadata(district),
-            **metadata,
-            **evidence,
-            "files": dg.MetadataValue.json(result.files),
-            **(
-                {"warnings": dg.MetadataValue.json(result.file_warnings)}
-                if result.file_warnings
-                else {}
+        summary = _summary(result, threshold)
+        context.log.info(
+            f"{source}: staged in {time.perf_counter() - started:.2f} s, {summary['counts']}"
+        )
+        if result.pii_key_warning:
+            context.log.warning(result.pii_key_warning)
+        for warning in result.file_warnings:
+            context.log.warning(warning)
+        samples["rules"] = [rules_label(r) for r in samples["rules"]]
+        samples = samples.rename(columns={"rules": "规则 rules"})
+        samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
+        evidence, identity, under = _check_results(key, summary, samples_md, threshold, district)
+        # the IO manager writes the rows and the quarantine while the scratch DuckDB is open
+        yield dg.MaterializeResult(
+            asset_key=key,
+            data_version=dg.DataVersion(version),
+            metadata={
+                **district_metadata(district),
+                **metadata,
+                **evidence,
+                "files": dg.MetadataValue.json(result.files),
+                **(
+                    {"warnings": dg.MetadataValue.json(result.file_warnings)}
+                    if result.file_warnings
+                    else {}
+                ),
+                **output_metadata(version, publishable=under.passed),
+                RAW_STATE: dg.MetadataValue.json(state),
+                LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
+                RULE_DATE: dg.MetadataValue.text(rule_date),
+                DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
+                **(
+                    {PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
+                    if result.pii_key_warning
+                    else {}
+                ),
+            },
+            value=Tables(
+                con,
+                {
+                    "data": f"SELECT * FROM staging.{source}",
+                    "quarantine": "SELECT * FROM staging.quarantine",
+                },
+                version,
             ),
-            **output_metadata(
-                version, {f"staging.{table}": files["data"]}, publishable=under.passed
-            ),
-            QUARANTINE_FILE: dg.MetadataValue.path(str(files["quarantine"])),
-            RAW_STATE: dg.MetadataValue.json(state),
-            LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
-            RULE_DATE: dg.MetadataValue.text(rule_date),
-            DATE_SENSITIVE: dg.MetadataValue.bool(bool(date_sensitive)),
-            **(
-                {PII_KEY_WARNING: dg.MetadataValue.text(result.pii_key_warning)}
-                if result.pii_key_warning
-                else {}
-            ),
-        },
-    )
+        )
     yield identity
     yield under

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline import districts
+from union_pipeline.assetkit.io import IO_MANAGER, Tables
 from union_pipeline.assetkit.metadata import (
     district_metadata,
     quarantine_rules,
@@ -57,14 +58,16 @@ def problem_list_note(district: str) -> str:
     )
 
 
-def quarantine_spec() -> dg.AssetSpec:
-    """The quarantine's asset, staged in the staging step after the sources."""
-    return dg.AssetSpec(
-        KEY,
+def quarantine_out() -> dg.AssetOut:
+    """The quarantine's asset, made in the staging step after the sources (which it
+    depends on)."""
+    return dg.AssetOut(
+        key=KEY,
         group_name="quality",
         kinds={"duckdb", "parquet"},
         owners=[OWNER],
-        deps=STAGING,
+        is_required=False,
+        io_manager_key=IO_MANAGER,
         code_version=CODE_VERSION,
         automation_condition=EAGER,
         description="""隔离数据 — Every row a source sent that broke a rule of the data contract,
@@ -83,7 +86,7 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     source of the district (those staged in this step included), masked, in one table."""
     if KEY not in context.selected_asset_keys:
         return
-    yield _quarantine(context, warehouse)
+    yield from _quarantine(context, warehouse)
 
 
 def _quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -94,9 +97,10 @@ def _quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     version = digest(CODE_VERSION, {k.to_user_string(): parts[k].version for k in files})
     previous = reusable(context.instance, KEY, version, district)  # inputs = its version
     if previous:
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             asset_key=KEY, data_version=dg.DataVersion(version), metadata=reused_metadata(previous)
         )
+        return
     with scratch(store.spill_dir) as con:
         union = " UNION ALL ".join(
             f"SELECT * FROM read_parquet({sql_path(f)})" for f in files.values()
@@ -106,9 +110,6 @@ def _quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "NULL::VARCHAR AS values_masked WHERE false"
         )
         con.execute(f"CREATE TABLE quarantine AS {union} ORDER BY source, file, line")
-        written = store.outputs.write(
-            con, "staging", "quarantine", version, {"data": "SELECT * FROM quarantine"}
-        )
         rows = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
         counts = con.execute(
             "SELECT source, rule, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC"
@@ -120,43 +121,44 @@ def _quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             f"QUALIFY row_number() OVER (PARTITION BY source ORDER BY file, line) "
             f"<= {PREVIEW_PER_SOURCE} ORDER BY source, file, line"
         ).df()
-    preview.insert(0, "规则 rule", [rule_label(r) for r in preview["rule"]])
-    preview = preview.drop(columns=["rule"])
-    shown = (
-        f"{len(preview)} of {rows:,} rows, up to {PREVIEW_PER_SOURCE} per source. "
-        f"{problem_list_note(district)}\n\n{preview.to_markdown(index=False)}"
-    )
-    return dg.MaterializeResult(
-        asset_key=KEY,
-        data_version=dg.DataVersion(version),
-        metadata={
-            **district_metadata(district),
-            "dagster/row_count": dg.MetadataValue.int(int(rows)),
-            "dagster/table_name": dg.MetadataValue.text("staging.quarantine"),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn("source", "VARCHAR", description="数据源 source"),
-                    dg.TableColumn(
-                        "file", "VARCHAR", description="文件 file, relative to the raw folder"
-                    ),
-                    dg.TableColumn("line", "INTEGER", description="行号 line (header = 1)"),
-                    dg.TableColumn(
-                        "rule", "VARCHAR", description="首个违反的规则 first broken rule"
-                    ),
-                    dg.TableColumn("column", "VARCHAR", description="列 column"),
-                    dg.TableColumn(
-                        "rules", "VARCHAR", description="全部违反的规则 every broken rule"
-                    ),
-                    dg.TableColumn(
-                        "values_masked",
-                        "VARCHAR",
-                        description="脱敏后的原值 the row's values, PII masked",
-                    ),
-                ]
-            ),
-            "rules": dg.MetadataValue.md(_rule_legend(counts) if counts else "(none)"),
-            "preview": dg.MetadataValue.md(shown if rows else "(empty)"),
-            "problem_list": dg.MetadataValue.text(problem_list_note(district)),
-            **output_metadata(version, {"staging.quarantine": written["data"]}),
-        },
-    )
+        preview.insert(0, "规则 rule", [rule_label(r) for r in preview["rule"]])
+        preview = preview.drop(columns=["rule"])
+        shown = (
+            f"{len(preview)} of {rows:,} rows, up to {PREVIEW_PER_SOURCE} per source. "
+            f"{problem_list_note(district)}\n\n{preview.to_markdown(index=False)}"
+        )
+        yield dg.MaterializeResult(
+            asset_key=KEY,
+            data_version=dg.DataVersion(version),
+            metadata={
+                **district_metadata(district),
+                "dagster/row_count": dg.MetadataValue.int(int(rows)),
+                "dagster/table_name": dg.MetadataValue.text("staging.quarantine"),
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("source", "VARCHAR", description="数据源 source"),
+                        dg.TableColumn(
+                            "file", "VARCHAR", description="文件 file, relative to the raw folder"
+                        ),
+                        dg.TableColumn("line", "INTEGER", description="行号 line (header = 1)"),
+                        dg.TableColumn(
+                            "rule", "VARCHAR", description="首个违反的规则 first broken rule"
+                        ),
+                        dg.TableColumn("column", "VARCHAR", description="列 column"),
+                        dg.TableColumn(
+                            "rules", "VARCHAR", description="全部违反的规则 every broken rule"
+                        ),
+                        dg.TableColumn(
+                            "values_masked",
+                            "VARCHAR",
+                            description="脱敏后的原值 the row's values, PII masked",
+                        ),
+                    ]
+                ),
+                "rules": dg.MetadataValue.md(_rule_legend(counts) if counts else "(none)"),
+                "preview": dg.MetadataValue.md(shown if rows else "(empty)"),
+                "problem_list": dg.MetadataValue.text(problem_list_note(district)),
+                **output_metadata(version),
+            },
+            value=Tables(con, {"data": "SELECT * FROM quarantine"}, version),
+        )

@@ -6,4 +6,4 @@ from union_pipeline.assetkit.staging import raw_sources, staging_multi_asset
 from union_pipeline.defs.quality import assets as quality
 
 raw_files = raw_sources()
-staging = staging_multi_asset([quality.quarantine_spec()], quality.quarantine)
+staging = staging_multi_asset([quality.quarantine_out()], quality.quarantine)
