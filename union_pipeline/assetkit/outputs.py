@@ -1,22 +1,21 @@
 """Outputs per materialization, as Dagster sees them.
 
 A materialization records in its metadata the version of its inputs and the Parquet files
-it wrote (`union/tables`: `schema.table` -> file). Downstream steps read the *latest*
-materialization of each upstream asset, whichever run made it, so a retry, a re-execution
-from failure or one asset materialized from the UI reads what the catalog shows.
+the IO manager wrote (`union/tables`: `schema.table` -> file; see `assetkit/io.py`).
+Downstream steps read the *latest* materialization of each upstream asset, whichever run
+made it, so a retry, a re-execution from failure or one asset materialized from the UI
+reads what the catalog shows.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from union_pipeline.warehouse import Warehouse, create_views, scratch
 from union_pipeline.warehouse.versions import digest
 
 # One partition per district (named by its code): a district refreshes on its own drop.
@@ -209,43 +208,8 @@ def step_partition(context, own_key: dg.AssetKey) -> str | None:
     return op.partition_key
 
 
-def upstream_latest(
-    context, own_key: dg.AssetKey, keys: Iterable[dg.AssetKey]
-) -> dict[dg.AssetKey, Latest | AllDistricts]:
-    """What a step builds on: for a district step, the same district's latest of each
-    district asset; for a city step, every district's; the latest of a city asset."""
-    op = _op(context)
-    mine = step_partition(context, own_key)
-    out: dict[dg.AssetKey, Latest | AllDistricts] = {}
-    for key in keys:
-        if not is_district_asset(key):
-            out[key] = require(op.instance, key)
-        elif mine is not None:
-            out[key] = require(op.instance, key, mine)
-        else:
-            out[key] = require_all(op.instance, key)
-    return out
-
-
 def versions_of(upstream: dict[dg.AssetKey, Latest | AllDistricts]) -> dict[str, str | None]:
     return {k.to_user_string(): v.version for k, v in sorted(upstream.items())}
-
-
-@contextlib.contextmanager
-def reading_latest(
-    context, own_key: dg.AssetKey, keys: Iterable[dg.AssetKey], warehouse: Warehouse
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[dg.AssetKey, Latest | AllDistricts]]]:
-    """A scratch DuckDB with a view for every table of the latest materialization of
-    `keys` (`staging.members`, `marts.kpi_yearly`, ...) as the step of `own_key` sees them
-    (see `upstream_latest`); a city step's view of a district table holds every district,
-    with its keys made unique across districts (`district_keys`)."""
-    upstream = upstream_latest(context, own_key, keys)
-    with scratch(warehouse.spill_dir) as con:
-        for found in upstream.values():
-            # a city step reads staging rows as the city's (no district column, which the
-            # KPI SQL would not expect) and marts by district
-            create_views(con, found.tables, district_keys, lambda table: table.startswith("marts."))
-        yield con, upstream
 
 
 def district_keys(table: str) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline import districts
-from union_pipeline.assetkit.outputs import REUSED, VERSION, latest, reading_latest, versions_of
+from union_pipeline.assetkit.io import by_key, reading, table_ins
+from union_pipeline.assetkit.outputs import REUSED, VERSION, latest, versions_of
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
 from union_pipeline.reports import (
@@ -28,6 +29,8 @@ REFRESH_CONTEXT = dg.AssetKey(["marts", "refresh_context"])
 CITY_WAREHOUSE = dg.AssetKey(["warehouse", "union_duckdb"])
 DASHBOARD = dg.AssetKey(["reports", "city_dashboard"])
 BRIEFING = dg.AssetKey(["reports", "city_briefing"])
+# the city's roll-up, and every district's refresh context (its as-of date)
+CITY_INS = {**table_ins([CITY_KPI_YEARLY]), **table_ins([REFRESH_CONTEXT], all_districts=True)}
 CODE = digest(package_digest("reports"), (ASSETS_DIR / "theme.yaml").read_text("utf-8"))
 
 
@@ -39,7 +42,7 @@ CODE = digest(package_digest("reports"), (ASSETS_DIR / "theme.yaml").read_text("
             group_name="city",
             kinds={"plotly", "html"},
             owners=[OWNER],
-            deps=[CITY_KPI_YEARLY, CITY_WAREHOUSE],
+            deps=[CITY_KPI_YEARLY, REFRESH_CONTEXT, CITY_WAREHOUSE],
             code_version=CODE,
             automation_condition=EAGER,
             skippable=True,
@@ -53,7 +56,7 @@ CODE = digest(package_digest("reports"), (ASSETS_DIR / "theme.yaml").read_text("
             group_name="city",
             kinds={"plotly", "pdf"},
             owners=[OWNER],
-            deps=[CITY_KPI_YEARLY, CITY_WAREHOUSE],
+            deps=[CITY_KPI_YEARLY, REFRESH_CONTEXT, CITY_WAREHOUSE],
             code_version=CODE,
             automation_condition=EAGER,
             skippable=True,
@@ -63,15 +66,16 @@ CODE = digest(package_digest("reports"), (ASSETS_DIR / "theme.yaml").read_text("
         ),
     ],
     can_subset=True,
+    ins=CITY_INS,
 )
-def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **inputs):
     settings = warehouse.settings
     if not districts.is_city_drop(settings.raw_dir):
         context.log.info("a single-district drop: the district's own reports are the city's")
         return
     theme = load_theme().of(None)
-    keys = [CITY_KPI_YEARLY, REFRESH_CONTEXT]
-    with reading_latest(context, DASHBOARD, keys, warehouse.warehouse) as (con, upstream):
+    upstream = by_key(CITY_INS, inputs)
+    with reading(warehouse.warehouse, upstream.values()) as con:
         as_of, first_year = con.execute(
             "SELECT max(as_of), min(first_year) FROM marts.refresh_context"
         ).fetchall()[0]
