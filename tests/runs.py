@@ -101,3 +101,41 @@ def register_marts(instance: dg.DagsterInstance, warehouse: Path, folder: Path) 
                     metadata=output_metadata(f"test-{name}", {f"marts.{name}": path}),
                 )
             )
+
+
+REPORT_KEYS = [
+    dg.AssetKey(["reports", name])
+    for name in (
+        "kpi_scorecard",
+        "kpi_trends",
+        "street_comparison",
+        "mutual_aid_monthly",
+        "loans_cumulative",
+        "training_by_programme",
+        "dashboard",
+        "briefing",
+        "briefing_mail",
+    )
+]
+
+
+def materialize_charts_and_briefing(
+    instance: dg.DagsterInstance, warehouse: Path, only_mail: bool = False
+) -> dg.ExecuteInProcessResult:
+    """The reports step for the charts, the dashboard, the briefing and its delivery (only
+    the delivery: `only_mail`), on marts recorded as materialized; a failed step does not
+    raise. Its resources: the warehouse `warehouse` and the IO manager."""
+    from union_pipeline.assetkit.io import IO_MANAGER, TablesIOManager
+    from union_pipeline.assetkit.resources import WarehouseResource
+
+    resource = WarehouseResource(path=str(warehouse))
+    # every asset of the project (the reports' inputs are theirs); only the reports run
+    everything = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition)]
+    return dg.materialize(
+        everything,
+        selection=[dg.AssetKey(["reports", "briefing_mail"])] if only_mail else REPORT_KEYS,
+        instance=instance,
+        partition_key=with_district(instance),
+        resources={"warehouse": resource, IO_MANAGER: TablesIOManager(warehouse=resource)},
+        raise_on_error=False,
+    )

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import pytest
 from pypdf import PdfReader
 
-from tests.runs import register_marts, with_district
+from tests.runs import materialize_charts_and_briefing, register_marts
 from union_pipeline.kpis import load_catalogue
 from union_pipeline.reports import (
     build_charts,
@@ -667,16 +667,10 @@ def test_report_assets_are_declared_for_readers():
 
 def materialize_reports(instance, warehouse: Path, tmp_path: Path) -> dg.ExecuteInProcessResult:
     """The report assets alone, on the marts of `warehouse` recorded as materialized."""
-    from union_pipeline.assetkit.resources import WarehouseResource
-    from union_pipeline.defs.reports import assets
-
     register_marts(instance, warehouse, tmp_path / "mart_outputs")
-    return dg.materialize(
-        [assets.charts, assets.dashboard, assets.briefing, assets.briefing_mail],
-        instance=instance,
-        partition_key=with_district(instance),
-        resources={"warehouse": WarehouseResource(path=str(tmp_path / "wh" / "union.duckdb"))},
-    )
+    result = materialize_charts_and_briefing(instance, tmp_path / "wh" / "union.duckdb")
+    assert result.success, [e.message for e in result.all_events if e.is_failure][:3]
+    return result
 
 
 @needs_browser

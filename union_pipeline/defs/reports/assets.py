@@ -22,6 +22,7 @@ from union_pipeline.assetkit.outputs import (
     MADE_IN_RUN,
     REUSED,
     VERSION,
+    UpstreamError,
     district_partitions,
     latest,
     versions_of,
@@ -195,7 +196,7 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upst
     store = warehouse.warehouse
     district = context.partition_key
     groups = [name for name, key in CHART_KEYS.items() if key in context.selected_asset_keys]
-    marts = {k: upstream[k] for k in REPORT_MARTS}
+    marts = _need(upstream, REPORT_MARTS)
     with reading(store, marts.values()) as con:
         inputs = digest(REPORTS_CODE, THEME, theme.lang, versions_of(marts))
         if any(
@@ -345,7 +346,7 @@ def require_chart(context, key: dg.AssetKey):
 
 
 def _report_data(upstream: dict, warehouse: WarehouseResource):
-    marts = {k: upstream[k] for k in REPORT_MARTS}
+    marts = _need(upstream, REPORT_MARTS)
     with reading(warehouse.warehouse, marts.values()) as con:
         return read_report_data(con), versions_of(marts)
 
@@ -669,7 +670,7 @@ def kpi_workbook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     keys = [*REPORT_MARTS, RECONCILIATION]
     if upstream.get(QUARANTINE) is not None:
         keys.append(QUARANTINE)  # the draft counts the rows held back, per source
-    read = {k: upstream[k] for k in keys}
+    read = _need(upstream, keys)
     with reading(warehouse.warehouse, read.values()) as con:
         data = read_report_data(con)
         reconciliation = read_reconciliation(con)
@@ -732,7 +733,7 @@ def problem_lists(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """
     theme = _theme(context)
     keys = [QUARANTINE, UNIONS, dg.AssetKey(["marts", "refresh_context"])]
-    read = {k: upstream[k] for k in keys}
+    read = _need(upstream, keys)
     with reading(warehouse.warehouse, read.values()) as con:
         as_of = con.execute("SELECT as_of FROM marts.refresh_context").fetchall()[0][0]
         paths = export_paths(_export_root(context, warehouse), as_of)
@@ -834,10 +835,22 @@ REPORTS = [
 
 # what the reports read: the marts, the quarantine and the roster; the sources' own
 # materializations (what the workbook says each read); a never-made quarantine, None
-REPORT_INS = {
-    **table_ins([*REPORT_MARTS, RECONCILIATION, UNIONS]),
-    **table_ins([QUARANTINE, *STAGING_KEYS], optional=True),
-}
+REPORT_INS = table_ins(
+    [*REPORT_MARTS, RECONCILIATION, UNIONS, QUARANTINE, *STAGING_KEYS], optional=True
+)
+
+
+def _need(upstream: dict, keys) -> dict:
+    """The inputs a report reads, each materialized (a step loads every input, whichever of
+    its reports run: a missing one fails only the report that needs it)."""
+    missing = [k for k in keys if upstream.get(k) is None]
+    if missing:
+        names = ", ".join(k.to_user_string() for k in missing)
+        raise UpstreamError(
+            f"{names} not materialized yet: materialize them (or run the full refresh) first. "
+            f"{names} 尚未物化，请先刷新。"
+        )
+    return {k: upstream[k] for k in keys}
 
 
 @dg.multi_asset(
