@@ -9,7 +9,7 @@ reads what the catalog shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,15 +146,36 @@ def latest(
     return Latest(key, event.run_id, dict(event.asset_materialization.metadata), partition)
 
 
+def stands(
+    found: Latest | None,
+    inputs: str,
+    files: Iterable[Path | str] = (),
+    also: Callable[[Latest], bool] | None = None,
+) -> bool:
+    """The one answer to "has this changed?", for every layer: a step's latest result
+    stands when it was made from `inputs` (the step's code version, the data versions of
+    what it read and the settings it uses), every file it recorded (its tables, its parts)
+    and every file it wrote (`files`: exports, the live warehouse) is still there, and
+    `also` (what else a layer knows of its result) holds."""
+    if found is None or found.inputs != inputs or not found.files_exist:
+        return False
+    recorded = [
+        v.value
+        for k, v in found.metadata.items()
+        if k.startswith("union/") and isinstance(v, dg.PathMetadataValue)
+    ]
+    written = [*recorded, *files]
+    if not all(Path(str(f)).exists() for f in written if f):
+        return False
+    return also is None or also(found)
+
+
 def reusable(
     instance: dg.DagsterInstance, key: dg.AssetKey, inputs: str, partition: str | None = None
 ) -> Latest | None:
-    """The latest materialization when it was made from the same inputs and its files are
-    still there: its result stands, the work is not redone."""
+    """The latest materialization when its result stands (`stands`): the work is not redone."""
     found = latest(instance, key, partition)
-    if found and found.inputs == inputs and found.files_exist:
-        return found
-    return None
+    return found if stands(found, inputs) else None
 
 
 def require(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> Latest:

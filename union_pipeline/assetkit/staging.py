@@ -29,6 +29,7 @@ from union_pipeline.assetkit.outputs import (
     metadata_value,
     output_metadata,
     reused_metadata,
+    stands,
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
@@ -217,12 +218,12 @@ def _check_results(
 
 
 def _can_reuse(previous: Latest | None, version: str, rule_date: str) -> bool:
-    if previous is None or previous.version != version or not previous.files_exist:
-        return False
-    if previous.get(QUARANTINE_FILE) and not Path(previous.get(QUARANTINE_FILE)).exists():
-        return False
     # a row was held back for a date after the refresh date: a later date may admit it
-    return not previous.get(DATE_SENSITIVE, True) or previous.get(RULE_DATE) == rule_date
+    return stands(
+        previous,
+        version,
+        also=lambda found: not found.get(DATE_SENSITIVE, True) or found.get(RULE_DATE) == rule_date,
+    )
 
 
 def _check_specs(key: dg.AssetKey, partitions_def) -> list[dg.AssetCheckSpec]:

@@ -8,7 +8,7 @@ import dagster as dg
 
 from union_pipeline import districts
 from union_pipeline.assetkit.io import by_key, reading, table_ins
-from union_pipeline.assetkit.outputs import REUSED, VERSION, latest, versions_of
+from union_pipeline.assetkit.outputs import REUSED, VERSION, latest, stands, versions_of
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import EAGER, OWNER, package_digest
 from union_pipeline.reports import (
@@ -88,9 +88,7 @@ def city_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     selected = context.selected_asset_keys
     previous = {key: latest(context.instance, key) for key in selected}
     outputs = {DASHBOARD: paths.dashboard, BRIEFING: paths.briefing}
-    if all(
-        p is not None and p.version == version and outputs[k].is_file() for k, p in previous.items()
-    ):
+    if all(stands(p, version, files=[outputs[k]]) for k, p in previous.items()):
         for key, found in previous.items():
             metadata = {**found.metadata, REUSED: dg.MetadataValue.bool(True)}
             yield dg.MaterializeResult(

@@ -25,6 +25,7 @@ from union_pipeline.assetkit.outputs import (
     UpstreamError,
     district_partitions,
     latest,
+    stands,
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
@@ -217,12 +218,7 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upst
         folder = store.outputs.folder("reports", name, version)
         previous = latest(context.instance, CHART_KEYS[name], district)
         files = _exported(paths, records) + list(_pages(folder, records).values())
-        fresh = (
-            previous is not None
-            and previous.version == version
-            and Path(previous.get(CHART_FILE, "")).is_file()
-            and all(p.is_file() for p in files)
-        )
+        fresh = stands(previous, version, files=files) and bool(previous.get(CHART_FILE))
         plans.append((name, records, version, folder, previous if fresh else None))
 
     to_render = [c for c in built if any(p[0] == c.group and p[4] is None for p in plans)]
@@ -353,7 +349,7 @@ def _report_data(upstream: dict, warehouse: WarehouseResource):
 
 def _reuse(context, key: dg.AssetKey, version: str, path: Path):
     previous = latest(context.instance, key, context.partition_key)
-    if previous and previous.version == version and path.is_file():
+    if stands(previous, version, files=[path]):
         metadata = dict(previous.metadata)
         metadata[REUSED] = dg.MetadataValue.bool(True)
         return dg.MaterializeResult(

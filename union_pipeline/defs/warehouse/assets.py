@@ -19,6 +19,7 @@ from union_pipeline.assetkit.outputs import (
     district_partitions,
     is_district_asset,
     latest,
+    stands,
     step_partition,
     versions_of,
 )
@@ -258,11 +259,8 @@ def _publish(
     detail = _detail_left_in_districts(upstream, live) if district is None else []
     version = digest(CODE_VERSION, versions_of(upstream), detail)
     previous = latest(context.instance, own_key, district)
-    if (
-        previous
-        and previous.version == version
-        and live.exists()
-        and previous.get(LIVE_FILE) == live_stat(live)
+    if stands(
+        previous, version, files=[live], also=lambda found: found.get(LIVE_FILE) == live_stat(live)
     ):
         context.log.info("the live warehouse already holds the latest outputs")
         metadata = dict(previous.metadata)
