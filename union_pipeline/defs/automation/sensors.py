@@ -108,8 +108,10 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
             )
         )
     # the city's targets: the root targets/ of a city drop, the district's own in a
-    # single-district drop (both the district's and the city's)
-    if any(d is None and source == "targets" for d, source in touched):
+    # single-district drop (both the district's and the city's). Not before every district
+    # was published once: the automation makes the city after its districts' first refresh
+    published = all(latest(context.instance, DISTRICT_FILE, c) is not None for c in codes)
+    if published and any(d is None and source == "targets" for d, source in touched):
         requests.append(
             dg.RunRequest(
                 run_key=f"{run_key}-city",
