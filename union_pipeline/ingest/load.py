@@ -209,16 +209,14 @@ def _skip(con, spec: SourceSpec) -> None:
 
 
 def _type(con, spec: SourceSpec, today: dt.date) -> None:
-    keep = [
-        rules.ROW_ID,
-        "_file_order",
-        "_line",
-        f"{parse.content_hash_sql(spec)} AS _content_hash",
-    ]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE typed AS "
-        + parse.typed_select(spec.columns, today, "landing", keep, spec.join_columns)
-    )
+    keep = [rules.ROW_ID, "_file_order", "_line"]
+    ids = [c.name for c in spec.columns if c.type == "id_number"]
+    source, hashed = "landing", None
+    if ids:  # one at most: its hash is the one person_key
+        hashed = "__person_key"
+        source = parse.hashed_source("landing", ids[0], hashed)
+    select = parse.typed_select(spec.columns, today, source, keep, spec.join_columns, hashed)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {select}")
 
 
 # How Excel writes a number it holds: 3.30211E+17, or 13812345678.0 when saved as text
@@ -281,30 +279,40 @@ def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date, today: dt.date) -> N
 
 
 def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
-    """Move rows named by `failures_sql` (_row_id, rule, column) out of `typed`."""
-    order = ", ".join(f"'{r}'" for r in RULE_ORDER)
+    """Move rows named by `failures_sql` (_row_id, rule, column) out of `typed`, into
+    `moved` with this pass's number; `_write_quarantine` makes their rows at the end."""
     # evaluated once: the query may be a window or an anti-join over every typed row
     con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS SELECT DISTINCT * FROM ({failures_sql})")
     if not con.execute("SELECT count(*) FROM moving").fetchall()[0][0]:
-        con.execute("DROP TABLE moving")  # most passes find nothing: no join, no delete
+        con.execute("DROP TABLE moving")  # most passes find nothing: no delete
         return
     con.execute(
+        """INSERT INTO moved SELECT (SELECT coalesce(max(pass), 0) + 1 FROM moved),
+        _row_id, rule, "column" FROM moving"""
+    )
+    con.execute("DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
+    con.execute("DROP TABLE moving")
+
+
+def _write_quarantine(con, spec: SourceSpec) -> None:
+    """The moved rows into `quarantined`: their first rule, all rules and masked values,
+    in one join with `landing` for all passes (a row moves in one pass only), in the order
+    of the passes, then of the rows."""
+    order = ", ".join(f"'{r}'" for r in RULE_ORDER)
+    con.execute(
         f"""INSERT INTO quarantined
-        WITH f AS (SELECT * FROM moving),
-        ranked AS (
-            SELECT _row_id,
+        WITH ranked AS (
+            SELECT _row_id, min(pass) AS pass,
                    arg_min(rule, coalesce(list_position([{order}], rule), 99)) AS rule,
                    arg_min("column", coalesce(list_position([{order}], rule), 99)) AS "column",
                    string_agg(rule || CASE WHEN "column" IS NULL THEN '' ELSE
                        '(' || "column" || ')' END, '; ' ORDER BY rule, "column") AS rules
-            FROM f GROUP BY _row_id)
+            FROM moved GROUP BY _row_id)
         SELECT '{spec.name}', lf._file, l._line, r.rule, r."column", r.rules,
                {parse.masked_values_sql(spec)}
         FROM ranked r JOIN landing l USING (_row_id) JOIN landing_files lf USING (_file_order)
-        ORDER BY l._row_id"""
+        ORDER BY r.pass, l._row_id"""
     )
-    con.execute("DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
-    con.execute("DROP TABLE moving")
 
 
 def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
@@ -315,11 +323,14 @@ def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
     few rows, not over every row."""
     key = ", ".join(f'"{k}"' for k in spec.key)
     same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in spec.key)
+    # the content hash of those few rows only, from their landed text
+    content = parse.content_hash_sql(spec, "l")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE repeats AS
-        SELECT _row_id, _file_order, _line, _content_hash, {", ".join(f't."{k}"' for k in spec.key)}
-        FROM typed t SEMI JOIN (SELECT {key} FROM typed GROUP BY ALL HAVING count(*) > 1) r
-        ON {same}"""
+        SELECT _row_id, t._file_order, t._line, {content} AS _content_hash,
+               {", ".join(f't."{k}"' for k in spec.key)}
+        FROM (FROM typed t SEMI JOIN (SELECT {key} FROM typed GROUP BY ALL HAVING count(*) > 1) r
+              ON {same}) t JOIN landing l USING (_row_id)"""
     )
 
     def drop(ids_sql: str) -> int:
@@ -414,14 +425,19 @@ def load_source(
     _type(con, spec, rule_as_of)
     # this load's quarantine rows gather here: the shared table changes only at the end
     con.execute(f"CREATE OR REPLACE TEMP TABLE quarantined AS FROM {QUARANTINE} LIMIT 0")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE moved (pass INTEGER, {rules.ROW_ID} BIGINT, "
+        'rule VARCHAR, "column" VARCHAR)'
+    )
     _quarantine(con, spec, _shape_failures_sql(spec))
     _apply_row_rules(con, spec, rule_as_of, today)
     _quarantine(con, spec, 'SELECT _row_id, rule, "column" FROM failures')
     collapsed, superseded = _resolve_repeats(con, spec)
     _apply_references(con, spec)
+    _write_quarantine(con, spec)
     # the raw text is needed no more (quarantined rows have their masked values): freed
     # before the typed rows are copied, so a big source is never held three times over
-    for temp in ("landing", "failures"):
+    for temp in ("landing", "failures", "moved"):
         con.execute(f"DROP TABLE {temp}")
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
     con.execute("BEGIN")

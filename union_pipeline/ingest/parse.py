@@ -135,13 +135,15 @@ def macros_sql(pii_key: bytes) -> list[str]:
 Stage = list[tuple[str, str]]
 
 
-def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
+def _id_number_stages(col: Column, today: dt.date, hashed: str | None = None) -> list[Stage]:
     """An ID number is normalised, split and checked once, in stages, because SQL macros
-    repeat their argument: checked inline, the ID would be normalised 40 times a row."""
+    repeat their argument: checked inline, the ID would be normalised 40 times a row.
+    `hashed`: a column of the source holding the keyed hash already (see `typed_select`)."""
     name = col.name
     raw, norm, digits, birth, valid = (
         f'"{name}{suffix}"' for suffix in ("", "__norm", "__digits", "__birth", "__valid")
     )
+    key = f'"{hashed}"' if hashed else f"up_person_key({norm})"
     # the 17 digits as one integer: integer arithmetic is ~30x faster than substrings
     check_sum = " + ".join(
         f"(({digits} // {10 ** (16 - i)}) % 10) * {w}" for i, w in enumerate(ID_WEIGHTS)
@@ -166,7 +168,10 @@ def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
         ],
         [
             (f"CASE WHEN up_text({raw}) IS NOT NULL THEN {valid} END", f"{name}__ok"),
-            (f"CASE WHEN {valid} THEN up_person_key({norm}) END", "person_key"),
+            (
+                f"CASE WHEN {valid} THEN {key} END",
+                "person_key",
+            ),
             (
                 f"CASE WHEN {valid} THEN CASE WHEN ({digits} % 10) % 2 = 1 "
                 f"THEN '男' ELSE '女' END END",
@@ -177,7 +182,9 @@ def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
     ]
 
 
-def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
+def typed_stages(
+    col: Column, today: dt.date, key: bool = False, hashed: str | None = None
+) -> list[Stage]:
     """SQL (expression, name) stages for one raw text column; the last stage is its output,
     each stage may use the names of the stages before it. `key`: the column joins rows
     (a key or a reference), so PII-shaped values are hashed rather than masked."""
@@ -186,22 +193,34 @@ def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
     if col.type == "text":
         return [[(f"up_key_text({text})" if key else f"up_mask_pii({text})", col.name)]]
     if col.type in ("int", "decimal", "date", "bool"):
-        parsed = {
+        # each step a stage of its own, as macros repeat their argument: inline, the
+        # flag below would parse the value again, and up_int would call up_number 4 times
+        value, number, unit = (f'"{col.name}{s}"' for s in ("__value", "__number", "__unit"))
+        first = {
             # an ID or phone number in a number column is no number: quarantined, masked
-            "int": f"CASE WHEN NOT up_pii_like({raw}) THEN up_int({raw}) END",
-            "decimal": f"CASE WHEN NOT up_pii_like({raw}) THEN "
-            f"TRY_CAST(up_number(up_unit({raw})) AS DECIMAL(18, {col.scale})) END",
+            "int": [(f"CASE WHEN NOT up_pii_like({raw}) THEN up_number({raw}) END", number)],
+            "decimal": [(f"CASE WHEN NOT up_pii_like({raw}) THEN up_unit({raw}) END", unit)],
+            "date": [],
+            "bool": [],
+        }[col.type]
+        parsed = {
+            "int": f"CASE WHEN {number} = floor({number}) AND abs({number}) < 1e15 "
+            f"THEN {number}::BIGINT END",
+            "decimal": f"TRY_CAST(up_number({unit}) AS DECIMAL(18, {col.scale}))",
             "date": f"up_date({raw})",
             "bool": f"up_bool({raw})",
         }[col.type]
+        stages = [[(sql, name.strip('"')) for sql, name in first]] if first else []
         return [
+            *stages,
+            [(parsed, value.strip('"'))],
             [
-                (parsed, col.name),
-                (f"({text} IS NULL OR {parsed} IS NOT NULL)", f"{col.name}__parsed"),
-            ]
+                (value, col.name),
+                (f"({text} IS NULL OR {value} IS NOT NULL)", f"{col.name}__parsed"),
+            ],
         ]
     if col.type == "id_number":
-        return _id_number_stages(col, today)
+        return _id_number_stages(col, today, hashed)
     if col.type == "phone":
         return [
             [
@@ -214,11 +233,20 @@ def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
     raise AssertionError(col.type)
 
 
-def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=frozenset()) -> str:
+def typed_select(
+    columns,
+    today: dt.date,
+    source: str,
+    keep: list[str],
+    keys=frozenset(),
+    hashed: str | None = None,
+) -> str:
     """One SELECT typing `columns` of relation `source`, keeping the `keep` columns as they
     are: intermediate stages nest as subqueries, so each is computed once per row. `keys`:
-    the names of the columns that join rows (see `typed_stages`)."""
-    staged = [typed_stages(c, today, c.name in keys) for c in columns]
+    the names of the columns that join rows (see `typed_stages`). `hashed`: a column of
+    `source` that holds the keyed hash of the ID number (`hashed_source`), else computed
+    here, row by row."""
+    staged = [typed_stages(c, today, c.name in keys, hashed) for c in columns]
     depth = max(len(s) for s in staged)
     query = f"SELECT * FROM {source}"
     for level in range(depth - 1):
@@ -232,6 +260,17 @@ def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=fro
             query = f"SELECT *, {', '.join(extra)} FROM ({query})"
     outputs = [f'{sql} AS "{name}"' for stages in staged for sql, name in stages[-1]]
     return f"SELECT {', '.join([*keep, *outputs])} FROM ({query})"
+
+
+def hashed_source(source: str, column: str, hashed: str) -> str:
+    """`source` with column `hashed`: the keyed hash of its ID number `column`, each
+    distinct value hashed once. The hash is two SHA-256 a value, the dearest part of
+    typing, and a person's rows repeat (one a year); hashed here whatever the number's
+    validity, it is kept only where the number is valid (see `_id_number_stages`)."""
+    return f"""(SELECT s.*, k.hash AS "{hashed}" FROM {source} s LEFT JOIN (
+        SELECT value, up_person_key(up_id_norm(value)) AS hash
+        FROM (SELECT DISTINCT "{column}" AS value FROM {source} WHERE "{column}" IS NOT NULL)
+    ) k ON s."{column}" = k.value)"""
 
 
 def masked_values_sql(spec: SourceSpec) -> str:
@@ -249,10 +288,12 @@ def masked_values_sql(spec: SourceSpec) -> str:
     return f"to_json(struct_pack({', '.join(parts)}))::VARCHAR"
 
 
-def content_hash_sql(spec: SourceSpec) -> str:
-    """Hash of every value, to tell identical repeats from conflicting duplicates."""
+def content_hash_sql(spec: SourceSpec, relation: str = "") -> str:
+    """Hash of every value (of `relation`'s columns, when given), to tell identical
+    repeats from conflicting duplicates."""
     # a 64-bit hash: compared only among rows sharing a key, collisions are negligible
-    values = ", ".join(f'up_text("{c.name}")' for c in spec.columns)
+    prefix = f"{relation}." if relation else ""
+    values = ", ".join(f'up_text({prefix}"{c.name}")' for c in spec.columns)
     return f"hash({values})"
 
 
