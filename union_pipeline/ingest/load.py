@@ -116,10 +116,10 @@ class LoadResult:
         )
 
 
-def _prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _prefetched(batches: Iterator) -> Iterator:
     """The batches of a reader, the next one read in a thread while the caller works on
-    this one: pyarrow's reading and DuckDB's cleaning both release the GIL, so on two
-    cores they overlap. The reader's errors come out where its batch would have."""
+    this one: pyarrow's reading and cleaning and DuckDB's typing release the GIL, so on
+    two cores they overlap. The reader's errors come out where its batch would have."""
     done = object()
     ahead: queue.Queue = queue.Queue(maxsize=1)  # one batch ahead: memory stays bounded
     stop = threading.Event()
@@ -151,8 +151,18 @@ def _prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         reader.join()
 
 
-def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> list[dict]:
-    """All files' rows as cleaned text in temp table `landing`, numbered in reading order.
+def _cleaned(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, list]]:
+    """Each batch's cells cleaned as far as Arrow does it (`parse.clean_batch`)."""
+    for batch in batches:
+        yield parse.clean_batch(batch, [c for c in batch.schema.names if c != LINE])
+
+
+def _land(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path, as_of: dt.date
+) -> list[dict]:
+    """All files' rows as cleaned text in temp table `landing`, numbered in reading order,
+    and typed, batch by batch, into temp table `typed` (`_type`): DuckDB types a batch
+    while the next one is read.
 
     Landing stays until the load ends: quarantined rows take their masked values from it,
     so the typed rows carry no copy of them.
@@ -163,24 +173,23 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
         f"{LINE} INTEGER, {FIRST_CELL} VARCHAR, {columns})"
     )
     con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_file_order INTEGER, _file VARCHAR)")
+    _type(con, spec, as_of, None)  # the empty table
     files, row_id = [], 0
     for order, raw_file in enumerate(discover(spec, raw_dir)):
         con.execute("INSERT INTO landing_files VALUES (?, ?)", [order, raw_file.relative])
         rows = 0
-        for batch in _prefetched(read_batches(spec, raw_file)):
+        for batch, odd in _prefetched(_cleaned(read_batches(spec, raw_file))):
             n = batch.num_rows
-            numbered = pa.Table.from_batches([batch]).append_column(
+            numbered = pa.Table.from_batches([parse.finish_clean(con, batch, odd)]).append_column(
                 rules.ROW_ID, pa.array(range(row_id, row_id + n), pa.int64())
             )
-            values = [c for c in batch.schema.names if c != LINE]
             con.register("landing_batch", numbered)
             con.execute(
-                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM ("
-                + parse.clean_sql(values, "landing_batch", [rules.ROW_ID, LINE])
-                + ")",
+                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM landing_batch",
                 [order],
             )
             con.unregister("landing_batch")
+            _type(con, spec, as_of, (row_id, row_id + n))
             rows, row_id = rows + n, row_id + n
         # lines the reader dropped as blank are read rows all the same, and skipped
         files.append(
@@ -205,18 +214,43 @@ def _skip(con, spec: SourceSpec) -> None:
         FROM landing
         WHERE ({first} IS NULL AND {nothing}) OR up_totals({first})"""
     )
-    con.execute(f"DELETE FROM landing WHERE {rules.ROW_ID} IN (SELECT {rules.ROW_ID} FROM skipped)")
+    if con.execute("SELECT count(*) FROM skipped").fetchall()[0][0]:
+        for table in ("landing", "typed"):
+            con.execute(
+                f"DELETE FROM {table} WHERE {rules.ROW_ID} IN (SELECT {rules.ROW_ID} FROM skipped)"
+            )
 
 
-def _type(con, spec: SourceSpec, today: dt.date) -> None:
+def _type(con, spec: SourceSpec, today: dt.date, rows: tuple[int, int] | None) -> None:
+    """Type the landed rows numbered in [start, end) of `rows` into temp table `typed`;
+    without `rows`, create it empty.
+
+    The keyed hash of an ID number is two SHA-256 a value, the dearest part of typing, and
+    a person's rows repeat (one a year, one a file): each distinct ID number is hashed
+    once a load, into temp table `person_keys`, and joined from there. It is hashed
+    whatever its validity, and kept only where valid (see `parse._id_number_stages`)."""
     keep = [rules.ROW_ID, "_file_order", "_line"]
+    source = "landing"
+    if rows:
+        source = f"(FROM landing WHERE {rules.ROW_ID} >= {rows[0]} AND {rules.ROW_ID} < {rows[1]})"
     ids = [c.name for c in spec.columns if c.type == "id_number"]
-    source, hashed = "landing", None
+    hashed = "__person_key" if ids else None
     if ids:  # one at most: its hash is the one person_key
-        hashed = "__person_key"
-        source = parse.hashed_source("landing", ids[0], hashed)
+        if not rows:
+            con.execute("CREATE OR REPLACE TEMP TABLE person_keys (value VARCHAR, hash VARCHAR)")
+        con.execute(
+            f"""INSERT INTO person_keys
+            SELECT value, up_person_key(up_id_norm(value)) FROM (
+                SELECT DISTINCT "{ids[0]}" AS value FROM {source} WHERE "{ids[0]}" IS NOT NULL
+            ) ANTI JOIN person_keys USING (value)"""
+        )
+        source = f"""(SELECT s.*, k.hash AS "{hashed}" FROM {source} s
+            LEFT JOIN person_keys k ON s."{ids[0]}" = k.value)"""
     select = parse.typed_select(spec.columns, today, source, keep, spec.join_columns, hashed)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {select}")
+    if rows:
+        con.execute(f"INSERT INTO typed {select}")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {select} LIMIT 0")
 
 
 # How Excel writes a number it holds: 3.30211E+17, or 13812345678.0 when saved as text
@@ -298,6 +332,8 @@ def _write_quarantine(con, spec: SourceSpec) -> None:
     """The moved rows into `quarantined`: their first rule, all rules and masked values,
     in one join with `landing` for all passes (a row moves in one pass only), in the order
     of the passes, then of the rows."""
+    if not con.execute("SELECT count(*) FROM moved").fetchall()[0][0]:
+        return
     order = ", ".join(f"'{r}'" for r in RULE_ORDER)
     con.execute(
         f"""INSERT INTO quarantined
@@ -418,11 +454,10 @@ def load_source(
     con.execute(QUARANTINE_DDL)
     for sql in parse.macros_sql(pii_key):
         con.execute(sql)
-    files = _land(con, spec, raw_dir)
+    files = _land(con, spec, raw_dir, rule_as_of)
     read = con.execute("SELECT count(*) FROM landing").fetchall()[0][0]
     read += sum(f["skipped"].get("blank", 0) for f in files)
     _skip(con, spec)
-    _type(con, spec, rule_as_of)
     # this load's quarantine rows gather here: the shared table changes only at the end
     con.execute(f"CREATE OR REPLACE TEMP TABLE quarantined AS FROM {QUARANTINE} LIMIT 0")
     con.execute(
@@ -437,8 +472,8 @@ def load_source(
     _write_quarantine(con, spec)
     # the raw text is needed no more (quarantined rows have their masked values): freed
     # before the typed rows are copied, so a big source is never held three times over
-    for temp in ("landing", "failures", "moved"):
-        con.execute(f"DROP TABLE {temp}")
+    for temp in ("landing", "failures", "moved", "person_keys"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])

@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from union_pipeline.ingest.safety import truncate_cell_sql
 from union_pipeline.ingest.specs import Column, SourceSpec
 
@@ -244,7 +247,7 @@ def typed_select(
     """One SELECT typing `columns` of relation `source`, keeping the `keep` columns as they
     are: intermediate stages nest as subqueries, so each is computed once per row. `keys`:
     the names of the columns that join rows (see `typed_stages`). `hashed`: a column of
-    `source` that holds the keyed hash of the ID number (`hashed_source`), else computed
+    `source` that holds the keyed hash of the ID number (see load._type), else computed
     here, row by row."""
     staged = [typed_stages(c, today, c.name in keys, hashed) for c in columns]
     depth = max(len(s) for s in staged)
@@ -260,17 +263,6 @@ def typed_select(
             query = f"SELECT *, {', '.join(extra)} FROM ({query})"
     outputs = [f'{sql} AS "{name}"' for stages in staged for sql, name in stages[-1]]
     return f"SELECT {', '.join([*keep, *outputs])} FROM ({query})"
-
-
-def hashed_source(source: str, column: str, hashed: str) -> str:
-    """`source` with column `hashed`: the keyed hash of its ID number `column`, each
-    distinct value hashed once. The hash is two SHA-256 a value, the dearest part of
-    typing, and a person's rows repeat (one a year); hashed here whatever the number's
-    validity, it is kept only where the number is valid (see `_id_number_stages`)."""
-    return f"""(SELECT s.*, k.hash AS "{hashed}" FROM {source} s LEFT JOIN (
-        SELECT value, up_person_key(up_id_norm(value)) AS hash
-        FROM (SELECT DISTINCT "{column}" AS value FROM {source} WHERE "{column}" IS NOT NULL)
-    ) k ON s."{column}" = k.value)"""
 
 
 def masked_values_sql(spec: SourceSpec) -> str:
@@ -295,6 +287,56 @@ def content_hash_sql(spec: SourceSpec, relation: str = "") -> str:
     prefix = f"{relation}." if relation else ""
     values = ", ".join(f'up_text({prefix}"{c.name}")' for c in spec.columns)
     return f"hash({values})"
+
+
+# The UTF-8 forms of every character up_fold changes start with one of these: a cell without
+# any of them is not folded (`clean_batch`).
+FOLD_PREFIXES = (b"\xef", b"\xe2\x80", b"\xe3\x80\x80", b"\xc2\xa0")
+assert all(c.encode().startswith(FOLD_PREFIXES) for c in WIDE + DROPPED)
+TRIMMED = "".join(map(chr, (32, 9, 10, 13)))  # SPACES, as up_trim and up_unwrap trim
+
+
+def clean_batch(batch: pa.RecordBatch, columns: list[str]) -> tuple[pa.RecordBatch, list]:
+    """`clean_sql`'s cleaning of `columns` in Arrow, for the cells that need no more than
+    trimming (nearly all): the batch so cleaned, and the cells that need folding or
+    unwrapping as (column, mask, their raw values), for `finish_clean`. Arrow's kernels
+    do in one pass a column what the SQL macros do in several; and this runs in the
+    read-ahead thread (see load.py), beside DuckDB."""
+    odd = []
+    arrays = list(batch.columns)
+    for name in columns:
+        i = batch.schema.get_field_index(name)
+        cells = batch.column(i)
+        as_bytes = cells.cast(pa.binary())
+        fold = pc.or_(
+            pc.or_(*(pc.match_substring(as_bytes, p) for p in FOLD_PREFIXES[:2])),
+            pc.or_(*(pc.match_substring(as_bytes, p) for p in FOLD_PREFIXES[2:])),
+        )
+        trimmed = pc.utf8_trim(cells, characters=TRIMMED)
+        wrapped = pc.or_(pc.starts_with(trimmed, '="'), pc.starts_with(trimmed, "'"))
+        mask = pc.fill_null(pc.or_(fold, wrapped), False)
+        arrays[i] = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+        if pc.any(mask).as_py():
+            odd.append((i, mask, pc.filter(cells, mask)))
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema), odd
+
+
+def finish_clean(con, batch: pa.RecordBatch, odd: list) -> pa.RecordBatch:
+    """The batch of `clean_batch` with its odd cells cleaned by `clean_sql` itself."""
+    if not odd:
+        return batch
+    cells = pa.concat_arrays([raw.cast(pa.string()) for _, _, raw in odd])
+    con.register("odd_cells", pa.table({"i": pa.array(range(len(cells))), "v": cells}))
+    query = clean_sql(["v"], "odd_cells", ["i"])
+    cleaned = con.sql(f"SELECT v FROM ({query}) ORDER BY i").to_arrow_table()
+    con.unregister("odd_cells")
+    cleaned = cleaned.column(0).combine_chunks()
+    arrays, start = list(batch.columns), 0
+    for i, mask, raw in odd:
+        part = cleaned.slice(start, len(raw)).cast(arrays[i].type)
+        arrays[i] = pc.replace_with_mask(arrays[i], mask, part)
+        start += len(raw)
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
 def clean_sql(columns: list[str], source: str, keep: list[str]) -> str:
