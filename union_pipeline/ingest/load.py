@@ -161,8 +161,8 @@ def _land(
     con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path, as_of: dt.date
 ) -> list[dict]:
     """All files' rows as cleaned text in temp table `landing`, numbered in reading order,
-    and typed, batch by batch, into temp table `typed` (`_type`): DuckDB types a batch
-    while the next one is read.
+    and typed as they land, a batch or more at a time, into temp table `typed` (`_type`):
+    DuckDB types rows while the next batch is read.
 
     Landing stays until the load ends: quarantined rows take their masked values from it,
     so the typed rows carry no copy of them.
@@ -174,7 +174,7 @@ def _land(
     )
     con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_file_order INTEGER, _file VARCHAR)")
     _type(con, spec, as_of, None)  # the empty table
-    files, row_id = [], 0
+    files, row_id, typed, due = [], 0, 0, 0
     for order, raw_file in enumerate(discover(spec, raw_dir)):
         con.execute("INSERT INTO landing_files VALUES (?, ?)", [order, raw_file.relative])
         rows = 0
@@ -189,8 +189,12 @@ def _land(
                 [order],
             )
             con.unregister("landing_batch")
-            _type(con, spec, as_of, (row_id, row_id + n))
             rows, row_id = rows + n, row_id + n
+            # each typing scans the keyed hashes found so far (`_type`): rows are typed
+            # once at least as many have landed, so the scans grow with the rows, no faster
+            if row_id - typed >= due:
+                due = _type(con, spec, as_of, (typed, row_id))
+                typed = row_id
         # lines the reader dropped as blank are read rows all the same, and skipped
         files.append(
             {
@@ -199,6 +203,8 @@ def _land(
                 "skipped": {"blank": raw_file.blank_lines} if raw_file.blank_lines else {},
             }
         )
+    if row_id > typed:
+        _type(con, spec, as_of, (typed, row_id))
     return files
 
 
@@ -221,9 +227,9 @@ def _skip(con, spec: SourceSpec) -> None:
             )
 
 
-def _type(con, spec: SourceSpec, today: dt.date, rows: tuple[int, int] | None) -> None:
+def _type(con, spec: SourceSpec, today: dt.date, rows: tuple[int, int] | None) -> int:
     """Type the landed rows numbered in [start, end) of `rows` into temp table `typed`;
-    without `rows`, create it empty.
+    without `rows`, create it empty. Returns the number of keyed hashes so far.
 
     The keyed hash of an ID number is two SHA-256 a value, the dearest part of typing, and
     a person's rows repeat (one a year, one a file): each distinct ID number is hashed
@@ -248,9 +254,12 @@ def _type(con, spec: SourceSpec, today: dt.date, rows: tuple[int, int] | None) -
             LEFT JOIN person_keys k ON s."{ids[0]}" = k.value)"""
     select = parse.typed_select(spec.columns, today, source, keep, spec.join_columns, hashed)
     if rows:
-        con.execute(f"INSERT INTO typed {select}")
+        # in reading order (the join above may not keep it): typed rows then stay in it,
+        # and the staging table is written from them in it without sorting them all
+        con.execute(f"INSERT INTO typed {select} ORDER BY {rules.ROW_ID}")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {select} LIMIT 0")
+    return con.execute("SELECT count(*) FROM person_keys").fetchall()[0][0] if ids else 0
 
 
 # How Excel writes a number it holds: 3.30211E+17, or 13812345678.0 when saved as text
@@ -475,13 +484,18 @@ def load_source(
     for temp in ("landing", "failures", "moved", "person_keys"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
+    # a file's name by its number, as a list: a join would not keep the rows' order
+    names = [
+        r[0] for r in con.execute("SELECT _file FROM landing_files ORDER BY _file_order").fetchall()
+    ]
+    names = "([" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]::VARCHAR[])"
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
     con.execute(f"INSERT INTO {QUARANTINE} FROM quarantined")
     con.execute(
         f"""CREATE OR REPLACE TABLE staging.{spec.name} AS
-        SELECT {columns}, lf._file AS _source_file, _line AS _source_line
-        FROM typed JOIN landing_files lf USING (_file_order) ORDER BY _row_id"""
+        SELECT {columns}, {names}[_file_order + 1] AS _source_file, _line AS _source_line
+        FROM typed"""
     )
     con.execute("COMMIT")
     for order, reason, n in con.execute(
