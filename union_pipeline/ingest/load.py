@@ -32,6 +32,7 @@ from union_pipeline.ingest.specs import SourceSpec
 from union_pipeline.settings import check_pii_key
 
 QUARANTINE = "staging.quarantine"
+TYPE_ROWS = 1_000_000
 QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
     source VARCHAR, file VARCHAR, line INTEGER, rule VARCHAR, "column" VARCHAR,
     rules VARCHAR, values_masked VARCHAR)"""
@@ -191,8 +192,9 @@ def _land(
             con.unregister("landing_batch")
             rows, row_id = rows + n, row_id + n
             # each typing scans the keyed hashes found so far (`_type`): rows are typed
-            # once at least as many have landed, so the scans grow with the rows, no faster
-            if row_id - typed >= due:
+            # once as many have landed (so the scans grow no faster than the rows), or
+            # TYPE_ROWS (a typing's sort and joins stay that big at most)
+            if row_id - typed >= min(due, TYPE_ROWS):
                 due = _type(con, spec, as_of, (typed, row_id))
                 typed = row_id
         # lines the reader dropped as blank are read rows all the same, and skipped
@@ -205,6 +207,7 @@ def _land(
         )
     if row_id > typed:
         _type(con, spec, as_of, (typed, row_id))
+    con.execute("DROP TABLE IF EXISTS person_keys")  # every row typed: its memory back
     return files
 
 
@@ -481,7 +484,7 @@ def load_source(
     _write_quarantine(con, spec)
     # the raw text is needed no more (quarantined rows have their masked values): freed
     # before the typed rows are copied, so a big source is never held three times over
-    for temp in ("landing", "failures", "moved", "person_keys"):
+    for temp in ("landing", "failures", "moved"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
     # a file's name by its number, as a list: a join would not keep the rows' order
