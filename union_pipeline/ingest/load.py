@@ -32,10 +32,11 @@ from union_pipeline.ingest.specs import SourceSpec
 from union_pipeline.settings import check_pii_key
 
 QUARANTINE = "staging.quarantine"
-TYPE_ROWS = 1_000_000
 QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
     source VARCHAR, file VARCHAR, line INTEGER, rule VARCHAR, "column" VARCHAR,
     rules VARCHAR, values_masked VARCHAR)"""
+# landed rows are typed at most this many at a time (see _land): a typing sorts its rows
+TYPE_ROWS = 1_000_000
 RULE_ORDER = (
     "excel_number",
     "oversized_cell",

@@ -171,10 +171,7 @@ def _id_number_stages(col: Column, today: dt.date, hashed: str | None = None) ->
         ],
         [
             (f"CASE WHEN up_text({raw}) IS NOT NULL THEN {valid} END", f"{name}__ok"),
-            (
-                f"CASE WHEN {valid} THEN {key} END",
-                "person_key",
-            ),
+            (f"CASE WHEN {valid} THEN {key} END", "person_key"),
             (
                 f"CASE WHEN {valid} THEN CASE WHEN ({digits} % 10) % 2 = 1 "
                 f"THEN '男' ELSE '女' END END",
