@@ -156,10 +156,11 @@ def _instrument(load, times: dict) -> None:
                     "SELECT sum(hash(up_person_key(up_id_norm(" + ids[0] + ")))) FROM landing"
                 ).fetchall()
         started = time.perf_counter()
-        original_type(con, spec, today, *rows)
+        keys = original_type(con, spec, today, *rows)
         times["type"] = times.get("type", 0.0) + time.perf_counter() - started
         if rows:  # typed batch by batch while landing: not counted twice
             times["land"] = times.get("land", 0.0) - (time.perf_counter() - started)
+        return keys
 
     original_read, original_quarantine, original_type = (
         load.read_batches,
