@@ -35,6 +35,8 @@ QUARANTINE = "staging.quarantine"
 QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
     source VARCHAR, file VARCHAR, line INTEGER, rule VARCHAR, "column" VARCHAR,
     rules VARCHAR, values_masked VARCHAR)"""
+# landed rows are typed at most this many at a time (see _land): a typing sorts its rows
+TYPE_ROWS = 1_000_000
 RULE_ORDER = (
     "excel_number",
     "oversized_cell",
@@ -116,10 +118,10 @@ class LoadResult:
         )
 
 
-def _prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _prefetched(batches: Iterator) -> Iterator:
     """The batches of a reader, the next one read in a thread while the caller works on
-    this one: pyarrow's reading and DuckDB's cleaning both release the GIL, so on two
-    cores they overlap. The reader's errors come out where its batch would have."""
+    this one: pyarrow's reading and cleaning and DuckDB's typing release the GIL, so on
+    two cores they overlap. The reader's errors come out where its batch would have."""
     done = object()
     ahead: queue.Queue = queue.Queue(maxsize=1)  # one batch ahead: memory stays bounded
     stop = threading.Event()
@@ -151,8 +153,18 @@ def _prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         reader.join()
 
 
-def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> list[dict]:
-    """All files' rows as cleaned text in temp table `landing`, numbered in reading order.
+def _cleaned(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, list]]:
+    """Each batch's cells cleaned as far as Arrow does it (`parse.clean_batch`)."""
+    for batch in batches:
+        yield parse.clean_batch(batch, [c for c in batch.schema.names if c != LINE])
+
+
+def _land(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path, as_of: dt.date
+) -> list[dict]:
+    """All files' rows as cleaned text in temp table `landing`, numbered in reading order,
+    and typed as they land, a batch or more at a time, into temp table `typed` (`_type`):
+    DuckDB types rows while the next batch is read.
 
     Landing stays until the load ends: quarantined rows take their masked values from it,
     so the typed rows carry no copy of them.
@@ -163,25 +175,29 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
         f"{LINE} INTEGER, {FIRST_CELL} VARCHAR, {columns})"
     )
     con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_file_order INTEGER, _file VARCHAR)")
-    files, row_id = [], 0
+    _type(con, spec, as_of, None)  # the empty table
+    files, row_id, typed, due = [], 0, 0, 0
     for order, raw_file in enumerate(discover(spec, raw_dir)):
         con.execute("INSERT INTO landing_files VALUES (?, ?)", [order, raw_file.relative])
         rows = 0
-        for batch in _prefetched(read_batches(spec, raw_file)):
+        for batch, odd in _prefetched(_cleaned(read_batches(spec, raw_file))):
             n = batch.num_rows
-            numbered = pa.Table.from_batches([batch]).append_column(
+            numbered = pa.Table.from_batches([parse.finish_clean(con, batch, odd)]).append_column(
                 rules.ROW_ID, pa.array(range(row_id, row_id + n), pa.int64())
             )
-            values = [c for c in batch.schema.names if c != LINE]
             con.register("landing_batch", numbered)
             con.execute(
-                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM ("
-                + parse.clean_sql(values, "landing_batch", [rules.ROW_ID, LINE])
-                + ")",
+                "INSERT INTO landing BY NAME SELECT *, ? AS _file_order FROM landing_batch",
                 [order],
             )
             con.unregister("landing_batch")
             rows, row_id = rows + n, row_id + n
+            # each typing scans the keyed hashes found so far (`_type`): rows are typed
+            # once as many have landed (so the scans grow no faster than the rows), or
+            # TYPE_ROWS (a typing's sort and joins stay that big at most)
+            if row_id - typed >= min(due, TYPE_ROWS):
+                due = _type(con, spec, as_of, (typed, row_id))
+                typed = row_id
         # lines the reader dropped as blank are read rows all the same, and skipped
         files.append(
             {
@@ -190,6 +206,9 @@ def _land(con: duckdb.DuckDBPyConnection, spec: SourceSpec, raw_dir: Path) -> li
                 "skipped": {"blank": raw_file.blank_lines} if raw_file.blank_lines else {},
             }
         )
+    if row_id > typed:
+        _type(con, spec, as_of, (typed, row_id))
+    con.execute("DROP TABLE IF EXISTS person_keys")  # every row typed: its memory back
     return files
 
 
@@ -205,20 +224,46 @@ def _skip(con, spec: SourceSpec) -> None:
         FROM landing
         WHERE ({first} IS NULL AND {nothing}) OR up_totals({first})"""
     )
-    con.execute(f"DELETE FROM landing WHERE {rules.ROW_ID} IN (SELECT {rules.ROW_ID} FROM skipped)")
+    if con.execute("SELECT count(*) FROM skipped").fetchall()[0][0]:
+        for table in ("landing", "typed"):
+            con.execute(
+                f"DELETE FROM {table} WHERE {rules.ROW_ID} IN (SELECT {rules.ROW_ID} FROM skipped)"
+            )
 
 
-def _type(con, spec: SourceSpec, today: dt.date) -> None:
-    keep = [
-        rules.ROW_ID,
-        "_file_order",
-        "_line",
-        f"{parse.content_hash_sql(spec)} AS _content_hash",
-    ]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE typed AS "
-        + parse.typed_select(spec.columns, today, "landing", keep, spec.join_columns)
-    )
+def _type(con, spec: SourceSpec, today: dt.date, rows: tuple[int, int] | None) -> int:
+    """Type the landed rows numbered in [start, end) of `rows` into temp table `typed`;
+    without `rows`, create it empty. Returns the number of keyed hashes so far.
+
+    The keyed hash of an ID number is two SHA-256 a value, the dearest part of typing, and
+    a person's rows repeat (one a year, one a file): each distinct ID number is hashed
+    once a load, into temp table `person_keys`, and joined from there. It is hashed
+    whatever its validity, and kept only where valid (see `parse._id_number_stages`)."""
+    keep = [rules.ROW_ID, "_file_order", "_line"]
+    source = "landing"
+    if rows:
+        source = f"(FROM landing WHERE {rules.ROW_ID} >= {rows[0]} AND {rules.ROW_ID} < {rows[1]})"
+    ids = [c.name for c in spec.columns if c.type == "id_number"]
+    hashed = "__person_key" if ids else None
+    if ids:  # one at most: its hash is the one person_key
+        if not rows:
+            con.execute("CREATE OR REPLACE TEMP TABLE person_keys (value VARCHAR, hash VARCHAR)")
+        con.execute(
+            f"""INSERT INTO person_keys
+            SELECT value, up_person_key(up_id_norm(value)) FROM (
+                SELECT DISTINCT "{ids[0]}" AS value FROM {source} WHERE "{ids[0]}" IS NOT NULL
+            ) ANTI JOIN person_keys USING (value)"""
+        )
+        source = f"""(SELECT s.*, k.hash AS "{hashed}" FROM {source} s
+            LEFT JOIN person_keys k ON s."{ids[0]}" = k.value)"""
+    select = parse.typed_select(spec.columns, today, source, keep, spec.join_columns, hashed)
+    if rows:
+        # in reading order (the join above may not keep it): typed rows then stay in it,
+        # and the staging table is written from them in it without sorting them all
+        con.execute(f"INSERT INTO typed {select} ORDER BY {rules.ROW_ID}")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {select} LIMIT 0")
+    return con.execute("SELECT count(*) FROM person_keys").fetchall()[0][0] if ids else 0
 
 
 # How Excel writes a number it holds: 3.30211E+17, or 13812345678.0 when saved as text
@@ -281,30 +326,42 @@ def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date, today: dt.date) -> N
 
 
 def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
-    """Move rows named by `failures_sql` (_row_id, rule, column) out of `typed`."""
-    order = ", ".join(f"'{r}'" for r in RULE_ORDER)
+    """Move rows named by `failures_sql` (_row_id, rule, column) out of `typed`, into
+    `moved` with this pass's number; `_write_quarantine` makes their rows at the end."""
     # evaluated once: the query may be a window or an anti-join over every typed row
     con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS SELECT DISTINCT * FROM ({failures_sql})")
     if not con.execute("SELECT count(*) FROM moving").fetchall()[0][0]:
-        con.execute("DROP TABLE moving")  # most passes find nothing: no join, no delete
+        con.execute("DROP TABLE moving")  # most passes find nothing: no delete
         return
     con.execute(
+        """INSERT INTO moved SELECT (SELECT coalesce(max(pass), 0) + 1 FROM moved),
+        _row_id, rule, "column" FROM moving"""
+    )
+    con.execute("DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
+    con.execute("DROP TABLE moving")
+
+
+def _write_quarantine(con, spec: SourceSpec) -> None:
+    """The moved rows into `quarantined`: their first rule, all rules and masked values,
+    in one join with `landing` for all passes (a row moves in one pass only), in the order
+    of the passes, then of the rows."""
+    if not con.execute("SELECT count(*) FROM moved").fetchall()[0][0]:
+        return
+    order = ", ".join(f"'{r}'" for r in RULE_ORDER)
+    con.execute(
         f"""INSERT INTO quarantined
-        WITH f AS (SELECT * FROM moving),
-        ranked AS (
-            SELECT _row_id,
+        WITH ranked AS (
+            SELECT _row_id, min(pass) AS pass,
                    arg_min(rule, coalesce(list_position([{order}], rule), 99)) AS rule,
                    arg_min("column", coalesce(list_position([{order}], rule), 99)) AS "column",
                    string_agg(rule || CASE WHEN "column" IS NULL THEN '' ELSE
                        '(' || "column" || ')' END, '; ' ORDER BY rule, "column") AS rules
-            FROM f GROUP BY _row_id)
+            FROM moved GROUP BY _row_id)
         SELECT '{spec.name}', lf._file, l._line, r.rule, r."column", r.rules,
                {parse.masked_values_sql(spec)}
         FROM ranked r JOIN landing l USING (_row_id) JOIN landing_files lf USING (_file_order)
-        ORDER BY l._row_id"""
+        ORDER BY r.pass, l._row_id"""
     )
-    con.execute("DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
-    con.execute("DROP TABLE moving")
 
 
 def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
@@ -315,11 +372,14 @@ def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
     few rows, not over every row."""
     key = ", ".join(f'"{k}"' for k in spec.key)
     same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in spec.key)
+    # the content hash of those few rows only, from their landed text
+    content = parse.content_hash_sql(spec, "l")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE repeats AS
-        SELECT _row_id, _file_order, _line, _content_hash, {", ".join(f't."{k}"' for k in spec.key)}
-        FROM typed t SEMI JOIN (SELECT {key} FROM typed GROUP BY ALL HAVING count(*) > 1) r
-        ON {same}"""
+        SELECT _row_id, t._file_order, t._line, {content} AS _content_hash,
+               {", ".join(f't."{k}"' for k in spec.key)}
+        FROM (FROM typed t SEMI JOIN (SELECT {key} FROM typed GROUP BY ALL HAVING count(*) > 1) r
+              ON {same}) t JOIN landing l USING (_row_id)"""
     )
 
     def drop(ids_sql: str) -> int:
@@ -407,30 +467,39 @@ def load_source(
     con.execute(QUARANTINE_DDL)
     for sql in parse.macros_sql(pii_key):
         con.execute(sql)
-    files = _land(con, spec, raw_dir)
+    files = _land(con, spec, raw_dir, rule_as_of)
     read = con.execute("SELECT count(*) FROM landing").fetchall()[0][0]
     read += sum(f["skipped"].get("blank", 0) for f in files)
     _skip(con, spec)
-    _type(con, spec, rule_as_of)
     # this load's quarantine rows gather here: the shared table changes only at the end
     con.execute(f"CREATE OR REPLACE TEMP TABLE quarantined AS FROM {QUARANTINE} LIMIT 0")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE moved (pass INTEGER, {rules.ROW_ID} BIGINT, "
+        'rule VARCHAR, "column" VARCHAR)'
+    )
     _quarantine(con, spec, _shape_failures_sql(spec))
     _apply_row_rules(con, spec, rule_as_of, today)
     _quarantine(con, spec, 'SELECT _row_id, rule, "column" FROM failures')
     collapsed, superseded = _resolve_repeats(con, spec)
     _apply_references(con, spec)
+    _write_quarantine(con, spec)
     # the raw text is needed no more (quarantined rows have their masked values): freed
     # before the typed rows are copied, so a big source is never held three times over
-    for temp in ("landing", "failures"):
-        con.execute(f"DROP TABLE {temp}")
+    for temp in ("landing", "failures", "moved"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
     columns = ", ".join(f'"{c}"' for c in staging_columns(spec))
+    # a file's name by its number, as a list: a join would not keep the rows' order
+    names = [
+        r[0] for r in con.execute("SELECT _file FROM landing_files ORDER BY _file_order").fetchall()
+    ]
+    names = "([" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]::VARCHAR[])"
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
     con.execute(f"INSERT INTO {QUARANTINE} FROM quarantined")
     con.execute(
         f"""CREATE OR REPLACE TABLE staging.{spec.name} AS
-        SELECT {columns}, lf._file AS _source_file, _line AS _source_line
-        FROM typed JOIN landing_files lf USING (_file_order) ORDER BY _row_id"""
+        SELECT {columns}, {names}[_file_order + 1] AS _source_file, _line AS _source_line
+        FROM typed"""
     )
     con.execute("COMMIT")
     for order, reason, n in con.execute(

@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from union_pipeline.ingest.safety import truncate_cell_sql
 from union_pipeline.ingest.specs import Column, SourceSpec
 
@@ -135,13 +138,15 @@ def macros_sql(pii_key: bytes) -> list[str]:
 Stage = list[tuple[str, str]]
 
 
-def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
+def _id_number_stages(col: Column, today: dt.date, hashed: str | None = None) -> list[Stage]:
     """An ID number is normalised, split and checked once, in stages, because SQL macros
-    repeat their argument: checked inline, the ID would be normalised 40 times a row."""
+    repeat their argument: checked inline, the ID would be normalised 40 times a row.
+    `hashed`: a column of the source holding the keyed hash already (see `typed_select`)."""
     name = col.name
     raw, norm, digits, birth, valid = (
         f'"{name}{suffix}"' for suffix in ("", "__norm", "__digits", "__birth", "__valid")
     )
+    key = f'"{hashed}"' if hashed else f"up_person_key({norm})"
     # the 17 digits as one integer: integer arithmetic is ~30x faster than substrings
     check_sum = " + ".join(
         f"(({digits} // {10 ** (16 - i)}) % 10) * {w}" for i, w in enumerate(ID_WEIGHTS)
@@ -166,7 +171,7 @@ def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
         ],
         [
             (f"CASE WHEN up_text({raw}) IS NOT NULL THEN {valid} END", f"{name}__ok"),
-            (f"CASE WHEN {valid} THEN up_person_key({norm}) END", "person_key"),
+            (f"CASE WHEN {valid} THEN {key} END", "person_key"),
             (
                 f"CASE WHEN {valid} THEN CASE WHEN ({digits} % 10) % 2 = 1 "
                 f"THEN '男' ELSE '女' END END",
@@ -177,7 +182,9 @@ def _id_number_stages(col: Column, today: dt.date) -> list[Stage]:
     ]
 
 
-def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
+def typed_stages(
+    col: Column, today: dt.date, key: bool = False, hashed: str | None = None
+) -> list[Stage]:
     """SQL (expression, name) stages for one raw text column; the last stage is its output,
     each stage may use the names of the stages before it. `key`: the column joins rows
     (a key or a reference), so PII-shaped values are hashed rather than masked."""
@@ -186,22 +193,34 @@ def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
     if col.type == "text":
         return [[(f"up_key_text({text})" if key else f"up_mask_pii({text})", col.name)]]
     if col.type in ("int", "decimal", "date", "bool"):
-        parsed = {
+        # each step a stage of its own, as macros repeat their argument: inline, the
+        # flag below would parse the value again, and up_int would call up_number 4 times
+        value, number, unit = (f'"{col.name}{s}"' for s in ("__value", "__number", "__unit"))
+        first = {
             # an ID or phone number in a number column is no number: quarantined, masked
-            "int": f"CASE WHEN NOT up_pii_like({raw}) THEN up_int({raw}) END",
-            "decimal": f"CASE WHEN NOT up_pii_like({raw}) THEN "
-            f"TRY_CAST(up_number(up_unit({raw})) AS DECIMAL(18, {col.scale})) END",
+            "int": [(f"CASE WHEN NOT up_pii_like({raw}) THEN up_number({raw}) END", number)],
+            "decimal": [(f"CASE WHEN NOT up_pii_like({raw}) THEN up_unit({raw}) END", unit)],
+            "date": [],
+            "bool": [],
+        }[col.type]
+        parsed = {
+            "int": f"CASE WHEN {number} = floor({number}) AND abs({number}) < 1e15 "
+            f"THEN {number}::BIGINT END",
+            "decimal": f"TRY_CAST(up_number({unit}) AS DECIMAL(18, {col.scale}))",
             "date": f"up_date({raw})",
             "bool": f"up_bool({raw})",
         }[col.type]
+        stages = [[(sql, name.strip('"')) for sql, name in first]] if first else []
         return [
+            *stages,
+            [(parsed, value.strip('"'))],
             [
-                (parsed, col.name),
-                (f"({text} IS NULL OR {parsed} IS NOT NULL)", f"{col.name}__parsed"),
-            ]
+                (value, col.name),
+                (f"({text} IS NULL OR {value} IS NOT NULL)", f"{col.name}__parsed"),
+            ],
         ]
     if col.type == "id_number":
-        return _id_number_stages(col, today)
+        return _id_number_stages(col, today, hashed)
     if col.type == "phone":
         return [
             [
@@ -214,11 +233,20 @@ def typed_stages(col: Column, today: dt.date, key: bool = False) -> list[Stage]:
     raise AssertionError(col.type)
 
 
-def typed_select(columns, today: dt.date, source: str, keep: list[str], keys=frozenset()) -> str:
+def typed_select(
+    columns,
+    today: dt.date,
+    source: str,
+    keep: list[str],
+    keys=frozenset(),
+    hashed: str | None = None,
+) -> str:
     """One SELECT typing `columns` of relation `source`, keeping the `keep` columns as they
     are: intermediate stages nest as subqueries, so each is computed once per row. `keys`:
-    the names of the columns that join rows (see `typed_stages`)."""
-    staged = [typed_stages(c, today, c.name in keys) for c in columns]
+    the names of the columns that join rows (see `typed_stages`). `hashed`: a column of
+    `source` that holds the keyed hash of the ID number (see load._type), else computed
+    here, row by row."""
+    staged = [typed_stages(c, today, c.name in keys, hashed) for c in columns]
     depth = max(len(s) for s in staged)
     query = f"SELECT * FROM {source}"
     for level in range(depth - 1):
@@ -249,11 +277,64 @@ def masked_values_sql(spec: SourceSpec) -> str:
     return f"to_json(struct_pack({', '.join(parts)}))::VARCHAR"
 
 
-def content_hash_sql(spec: SourceSpec) -> str:
-    """Hash of every value, to tell identical repeats from conflicting duplicates."""
+def content_hash_sql(spec: SourceSpec, relation: str = "") -> str:
+    """Hash of every value (of `relation`'s columns, when given), to tell identical
+    repeats from conflicting duplicates."""
     # a 64-bit hash: compared only among rows sharing a key, collisions are negligible
-    values = ", ".join(f'up_text("{c.name}")' for c in spec.columns)
+    prefix = f"{relation}." if relation else ""
+    values = ", ".join(f'up_text({prefix}"{c.name}")' for c in spec.columns)
     return f"hash({values})"
+
+
+# The UTF-8 forms of every character up_fold changes start with one of these: a cell without
+# any of them is not folded (`clean_batch`).
+FOLD_PREFIXES = (b"\xef", b"\xe2\x80", b"\xe3\x80\x80", b"\xc2\xa0")
+assert all(c.encode().startswith(FOLD_PREFIXES) for c in WIDE + DROPPED)
+TRIMMED = "".join(map(chr, (32, 9, 10, 13)))  # SPACES, as up_trim and up_unwrap trim
+
+
+def clean_batch(batch: pa.RecordBatch, columns: list[str]) -> tuple[pa.RecordBatch, list]:
+    """`clean_sql`'s cleaning of `columns` in Arrow, for the cells that need no more than
+    trimming (nearly all): the batch so cleaned, and the cells that need folding or
+    unwrapping as (column, mask, their raw values), for `finish_clean`. Arrow's kernels
+    do in one pass a column what the SQL macros do in several; and this runs in the
+    read-ahead thread (see load.py), beside DuckDB."""
+    odd = []
+    arrays = list(batch.columns)
+    for name in columns:
+        i = batch.schema.get_field_index(name)
+        cells = batch.column(i)
+        trimmed = pc.utf8_trim(cells, characters=TRIMMED)
+        mask = pc.or_(pc.starts_with(trimmed, '="'), pc.starts_with(trimmed, "'"))
+        # every folded character is outside ASCII: most columns (IDs, dates, amounts) are
+        # spared the four searches, the dearest part of this
+        if not pc.all(pc.string_is_ascii(cells)).as_py():
+            as_bytes = cells.cast(pa.binary())
+            for prefix in FOLD_PREFIXES:
+                mask = pc.or_(mask, pc.match_substring(as_bytes, prefix))
+        mask = pc.fill_null(mask, False)
+        arrays[i] = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+        if pc.any(mask).as_py():
+            odd.append((i, mask, pc.filter(cells, mask)))
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema), odd
+
+
+def finish_clean(con, batch: pa.RecordBatch, odd: list) -> pa.RecordBatch:
+    """The batch of `clean_batch` with its odd cells cleaned by `clean_sql` itself."""
+    if not odd:
+        return batch
+    cells = pa.concat_arrays([raw.cast(pa.string()) for _, _, raw in odd])
+    con.register("odd_cells", pa.table({"i": pa.array(range(len(cells))), "v": cells}))
+    query = clean_sql(["v"], "odd_cells", ["i"])
+    cleaned = con.sql(f"SELECT v FROM ({query}) ORDER BY i").to_arrow_table()
+    con.unregister("odd_cells")
+    cleaned = cleaned.column(0).combine_chunks()
+    arrays, start = list(batch.columns), 0
+    for i, mask, raw in odd:
+        part = cleaned.slice(start, len(raw)).cast(arrays[i].type)
+        arrays[i] = pc.replace_with_mask(arrays[i], mask, part)
+        start += len(raw)
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
 def clean_sql(columns: list[str], source: str, keep: list[str]) -> str:
