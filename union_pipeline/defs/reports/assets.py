@@ -868,13 +868,19 @@ def reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **i
     is made from did not change."""
     upstream = by_key(REPORT_INS, inputs)
     selected = context.selected_asset_keys
+    produced: set[dg.AssetKey] = set()
     if selected & set(CHART_KEYS.values()):
-        yield from charts(context, warehouse, upstream)
-    for key, make, _ in REPORTS:
+        for result in charts(context, warehouse, upstream):
+            produced.add(result.asset_key)
+            yield result
+    for key, make, spec in REPORTS:
         if key not in selected:
             continue
+        # as Dagster skips a step whose upstream was not made: a report whose upstream in
+        # this step was selected but not made (no briefing without a browser) is not made
+        if any(dep.asset_key in selected - produced for dep in spec.deps):
+            continue
         made = make(context, warehouse, upstream)
-        if inspect.isgenerator(made):
-            yield from made
-        elif made is not None:
-            yield made
+        for result in made if inspect.isgenerator(made) else [made] if made else []:
+            produced.add(result.asset_key)
+            yield result
