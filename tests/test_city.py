@@ -28,14 +28,62 @@ def city_source(tmp_path_factory) -> Path:
     return raw
 
 
-@pytest.fixture
-def city(city_source, tmp_path, monkeypatch) -> Path:
-    raw = tmp_path / "raw"
+@pytest.fixture(scope="module")
+def grown(city_source, tmp_path_factory) -> dict:
+    """The city built once for this module, the way a city grows: two districts and the
+    city; then the third district's folder appears, the raw-files sensor asks for it, it
+    refreshes alone and the city again. What the tests assert along the way is recorded;
+    the end state (three districts, the city file) is what the roll-up tests read."""
+    from tests.conftest import TEST_PII_KEY
+    from union_pipeline.defs.automation.sensors import raw_files_sensor
+
+    root = tmp_path_factory.mktemp("city_grown")
+    raw = root / "raw"
     shutil.copytree(city_source, raw)
-    monkeypatch.setenv("UNION_RAW_DIR", str(raw))
-    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "wh" / "union.duckdb"))
-    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
-    return raw
+    env = {
+        "UNION_RAW_DIR": str(raw),
+        "UNION_WAREHOUSE": str(root / "wh" / "union.duckdb"),
+        "UNION_EXPORT_DIR": str(root / "exports"),
+        "UNION_PII_KEY": TEST_PII_KEY,
+    }
+    seen: dict = {"env": env, "raw": raw}
+    third = raw / CODES[2]
+    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        shutil.move(third, root / "later")
+        build(instance, CODES[:2])
+        seen["before"] = {code: members_records(instance, code) for code in CODES[:2]}
+        with duckdb.connect(str(live()), read_only=True) as con:
+            seen["districts_before"] = con.execute("SELECT count(*) FROM meta.districts").fetchall()
+
+        shutil.move(root / "later", third)
+        # what the raw-files sensor does when the new folder appears
+        context = dg.build_sensor_context(
+            instance=instance, repository_def=defs().get_repository_def()
+        )
+        seen["sensor"] = raw_files_sensor(context)
+
+        build(instance, [CODES[2]])
+        seen["after"] = {code: members_records(instance, code) for code in CODES[:2]}
+    return seen
+
+
+@pytest.fixture
+def city(grown, monkeypatch) -> Path:
+    """The grown city's raw drop, with its settings in the environment (read only)."""
+    for name, value in grown["env"].items():
+        monkeypatch.setenv(name, value)
+    return grown["raw"]
+
+
+def members_records(instance, code: str) -> list:
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(["staging", "members"]), asset_partitions=[code]
+        ),
+        limit=10,
+    ).records
 
 
 def run_district(instance, code: str) -> dg.ExecuteInProcessResult:
@@ -81,8 +129,6 @@ def live(name: str = "union.duckdb") -> Path:
 
 
 def test_city_rollup_sums_counts_counts_persons_once_and_ranks(city):
-    with dg.instance_for_test() as instance:
-        build(instance)
     catalogue = {k.code: k for k in load_catalogue()}
     with duckdb.connect(str(live()), read_only=True) as con:
         rows = con.execute(
@@ -143,8 +189,6 @@ def test_city_rollup_sums_counts_counts_persons_once_and_ranks(city):
 
 
 def test_each_district_file_holds_its_own_rows_only(city):
-    with dg.instance_for_test() as instance:
-        build(instance)
     with duckdb.connect(str(live()), read_only=True) as city_con:
         tables = [
             name
@@ -182,48 +226,20 @@ def test_each_district_file_holds_its_own_rows_only(city):
                 assert 0 < mine < total
 
 
-def test_a_district_added_later_refreshes_alone_and_joins_the_city(city, city_source):
-    third = city / CODES[2]
-    shutil.move(third, city.parent / "later")
-    with dg.instance_for_test() as instance:
-        build(instance, CODES[:2])
-        before = {
-            code: instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(["staging", "members"]), asset_partitions=[code]
-                ),
-                limit=10,
-            ).records
-            for code in CODES[:2]
-        }
-        with duckdb.connect(str(live()), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM meta.districts").fetchall()[0][0] == 2
-
-        shutil.move(city.parent / "later", third)
-        # what the raw-files sensor does when the new folder appears
-        from union_pipeline.defs.automation.sensors import raw_files_sensor
-
-        context = dg.build_sensor_context(
-            instance=instance, repository_def=defs().get_repository_def()
+def test_a_district_added_later_refreshes_alone_and_joins_the_city(city, grown):
+    assert grown["districts_before"] == [(2,)]
+    result = grown["sensor"]
+    requests = result.run_requests
+    added = [r for r in result.dynamic_partitions_requests]
+    assert any(CODES[2] in r.partition_keys for r in added)
+    assert {r.partition_key for r in requests if r.partition_key} >= {CODES[2]}
+    for code in CODES[:2]:
+        assert grown["before"][code], code
+        assert len(grown["after"][code]) == len(grown["before"][code]), (
+            "the other districts were not refreshed"
         )
-        result = raw_files_sensor(context)
-        requests = result.run_requests
-        added = [r for r in result.dynamic_partitions_requests]
-        assert any(CODES[2] in r.partition_keys for r in added)
-        assert {r.partition_key for r in requests if r.partition_key} >= {CODES[2]}
-
-        build(instance, [CODES[2]])
-        for code in CODES[:2]:
-            after = instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(["staging", "members"]), asset_partitions=[code]
-                ),
-                limit=10,
-            ).records
-            assert len(after) == len(before[code]), "the other districts were not refreshed"
-        with duckdb.connect(str(live()), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM meta.districts").fetchall()[0][0] == 3
-            assert sorted(
-                d
-                for (d,) in con.execute("SELECT DISTINCT district FROM staging.members").fetchall()
-            ) == sorted(CODES)
+    with duckdb.connect(str(live()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM meta.districts").fetchall()[0][0] == 3
+        assert sorted(
+            d for (d,) in con.execute("SELECT DISTINCT district FROM staging.members").fetchall()
+        ) == sorted(CODES)
