@@ -23,7 +23,11 @@ def pii_key(monkeypatch) -> str:
 @pytest.fixture
 def minimal_drop(tmp_path: Path) -> Path:
     """Two unions, a handful of members, one target: the smallest drop that refreshes."""
-    raw = tmp_path / "raw"
+    return write_minimal_drop(tmp_path / "raw")
+
+
+def write_minimal_drop(raw: Path) -> Path:
+    """The `minimal_drop`, written into `raw`."""
     write_csv(
         raw / "unions" / "unions.csv",
         UNION_HEADER,
