@@ -259,7 +259,8 @@ def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_pat
     )
     killed_at = None
     for line in refresh.stdout:
-        if "STEP_START" in line and "staging__members" in line:
+        # mid-run, once the members are staged (known by the asset, not a step name)
+        if "ASSET_MATERIALIZATION" in line and "Materialized value staging members" in line:
             os.killpg(refresh.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             break
