@@ -23,7 +23,11 @@ def pii_key(monkeypatch) -> str:
 @pytest.fixture
 def minimal_drop(tmp_path: Path) -> Path:
     """Two unions, a handful of members, one target: the smallest drop that refreshes."""
-    raw = tmp_path / "raw"
+    return write_minimal_drop(tmp_path / "raw")
+
+
+def write_minimal_drop(raw: Path) -> Path:
+    """The `minimal_drop`, written into `raw`."""
     write_csv(
         raw / "unions" / "unions.csv",
         UNION_HEADER,
@@ -83,3 +87,25 @@ def demo_drop(demo_source, tmp_path) -> Path:
     raw = tmp_path / "raw"
     shutil.copytree(demo_source, raw)
     return raw
+
+
+@pytest.fixture(scope="session")
+def district_state(demo_source, tmp_path_factory):
+    """The small demo drop refreshed once per session (`python -m union_pipeline.refresh`,
+    reports included); use it through `refreshed_district`."""
+    from tests.shared import RefreshedDistrict
+
+    state = RefreshedDistrict(tmp_path_factory.mktemp("shared") / "district", TEST_PII_KEY)
+    state.build(demo_source)
+    return state
+
+
+@pytest.fixture
+def refreshed_district(district_state, monkeypatch):
+    """The refreshed small demo district, as the refresh left it, with its settings and
+    DAGSTER_HOME in the environment; the test may change it (the next test gets it back)."""
+    district_state.use()
+    for name, value in district_state.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("UNION_AS_OF", raising=False)
+    return district_state

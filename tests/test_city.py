@@ -28,14 +28,75 @@ def city_source(tmp_path_factory) -> Path:
     return raw
 
 
-@pytest.fixture
-def city(city_source, tmp_path, monkeypatch) -> Path:
-    raw = tmp_path / "raw"
+@pytest.fixture(scope="module")
+def grown(city_source, tmp_path_factory) -> dict:
+    """The city built once for this module, the way a city grows: two districts and the
+    city; then the third district's folder appears, the raw-files sensor asks for it, it
+    refreshes alone and the city again. What the tests assert along the way is recorded;
+    the end state (three districts, the city file) is what the roll-up tests read."""
+    from tests.conftest import TEST_PII_KEY
+    from union_pipeline.defs.automation.sensors import raw_files_sensor
+
+    root = tmp_path_factory.mktemp("city_grown")
+    raw = root / "raw"
     shutil.copytree(city_source, raw)
-    monkeypatch.setenv("UNION_RAW_DIR", str(raw))
-    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "wh" / "union.duckdb"))
-    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
-    return raw
+    env = {
+        "UNION_RAW_DIR": str(raw),
+        "UNION_WAREHOUSE": str(root / "wh" / "union.duckdb"),
+        "UNION_EXPORT_DIR": str(root / "exports"),
+        "UNION_PII_KEY": TEST_PII_KEY,
+    }
+    seen: dict = {"env": env, "raw": raw}
+    third = raw / CODES[2]
+    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        shutil.move(third, root / "later")
+        build(instance, CODES[:2])
+        seen["before"] = {code: members_records(instance, code) for code in CODES[:2]}
+        with duckdb.connect(str(live()), read_only=True) as con:
+            seen["districts_before"] = con.execute("SELECT count(*) FROM meta.districts").fetchall()
+
+        shutil.move(root / "later", third)
+        # what the raw-files sensor does when the new folder appears
+        context = dg.build_sensor_context(
+            instance=instance, repository_def=defs().get_repository_def()
+        )
+        seen["sensor"] = raw_files_sensor(context)
+
+        build(instance, [CODES[2]])
+        seen["after"] = {code: members_records(instance, code) for code in CODES[:2]}
+
+        # a province-size city (past UNION_CITY_DETAIL_ROWS): its file kept aside, then the
+        # city's file published again as the roll-up tests read it
+        with duckdb.connect(str(live()), read_only=True) as con:
+            seen["marts"] = con.execute(
+                "SELECT count(*), sum(hash(t)) FROM marts.kpi_yearly t"
+            ).fetchall()
+        mp.setenv("UNION_CITY_DETAIL_ROWS", "100")
+        assert run_city(instance).success
+        seen["province"] = root / "province.duckdb"
+        shutil.copy(live(), seen["province"])
+        mp.delenv("UNION_CITY_DETAIL_ROWS")
+        assert run_city(instance).success
+    return seen
+
+
+@pytest.fixture
+def city(grown, monkeypatch) -> Path:
+    """The grown city's raw drop, with its settings in the environment (read only)."""
+    for name, value in grown["env"].items():
+        monkeypatch.setenv(name, value)
+    return grown["raw"]
+
+
+def members_records(instance, code: str) -> list:
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(["staging", "members"]), asset_partitions=[code]
+        ),
+        limit=10,
+    ).records
 
 
 def run_district(instance, code: str) -> dg.ExecuteInProcessResult:
@@ -81,8 +142,6 @@ def live(name: str = "union.duckdb") -> Path:
 
 
 def test_city_rollup_sums_counts_counts_persons_once_and_ranks(city):
-    with dg.instance_for_test() as instance:
-        build(instance)
     catalogue = {k.code: k for k in load_catalogue()}
     with duckdb.connect(str(live()), read_only=True) as con:
         rows = con.execute(
@@ -142,22 +201,7 @@ def test_city_rollup_sums_counts_counts_persons_once_and_ranks(city):
         assert targets > 0
 
 
-def test_each_district_file_holds_its_own_rows_only(city, monkeypatch):
-    with dg.instance_for_test() as instance:
-        build(instance)
-        _district_files_hold_their_own_rows()
-        # a province-size city: past UNION_CITY_DETAIL_ROWS its file leaves the detail rows
-        # in the district files and says where they are; the marts and the quarantine stay
-        with duckdb.connect(str(live()), read_only=True) as city_con:
-            marts = city_con.execute(
-                "SELECT count(*), sum(hash(t)) FROM marts.kpi_yearly t"
-            ).fetchall()
-        monkeypatch.setenv("UNION_CITY_DETAIL_ROWS", "100")
-        assert run_city(instance).success
-    _detail_left_in_district_files(marts)
-
-
-def _district_files_hold_their_own_rows() -> None:
+def test_each_district_file_holds_its_own_rows_only(city):
     with duckdb.connect(str(live()), read_only=True) as city_con:
         tables = [
             name
@@ -195,74 +239,49 @@ def _district_files_hold_their_own_rows() -> None:
                 assert 0 < mine < total
 
 
-def _detail_left_in_district_files(marts) -> None:
-    with duckdb.connect(str(live()), read_only=True) as city_con:
+def test_a_district_added_later_refreshes_alone_and_joins_the_city(city, grown):
+    assert grown["districts_before"] == [(2,)]
+    result = grown["sensor"]
+    requests = result.run_requests
+    added = [r for r in result.dynamic_partitions_requests]
+    assert any(CODES[2] in r.partition_keys for r in added)
+    assert {r.partition_key for r in requests if r.partition_key} >= {CODES[2]}
+    for code in CODES[:2]:
+        assert grown["before"][code], code
+        assert len(grown["after"][code]) == len(grown["before"][code]), (
+            "the other districts were not refreshed"
+        )
+    with duckdb.connect(str(live()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM meta.districts").fetchall()[0][0] == 3
+        assert sorted(
+            d for (d,) in con.execute("SELECT DISTINCT district FROM staging.members").fetchall()
+        ) == sorted(CODES)
+
+
+def test_a_province_size_city_leaves_the_detail_rows_in_the_district_files(city, grown):
+    """Past UNION_CITY_DETAIL_ROWS the city's file holds the marts, the quarantine and
+    meta.detail (where each district's rows are); the detail stays in the district files."""
+    with duckdb.connect(str(grown["province"]), read_only=True) as con:
         names = {
             n
-            for (n,) in city_con.execute(
+            for (n,) in con.execute(
                 "SELECT schema_name || '.' || table_name FROM duckdb_tables()"
             ).fetchall()
         }
         assert "staging.members" not in names and "staging.mutual_aid_enrollments" not in names
         assert {"staging.quarantine", "staging.city_targets", "marts.kpi_yearly"} <= names
-        assert (
-            city_con.execute("SELECT count(*), sum(hash(t)) FROM marts.kpi_yearly t").fetchall()
-            == marts
-        )
-        detail = city_con.execute(
+        marts = con.execute("SELECT count(*), sum(hash(t)) FROM marts.kpi_yearly t").fetchall()
+        assert marts == grown["marts"]
+        detail = con.execute(
             "SELECT district, row_count, district_file FROM meta.detail "
             "WHERE table_name = 'staging.members' ORDER BY district"
         ).fetchall()
         assert [d for d, _, _ in detail] == sorted(CODES)
         for code, rows, file in detail:
             assert file == f"districts/{code}.duckdb"
-            city_con.execute(f"ATTACH '{live().parent / file}' AS d{code} (READ_ONLY)")
+            con.execute(f"ATTACH '{live().parent / file}' AS d{code} (READ_ONLY)")
             attached = f"SELECT count(*) FROM d{code}.staging.members"
-            assert city_con.execute(attached).fetchall()[0][0] == rows > 0
-
-
-def test_a_district_added_later_refreshes_alone_and_joins_the_city(city, city_source):
-    third = city / CODES[2]
-    shutil.move(third, city.parent / "later")
-    with dg.instance_for_test() as instance:
-        build(instance, CODES[:2])
-        before = {
-            code: instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(["staging", "members"]), asset_partitions=[code]
-                ),
-                limit=10,
-            ).records
-            for code in CODES[:2]
-        }
-        with duckdb.connect(str(live()), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM meta.districts").fetchall()[0][0] == 2
-
-        shutil.move(city.parent / "later", third)
-        # what the raw-files sensor does when the new folder appears
-        from union_pipeline.defs.automation.sensors import raw_files_sensor
-
-        context = dg.build_sensor_context(
-            instance=instance, repository_def=defs().get_repository_def()
-        )
-        result = raw_files_sensor(context)
-        requests = result.run_requests
-        added = [r for r in result.dynamic_partitions_requests]
-        assert any(CODES[2] in r.partition_keys for r in added)
-        assert {r.partition_key for r in requests if r.partition_key} >= {CODES[2]}
-
-        build(instance, [CODES[2]])
-        for code in CODES[:2]:
-            after = instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(["staging", "members"]), asset_partitions=[code]
-                ),
-                limit=10,
-            ).records
-            assert len(after) == len(before[code]), "the other districts were not refreshed"
-        with duckdb.connect(str(live()), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM meta.districts").fetchall()[0][0] == 3
-            assert sorted(
-                d
-                for (d,) in con.execute("SELECT DISTINCT district FROM staging.members").fetchall()
-            ) == sorted(CODES)
+            assert con.execute(attached).fetchall()[0][0] == rows > 0
+    # the city's file as published without the threshold holds them
+    with duckdb.connect(str(live()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0] > 0

@@ -20,15 +20,16 @@ MATERIALIZE_ALL = ["dagster", "asset", "materialize", "-m", "union_pipeline.defi
 
 
 @pytest.fixture
-def env(demo_drop, tmp_path) -> dict[str, str]:
-    """A fresh instance and warehouse, as a newcomer's first session has them."""
+def env(minimal_drop, tmp_path) -> dict[str, str]:
+    """A fresh instance and warehouse, as a newcomer's first session has them, on the
+    smallest single-district drop (what is typed, not the figures, is under test)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "UNION_RAW_DIR": str(demo_drop),
+        "UNION_RAW_DIR": str(minimal_drop),
         "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
         "UNION_EXPORT_DIR": str(tmp_path / "exports"),
         "UNION_AUTOMATION": "off",

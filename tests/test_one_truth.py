@@ -39,6 +39,14 @@ def env(tmp_path, monkeypatch, demo_drop):
     return tmp_path / "warehouse" / "union.duckdb"
 
 
+@pytest.fixture
+def refreshed(refreshed_district):
+    """The small demo drop after a full refresh (the session's, every asset, restored for
+    this test): (live warehouse file, raw drop, the refresh's run id)."""
+    state = refreshed_district
+    return state.live, state.raw, state.run_id
+
+
 def fresh_state(tmp_path: Path, monkeypatch, name: str = "fresh") -> dict:
     """The warehouse a full refresh of the same files gives, built from nothing."""
     live = os.environ["UNION_WAREHOUSE"]
@@ -73,12 +81,14 @@ def changed_target(raw: Path) -> Path:
     )
 
 
-def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_path, monkeypatch):
+def test_reexecution_from_failure_publishes_the_new_data(
+    refreshed, refreshed_district, tmp_path, monkeypatch
+):
     """A new export arrives with a broken targets file; the file is fixed and the failed run
     re-executed from failure: the live warehouse has the new export."""
+    env, demo_drop, _ = refreshed
     job = dg.reconstructable(refresh_job)
-    with dg.instance_for_test() as instance:
-        assert run(instance).success
+    with refreshed_district.instance() as instance:
         before = warehouse_state(env)
         new_unions(demo_drop)
         broken = write_csv(
@@ -117,12 +127,12 @@ def test_reexecution_from_failure_publishes_the_new_data(env, demo_drop, tmp_pat
 
 
 def test_one_asset_materialized_is_followed_by_its_downstream(
-    env, demo_drop, tmp_path, monkeypatch
+    refreshed, refreshed_district, tmp_path, monkeypatch
 ):
+    env, demo_drop, _ = refreshed
     definitions = defs()
     targets = dg.AssetKey(["staging", "targets"])
-    with dg.instance_for_test() as instance:
-        assert run(instance).success
+    with refreshed_district.instance() as instance:
         before = warehouse_state(env)
         # the automation sensor ticks: nothing to do after a full refresh
         evaluation = dg.evaluate_automation_conditions(definitions, instance)
@@ -172,10 +182,9 @@ def test_one_asset_materialized_is_followed_by_its_downstream(
     assert published == fresh_state(tmp_path, monkeypatch)
 
 
-def test_a_second_refresh_with_nothing_changed_redoes_nothing(env, monkeypatch):
-    with dg.instance_for_test() as instance:
-        first = run(instance, include_reports=True)
-        assert first.success
+def test_a_second_refresh_with_nothing_changed_redoes_nothing(refreshed, refreshed_district):
+    env, _, first_run_id = refreshed  # the first refresh: every asset, reports included
+    with refreshed_district.instance() as instance:
         inode = env.stat().st_ino
         second = run(instance, include_reports=True)
         assert second.success
@@ -184,7 +193,7 @@ def test_a_second_refresh_with_nothing_changed_redoes_nothing(env, monkeypatch):
     assert len(staging) == 10  # the seven sources, the quarantine, published, city targets
     for key in staging + [k for k in done if k.startswith("marts/")]:
         assert done[key]["union/reused"] is True, f"{key} was redone"
-        assert done[key]["union/made_in_run"] == first.run_id, key
+        assert done[key]["union/made_in_run"] == first_run_id, key
     for key in ("reports/kpi_scorecard", "reports/kpi_trends", "reports/dashboard"):
         assert done[key]["union/reused"] is True, f"{key} was rendered again"
     assert done["warehouse/union_duckdb"]["union/reused"] is True
@@ -194,9 +203,9 @@ def test_a_second_refresh_with_nothing_changed_redoes_nothing(env, monkeypatch):
         assert Path(done[key]["path"]).is_file() and done[key]["union/reused"] is True
 
 
-def test_a_changed_file_reruns_only_its_chain(env, demo_drop, monkeypatch):
-    with dg.instance_for_test() as instance:
-        assert run(instance).success
+def test_a_changed_file_reruns_only_its_chain(refreshed, refreshed_district):
+    _, demo_drop, _ = refreshed
+    with refreshed_district.instance() as instance:
         changed_target(demo_drop)
         second = run(instance)
         assert second.success
@@ -250,7 +259,8 @@ def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_pat
     )
     killed_at = None
     for line in refresh.stdout:
-        if " - staging - STEP_START" in line:  # the staging step, members among its sources
+        # mid-run, once the members are staged (known by the asset, not a step name)
+        if "ASSET_MATERIALIZATION" in line and "Materialized value staging members" in line:
             os.killpg(refresh.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             break

@@ -15,16 +15,8 @@ from tests.runs import with_district
 from union_pipeline.definitions import defs
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    warehouse = tmp_path / "warehouse" / "union.duckdb"
-    monkeypatch.setenv("UNION_WAREHOUSE", str(warehouse))
-    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
-    monkeypatch.setenv("UNION_PII_KEY", "test-key")
-    return warehouse
-
-
 def refresh(raw: Path, monkeypatch) -> dg.ExecuteInProcessResult:
+    """A refresh on a fresh instance (the warehouse and exports: the environment's)."""
     monkeypatch.setenv("UNION_RAW_DIR", str(raw))
     job = defs().resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
@@ -37,9 +29,18 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_full_refresh_builds_and_publishes(demo_drop, env, monkeypatch):
-    result = refresh(demo_drop, monkeypatch)
-    assert result.success
+def test_full_refresh_builds_and_publishes(refreshed_district):
+    """The session's shared refresh of the small demo drop (every asset, one run)."""
+    env = refreshed_district.live
+    with refreshed_district.instance() as instance:
+        run = instance.get_run_by_id(refreshed_district.run_id)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        checks = [
+            e.dagster_event.event_specific_data
+            for e in instance.all_logs(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        ]
     with duckdb.connect(str(env), read_only=True) as con:
         tables = {
             r[0]
@@ -56,12 +57,12 @@ def test_full_refresh_builds_and_publishes(demo_drop, env, monkeypatch):
         } <= tables
         assert con.execute("SELECT count(*) FROM staging.members").fetchall()[0][0] > 1000
     assert not list(env.parent.glob(".union.build-*")), "the build file was swapped in"
-    checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks if c.check_name == "rows_accounted_for")
+    accounted = [c for c in checks if c.check_name == "rows_accounted_for"]
+    assert accounted and all(c.passed for c in accounted)
 
 
-def test_file_error_fails_the_refresh_and_keeps_the_warehouse(demo_drop, env, monkeypatch):
-    assert refresh(demo_drop, monkeypatch).success
+def test_file_error_fails_the_refresh_and_keeps_the_warehouse(refreshed_district, monkeypatch):
+    demo_drop, env = refreshed_district.raw, refreshed_district.live
     before = file_digest(env)
     broken = demo_drop / "members" / "zz-broken.csv"
     write_csv(broken, [h for h in MEMBER_HEADER if h != "入会日期"], [["M1"] * 9])
@@ -76,8 +77,8 @@ def test_file_error_fails_the_refresh_and_keeps_the_warehouse(demo_drop, env, mo
     assert file_digest(env) == before
 
 
-def test_no_clear_pii_in_any_table(demo_drop, env, monkeypatch):
-    assert refresh(demo_drop, monkeypatch).success
+def test_no_clear_pii_in_any_table(refreshed_district):
+    demo_drop, env = refreshed_district.raw, refreshed_district.live
     # not inside a longer run of hex digits: a person_key may hold 11 digits in a row
     id_like = re.compile(r"(?<![0-9a-fA-F])\d{17}[\dXx](?![0-9a-fA-F])")
     phone_like = re.compile(r"(?<![0-9a-fA-F])1[3-9]\d{9}(?![0-9a-fA-F])")

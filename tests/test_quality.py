@@ -212,18 +212,29 @@ def steady_drop(raw: Path, new_members_2019: int = 60) -> Path:
 # ---------------------------------------------------------------- running it
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNION_WAREHOUSE", str(tmp_path / "warehouse" / "union.duckdb"))
-    monkeypatch.setenv("UNION_EXPORT_DIR", str(tmp_path / "exports"))
+def _set_env(monkeypatch, root: Path) -> None:
+    monkeypatch.setenv("UNION_WAREHOUSE", str(root / "warehouse" / "union.duckdb"))
+    monkeypatch.setenv("UNION_EXPORT_DIR", str(root / "exports"))
     monkeypatch.setenv("UNION_PII_KEY", "test-key")
     monkeypatch.setenv("UNION_AS_OF", AS_OF.isoformat())
-    return tmp_path
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
+def env(request, tmp_path, monkeypatch):
+    """The folder of the warehouse and the exports, set in the environment: a test of the
+    steady district (it asks for `steady`) gets the refreshed steady state's, restored."""
+    root = tmp_path
+    if "steady" in request.fixturenames:
+        root = request.getfixturevalue("steady_state").use()
+    _set_env(monkeypatch, root)
+    return root
+
+
+@pytest.fixture
+def instance(request, env):
+    """A fresh instance; a test of the steady district gets the steady state's, restored."""
+    home = str(env / "home") if "steady" in request.fixturenames else None
+    with dg.instance_for_test(temp_dir=home) as instance:
         yield instance
 
 
@@ -290,12 +301,31 @@ def text(evaluation, key: str) -> str:
     return str(getattr(value, "value", getattr(value, "text", value)))
 
 
+@pytest.fixture(scope="module")
+def steady_state(tmp_path_factory):
+    """The steady district refreshed once for this module (its own instance in home/),
+    saved and put back where it was made before each test of it (tests/shared.py)."""
+    from tests.shared import SavedState
+
+    state = SavedState(tmp_path_factory.mktemp("steady") / "state")
+    state.raw = steady_drop(state.root / "raw")
+    (state.root / "home").mkdir()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        dg.instance_for_test(temp_dir=str(state.root / "home")) as instance,
+    ):
+        _set_env(mp, state.root)
+        state.first = refresh(state.raw, mp, instance)
+    assert state.first.success
+    state.save()
+    return state
+
+
 @pytest.fixture
-def steady(env, tmp_path, monkeypatch, instance):
-    raw = steady_drop(tmp_path / "raw")
-    result = refresh(raw, monkeypatch, instance)
-    assert result.success
-    return raw, result
+def steady(steady_state, env, instance):
+    """The steady district after its first refresh: (raw drop, that refresh's result); the
+    test's `env` and `instance` are that refresh's."""
+    return steady_state.raw, steady_state.first
 
 
 # ---------------------------------------------------------------- the contract
@@ -525,11 +555,9 @@ def test_a_kpi_jumping_300_percent_warns_with_the_kpi_and_year(
 
 
 def test_a_failing_error_check_blocks_the_marts_and_the_publish(
-    env, tmp_path, monkeypatch, instance
+    steady, env, tmp_path, monkeypatch, instance
 ):
-    raw = steady_drop(tmp_path / "raw")
-    first = refresh(raw, monkeypatch, instance)
-    assert first.success
+    raw, first = steady
     live = env / "warehouse" / "union.duckdb"
     before = live.read_bytes()
     suite_file = tmp_path / "suites" / "staging.unions.yaml"

@@ -163,7 +163,8 @@ def test_a_killed_headless_refresh_is_marked_failed_by_the_next(tmp_path, monkey
         text=True,
     )
     for line in refresh.stdout:
-        if " - staging - STEP_START" in line:  # the staging step, members among its sources
+        # mid-run, once the members are staged (known by the asset, not a step name)
+        if "ASSET_MATERIALIZATION" in line and "Materialized value staging members" in line:
             os.killpg(refresh.pid, signal.SIGKILL)
             break
     refresh.wait(timeout=60)

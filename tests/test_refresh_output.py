@@ -6,60 +6,31 @@ and a log file, on the terminal only with --verbose. Real refreshes in subproces
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from tests.conftest import TEST_PII_KEY
 from tests.drops import MEMBER_HEADER, write_csv
-from union_demo import generate
 from union_pipeline.assetkit.outputs import latest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DISTRICT = "330211"
 MAX_LINES = 60
 BROKEN = "members/zz-broken.csv"
 
 
-def _refresh(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "union_pipeline.refresh", *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 @pytest.fixture(scope="module")
-def refreshes(tmp_path_factory):
-    """The three refreshes of one small demo drop, and their environment."""
-    root = tmp_path_factory.mktemp("refresh_output")
-    raw = root / "raw"
-    generate(raw, scale=0.02, seed=7)
-    home = root / "home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "UNION_RAW_DIR": str(raw),
-        "UNION_WAREHOUSE": str(root / "warehouse" / "union.duckdb"),
-        "UNION_EXPORT_DIR": str(root / "exports"),
-        "UNION_PII_KEY": TEST_PII_KEY,
-    }
-    good = _refresh(env)
+def refreshes(district_state):
+    """The three refreshes of one small demo drop, and their environment: the good one is
+    the session's shared refresh (the same command, on a fresh instance)."""
+    good = district_state.output
+    raw = district_state.use() / "raw"
     # a members file without its join date column: the whole file is refused
     write_csv(raw / BROKEN, [h for h in MEMBER_HEADER if h != "入会日期"], [["M1"] * 9])
-    bad = _refresh(env)
-    verbose = _refresh(env, "--verbose")
-    return {"env": env, "good": good, "bad": bad, "verbose": verbose}
+    bad = district_state.refresh()
+    verbose = district_state.refresh("--verbose")
+    return {"env": district_state.process_env(), "good": good, "bad": bad, "verbose": verbose}
 
 
 def _lines(done: subprocess.CompletedProcess) -> list[str]:

@@ -19,7 +19,8 @@ from docx import Document
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt
 
-from tests.runs import materializations, run, warehouse_keys
+from tests.runs import DISTRICT
+from union_pipeline.assetkit.outputs import latest
 from union_pipeline.kpis import CatalogueError, load_catalogue, parse_catalogue
 from union_pipeline.kpis.catalogue import Figure
 from union_pipeline.reports import load_theme, read_report_data
@@ -195,25 +196,15 @@ def test_catalogue_rejects_a_malformed_writing(writing, field):
 # ---------------------------------------------------------------------------- a refresh
 
 
-@pytest.fixture(scope="module")
-def refreshed(demo_source, tmp_path_factory):
-    """The small demo drop refreshed once with the KPI workbook (and so the draft) written:
-    (warehouse file, the workbook step's metadata)."""
-    from tests.conftest import TEST_PII_KEY
-
-    root = tmp_path_factory.mktemp("summary")
-    warehouse = root / "warehouse" / "union.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("UNION_PII_KEY", TEST_PII_KEY)
-        env.setenv("UNION_WAREHOUSE", str(warehouse))
-        env.setenv("UNION_EXPORT_DIR", str(root / "exports"))
-        env.setenv("UNION_RAW_DIR", str(demo_source))  # read only
-        env.delenv("UNION_LANG", raising=False)
-        selection = [*warehouse_keys(), dg.AssetKey(["reports", "kpi_workbook"])]
-        with dg.instance_for_test() as instance:
-            result = run(instance, selection)
-    assert result.success
-    return warehouse, materializations(result)["reports/kpi_workbook"]
+@pytest.fixture
+def refreshed(refreshed_district):
+    """The small demo drop refreshed with the KPI workbook (and so the draft) written (the
+    session's shared refresh, made without UNION_LANG): (warehouse file, the workbook
+    step's metadata)."""
+    with refreshed_district.instance() as instance:
+        found = latest(instance, dg.AssetKey(["reports", "kpi_workbook"]), DISTRICT)
+        assert found is not None and found.run_id == refreshed_district.run_id
+    return refreshed_district.live, {k: getattr(v, "value", v) for k, v in found.metadata.items()}
 
 
 def _fonts(element) -> dict[str, str]:

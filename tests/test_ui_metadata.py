@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import struct
 
 import dagster as dg
 import duckdb
 import pytest
 
-from tests.runs import DISTRICT, run
+from tests.runs import DISTRICT
 from union_pipeline.definitions import defs
 from union_pipeline.districts import load_districts
 
@@ -28,21 +27,12 @@ PHONE = re.compile(r"(?<![\dA-Za-z])1[3-9]\d{9}(?![\dA-Za-z])")
 BOOKKEEPING = "union/"
 
 
-@pytest.fixture(scope="module")
-def refreshed(demo_source, tmp_path_factory):
-    """One full refresh of the small demo drop, with its reports, in a real instance."""
-    root = tmp_path_factory.mktemp("ui")
-    raw = root / "raw"
-    shutil.copytree(demo_source, raw)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UNION_RAW_DIR", str(raw))
-        mp.setenv("UNION_WAREHOUSE", str(root / "warehouse" / "union.duckdb"))
-        mp.setenv("UNION_EXPORT_DIR", str(root / "exports"))
-        mp.setenv("UNION_PII_KEY", "test-only-pii-key-not-a-secret")
-        with dg.instance_for_test() as instance:
-            result = run(instance, include_reports=True)
-            assert result.success
-            yield instance, result.run_id, root
+@pytest.fixture
+def refreshed(refreshed_district):
+    """One full refresh of the small demo drop, with its reports, in a real instance (the
+    session's shared refresh, as `python -m union_pipeline.refresh` runs it)."""
+    with refreshed_district.instance() as instance:
+        yield instance, refreshed_district.run_id, refreshed_district.root
 
 
 def _materializations(instance, run_id) -> dict[str, dict]:
