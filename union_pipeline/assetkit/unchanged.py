@@ -61,7 +61,7 @@ def _folder_state(folder: Path) -> dict[str, list[int]]:
 
 
 def _settings_state(settings: Settings) -> dict:
-    from union_pipeline.reports.render import static_export_problem
+    from union_pipeline.machine import static_export_problem
 
     return {
         # a browser or a Chinese font installed since: the PNGs and the briefing are owed
@@ -153,11 +153,10 @@ def _stands(run: dg.DagsterRun | None, jobs: tuple[str, ...], inputs: str) -> bo
 REPORT_FILES = ("path", "summary_docx", "union/files")
 
 
-def _reports() -> list[dg.AssetKey]:
-    from union_pipeline.reports import BUILDERS
-
-    names = [*BUILDERS, "dashboard", "briefing", "kpi_workbook", "problem_lists"]
-    return [dg.AssetKey(["reports", name]) for name in names]
+def _reports(instance: dg.DagsterInstance) -> list[dg.AssetKey]:
+    """Every district report the instance knows (the city's are the city's refresh's)."""
+    keys = instance.get_asset_keys(prefix=["reports"])
+    return [k for k in keys if not k.path[-1].startswith("city_")]
 
 
 def _exports_present(instance: dg.DagsterInstance, settings: Settings, code: str) -> bool:
@@ -166,7 +165,7 @@ def _exports_present(instance: dg.DagsterInstance, settings: Settings, code: str
     folder = districts.district_export_dir(settings.export_dir, settings.raw_dir, code)
     if not (folder.is_dir() and any(folder.iterdir())):
         return False
-    for key in _reports():
+    for key in _reports(instance):
         found = latest(instance, key, code)
         for field in REPORT_FILES if found else ():
             value = found.get(field)

@@ -31,27 +31,28 @@ import base64
 import concurrent.futures
 import contextlib
 import dataclasses
-import functools
 import json
 import logging
 import math
-import os
-import shutil
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import plotly
 
-from union_pipeline.settings import browser_override
+from union_pipeline.machine import (  # noqa: F401 (the export's names for them)
+    BROWSER_NAMES,
+    INSTALL_HINT,
+    TEXT_FONT,
+    find_browser,
+    has_cjk_font,
+    pdf_text_font,
+    static_export_problem,
+)
 
 log = logging.getLogger(__name__)
 
 # fonts-wqy-zenhei: TrueType, so the PDF text is real text (see above)
-INSTALL_HINT = "apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei"
-TEXT_FONT = "WenQuanYi Zen Hei"
-BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 RENDER_TIMEOUT_SECONDS = 60
 START_TIMEOUT_SECONDS = 120
 # one tab: on the 2-core machines measured, a second tab (its own plotly.js to load) made
@@ -64,72 +65,6 @@ _browser: _Browser | None = None
 _atexit_registered = False
 _broken: str | None = None  # a render timed out: the server's queue is stuck for good
 _warned: set[str] = set()
-
-
-def find_browser() -> str | None:
-    """The Chromium to use: BROWSER_PATH when set (and only it), else one on PATH."""
-    override = browser_override()
-    candidates = [override] if override else [shutil.which(n) for n in BROWSER_NAMES]
-    for path in candidates:
-        if path and Path(path).is_file() and os.access(path, os.X_OK):
-            return str(Path(path))
-    return None
-
-
-@functools.lru_cache(maxsize=16)
-def _fc_families(pattern: str) -> list[str]:
-    """Families fontconfig lists for `pattern` (first name of each), [] without fc-list.
-
-    Asked once per process (~20 ms a call, and every export step asks several times)."""
-    fc_list = shutil.which("fc-list")
-    if fc_list is None:
-        return []
-    try:
-        found = subprocess.run(
-            [fc_list, pattern, "family"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.split(",")[0].strip() for line in found.splitlines() if line.strip()]
-
-
-def has_cjk_font() -> bool:
-    """Whether fontconfig knows a font covering Chinese (fonts-wqy-zenhei, fonts-noto-cjk)."""
-    return bool(_fc_families(":lang=zh"))
-
-
-def pdf_text_font() -> str | None:
-    """The TrueType Chinese family the PDFs' text extracts exactly with, None without one.
-
-    TEXT_FONT (theme.yaml's first family) when installed, else any TrueType CJK family
-    (the theme would then need it named); CFF fonts (Noto Sans CJK) do not count.
-    """
-    families = _fc_families(":lang=zh:fontformat=TrueType")
-    if TEXT_FONT in families:
-        return TEXT_FONT
-    return families[0] if families else None
-
-
-def static_export_problem() -> str | None:
-    """None when PNG/PDF export can run, else what is missing and what to install."""
-    browser = find_browser()
-    if browser is None:
-        where = (
-            f"BROWSER_PATH={browser_override()!r} is not an executable"
-            if browser_override()
-            else "no chromium on PATH"
-        )
-        return (
-            f"PNG/PDF export skipped: {where}; only the HTML dashboard was written. "
-            f"Install the browser and Chinese fonts: `{INSTALL_HINT}`"
-        )
-    if not has_cjk_font():
-        return (
-            "PNG/PDF export skipped: no Chinese (CJK) font, labels would render as "
-            f"empty boxes; only the HTML dashboard was written. Install: `{INSTALL_HINT}`"
-        )
-    # a CFF-only machine still exports (the pages look right), only the PDF text is garbled
-    return None
 
 
 def warn_once(message: str, logger=None) -> bool:
