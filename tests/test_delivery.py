@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.runs import register_marts, with_district
+from tests.runs import materialize_charts_and_briefing, register_marts
 from tests.test_reports import build_test_warehouse, needs_browser
 from union_pipeline.reports import mail
 from union_pipeline.reports.mail import Attachment, SmtpConfig, send_mail, smtp_config_from_env
@@ -169,17 +169,8 @@ def refresh_env(tmp_path, monkeypatch, smtp):
 
 def _materialize_briefing(warehouse: Path, instance) -> dg.ExecuteInProcessResult:
     """The report assets on the marts of `warehouse`; a failed step does not raise."""
-    from union_pipeline.assetkit.resources import WarehouseResource
-    from union_pipeline.defs.reports import assets
-
     register_marts(instance, warehouse, warehouse.parent.parent / "mart_outputs")
-    return dg.materialize(
-        [assets.charts, assets.dashboard, assets.briefing, assets.briefing_mail],
-        instance=instance,
-        partition_key=with_district(instance),
-        resources={"warehouse": WarehouseResource(path=str(warehouse))},
-        raise_on_error=False,
-    )
+    return materialize_charts_and_briefing(instance, warehouse)
 
 
 def _mail_steps(result: dg.ExecuteInProcessResult) -> set[str]:

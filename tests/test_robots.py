@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tests.runs import register_marts, with_district
+from tests.runs import materialize_charts_and_briefing, register_marts
 from tests.test_delivery import free_port, smtp  # noqa: F401  (smtp: the SMTP fixture)
 from tests.test_reports import build_test_warehouse, needs_browser
 from union_pipeline.reports import load_theme, mail, read_report_data, robots
@@ -349,19 +349,9 @@ def refresh_env(tmp_path, monkeypatch, robot_server, smtp):  # noqa: F811
 
 def _run(instance, warehouse: Path, only_mail: bool = False) -> dg.ExecuteInProcessResult:
     """The report assets on the marts of `warehouse`; a failed step does not raise."""
-    from union_pipeline.assetkit.resources import WarehouseResource
-    from union_pipeline.defs.reports import assets
-
     if not only_mail:
         register_marts(instance, warehouse, warehouse.parent.parent / "mart_outputs")
-    return dg.materialize(
-        [assets.charts, assets.dashboard, assets.briefing, assets.briefing_mail],
-        selection=[assets.briefing_mail] if only_mail else None,
-        instance=instance,
-        partition_key=with_district(instance),
-        resources={"warehouse": WarehouseResource(path=str(warehouse))},
-        raise_on_error=False,
-    )
+    return materialize_charts_and_briefing(instance, warehouse, only_mail)
 
 
 def _delivery(result: dg.ExecuteInProcessResult) -> dict:
