@@ -44,16 +44,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ORDER = (
-    "unions",
-    "members",
-    "targets",
-    "published",
-    "training",
-    "loans",
-    "mutual_aid_enrollments",
-    "mutual_aid_claims",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from staging_digest import ORDER  # noqa: E402 (the load order, said once for both scripts)
+
 PHASES = ("land", "skip", "type", "shape", "rules", "quarantine", "repeats", "references")
 
 

@@ -103,20 +103,13 @@ def register_marts(instance: dg.DagsterInstance, warehouse: Path, folder: Path) 
             )
 
 
-REPORT_KEYS = [
-    dg.AssetKey(["reports", name])
-    for name in (
-        "kpi_scorecard",
-        "kpi_trends",
-        "street_comparison",
-        "mutual_aid_monthly",
-        "loans_cumulative",
-        "training_by_programme",
-        "dashboard",
-        "briefing",
-        "briefing_mail",
-    )
-]
+def report_keys() -> list[dg.AssetKey]:
+    """The charts (as the reports package builds them), the dashboard, the briefing and its
+    delivery."""
+    from union_pipeline.reports import BUILDERS
+
+    names = [*BUILDERS, "dashboard", "briefing", "briefing_mail"]
+    return [dg.AssetKey(["reports", name]) for name in names]
 
 
 def materialize_charts_and_briefing(
@@ -133,7 +126,7 @@ def materialize_charts_and_briefing(
     everything = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition)]
     return dg.materialize(
         everything,
-        selection=[dg.AssetKey(["reports", "briefing_mail"])] if only_mail else REPORT_KEYS,
+        selection=[dg.AssetKey(["reports", "briefing_mail"])] if only_mail else report_keys(),
         instance=instance,
         partition_key=with_district(instance),
         resources={"warehouse": resource, IO_MANAGER: TablesIOManager(warehouse=resource)},

@@ -33,16 +33,12 @@ city_checks = layer_checks(
     "全市汇总检查 — the city roll-up's checks",
     [],
     (
-        SqlCheck(
-            dg.AssetCheckSpec(
-                "city_total_is_sum_of_districts",
-                asset=CITY_KPI_YEARLY,
-                blocking=True,
-                description="全市合计等于各区县之和 — for every additive KPI (a count or sum) "
-                "and year, the city's figure equals the sum of the districts' figures.",
-            ),
+        SqlCheck.of(
             city_total_is_sum_of_districts,
-            (CITY_KPI_YEARLY,),
+            CITY_KPI_YEARLY,
+            (),
+            "全市合计等于各区县之和 — for every additive KPI (a count or sum) and year, the "
+            "city's figure equals the sum of the districts' figures.",
         ),
     ),
 )

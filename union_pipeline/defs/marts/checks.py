@@ -94,67 +94,50 @@ def published_figures_matched(con):
 
 
 SQL_CHECKS = (
-    SqlCheck(
-        dg.AssetCheckSpec(
-            "one_row_per_kpi_and_year",
-            asset=KPI_YEARLY,
-            additional_deps=[REFRESH_CONTEXT],
-            partitions_def=DISTRICTS,
-            blocking=True,
-            description="每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, "
-            "every year.",
-        ),
+    SqlCheck.of(
         one_row_per_kpi_and_year,
-        (KPI_YEARLY, REFRESH_CONTEXT),
+        KPI_YEARLY,
+        (REFRESH_CONTEXT,),
+        "每个指标每年一行 — exactly one row per (kpi_code, year): every KPI, every year.",
+        blocking=True,
+        partitions_def=DISTRICTS,
     ),
-    SqlCheck(
-        dg.AssetCheckSpec(
-            "ratios_between_zero_and_one",
-            asset=KPI_YEARLY,
-            additional_deps=[REFRESH_CONTEXT],
-            partitions_def=DISTRICTS,
-            blocking=True,
-            description="比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
-        ),
+    SqlCheck.of(
         ratios_between_zero_and_one,
-        (KPI_YEARLY, REFRESH_CONTEXT),
+        KPI_YEARLY,
+        (REFRESH_CONTEXT,),
+        "比率在0到1之间 — ratios (and their projections) lie in [0, 1].",
+        blocking=True,
+        partitions_def=DISTRICTS,
     ),
-    SqlCheck(
-        dg.AssetCheckSpec(
-            "required_values_present",
-            asset=KPI_YEARLY,
-            additional_deps=[REFRESH_CONTEXT],
-            partitions_def=DISTRICTS,
-            blocking=True,
-            description="必填值不为空 — no nulls where the marts contract allows none.",
-        ),
+    SqlCheck.of(
         required_values_present,
-        (KPI_YEARLY, REFRESH_CONTEXT),
+        KPI_YEARLY,
+        (REFRESH_CONTEXT,),
+        "必填值不为空 — no nulls where the marts contract allows none.",
+        blocking=True,
+        partitions_def=DISTRICTS,
     ),
-    SqlCheck(
-        dg.AssetCheckSpec(
-            "streets_sum_to_district",
-            asset=KPI_BY_STREET,
-            additional_deps=[KPI_YEARLY, REFRESH_CONTEXT],
-            partitions_def=DISTRICTS,
-            blocking=True,
-            description="各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add "
-            "up to the district figure.",
-        ),
+    SqlCheck.of(
         streets_sum_to_district,
-        (KPI_YEARLY, KPI_BY_STREET, REFRESH_CONTEXT),
-    ),
-    SqlCheck(
-        dg.AssetCheckSpec(
-            "published_figures_matched",
-            asset=RECONCILIATION,
-            additional_deps=[REFRESH_CONTEXT],
-            partitions_def=DISTRICTS,
-            description="与已发布数据一致 — every published figure lies within its bounds. A "
-            "mismatch warns: it is a question for the analyst, not a reason to publish nothing.",
+        KPI_BY_STREET,
+        (
+            KPI_YEARLY,
+            REFRESH_CONTEXT,
         ),
+        "各镇街合计等于全区 — for additive KPIs (counts, sums) the streets add "
+        "up to the district figure.",
+        blocking=True,
+        partitions_def=DISTRICTS,
+    ),
+    SqlCheck.of(
         published_figures_matched,
-        (RECONCILIATION, REFRESH_CONTEXT),
+        RECONCILIATION,
+        (REFRESH_CONTEXT,),
+        "与已发布数据一致 — every published figure lies within its bounds. A "
+        "mismatch warns: it is a question for the analyst, not a reason to publish nothing.",
+        blocking=False,
+        partitions_def=DISTRICTS,
     ),
 )
 

@@ -260,6 +260,27 @@ class SqlCheck:
     fn: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]
     reads: tuple[dg.AssetKey, ...]
 
+    @classmethod
+    def of(
+        cls,
+        fn: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult],
+        asset: dg.AssetKey,
+        also_reads: tuple[dg.AssetKey, ...],
+        description: str,
+        blocking: bool = True,
+        partitions_def=None,
+    ) -> "SqlCheck":
+        """The check named after `fn`, on `asset`, reading it and `also_reads`."""
+        spec = dg.AssetCheckSpec(
+            fn.__name__,
+            asset=asset,
+            additional_deps=list(also_reads),
+            partitions_def=partitions_def,
+            blocking=blocking,
+            description=description,
+        )
+        return cls(spec, fn, (asset, *also_reads))
+
     def run(self, context, warehouse: WarehouseResource, stands: list[str], upstream: dict):
         if self.spec.key not in context.selected_asset_check_keys:
             return
