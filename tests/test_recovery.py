@@ -114,7 +114,7 @@ def test_a_live_worker_started_by_multiprocessing_is_alive_and_a_reused_pid_is_n
     line): such a worker is alive; a process younger than the worker's record is not it."""
     import multiprocessing
 
-    from union_pipeline.defs.automation.sensors import worker_alive
+    from union_pipeline.machine import worker_alive
 
     recorded = time.time() + 1
     child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(30,))

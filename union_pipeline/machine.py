@@ -1,4 +1,5 @@
-"""What this machine offers the static export (PNG, PDF): a Chromium and a Chinese font.
+"""What this machine offers the static export (PNG, PDF): a Chromium and a Chinese font;
+and whether a run's worker process still lives.
 
 Apart from the rendering so that the refresh's launch check can ask cheaply, without
 importing plotly: a browser or a font installed since the last refresh makes the PNGs and
@@ -84,3 +85,27 @@ def static_export_problem() -> str | None:
         )
     # a CFF-only machine still exports (the pages look right), only the PDF text is garbled
     return None
+
+
+def _boot_time() -> float:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def worker_alive(pid: int, started_at: float | None = None) -> bool:
+    """Whether process `pid` still runs (not a zombie) and is the run's worker: a process
+    that started after the worker recorded its pid is another program with a reused pid.
+    (Its command line says nothing: the code server starts workers by multiprocessing.)"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()  # after "(command)": state is field 3
+    if fields[0] in ("Z", "X"):
+        return False
+    if started_at is None:
+        return True
+    began = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22
+    return began <= started_at + 5

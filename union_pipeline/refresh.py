@@ -352,7 +352,7 @@ PID_TAG, PID_SINCE_TAG = "union/pid", "union/pid_since"
 
 def _mark_dead_runs_failed(instance) -> list[dg.DagsterRun]:
     """Runs of earlier headless refreshes still STARTED whose process is gone."""
-    from union_pipeline.defs.automation.sensors import worker_alive
+    from union_pipeline.machine import worker_alive
 
     dead = []
     started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])

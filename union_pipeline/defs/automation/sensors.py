@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +19,7 @@ from union_pipeline.defs.automation.jobs import (
 )
 from union_pipeline.districts import DISTRICT_CODE, district_codes, is_city_drop
 from union_pipeline.ingest.specs import load_specs
+from union_pipeline.machine import worker_alive
 from union_pipeline.settings import load_settings
 from union_pipeline.warehouse.versions import files_state
 
@@ -144,30 +144,6 @@ def worker_started(instance: dg.DagsterInstance, run_id: str) -> tuple[int, floa
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     found = worker_started(instance, run_id)
     return found[0] if found else None
-
-
-def _boot_time() -> float:
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def worker_alive(pid: int, started_at: float | None = None) -> bool:
-    """Whether process `pid` still runs (not a zombie) and is the run's worker: a process
-    that started after the worker recorded its pid is another program with a reused pid.
-    (Its command line says nothing: the code server starts workers by multiprocessing.)"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[1].split()  # after "(command)": state is field 3
-    if fields[0] in ("Z", "X"):
-        return False
-    if started_at is None:
-        return True
-    began = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22
-    return began <= started_at + 5
 
 
 @dg.sensor(
