@@ -25,6 +25,7 @@ from union_pipeline.assetkit.outputs import (
     AllDistricts,
     Latest,
     district_keys,
+    fit_to_build_on,
     is_district_asset,
     latest,
     require,
@@ -122,6 +123,10 @@ class TablesIOManager(dg.ConfigurableIOManager):
             else None
         )
         optional = name.removeprefix(ALL_DISTRICTS).startswith(OPTIONAL)
+        every_district = district is None and is_district_asset(context.asset_key)
+        if optional and not every_district:  # one lookup: whether it is there, and what
+            found = latest(context.instance, context.asset_key, district)
+            return None if found is None else fit_to_build_on(found, context.asset_key, district)
         if optional and latest(context.instance, context.asset_key, district) is None:
             return None
         return latest_tables(context.instance, context.asset_key, district)

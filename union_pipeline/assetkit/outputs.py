@@ -180,8 +180,13 @@ def reusable(
 
 def require(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> Latest:
     """The latest materialization of an upstream asset, fit to build on."""
+    return fit_to_build_on(latest(instance, key, partition), key, partition)
+
+
+def fit_to_build_on(found: Latest | None, key: dg.AssetKey, partition: str | None) -> Latest:
+    """`found` (the latest materialization of `key`) when it can be built on; else the
+    error that says what to do."""
     name = key.to_user_string() + (f" [{partition}]" if partition else "")
-    found = latest(instance, key, partition)
     if found is None or not found.tables:
         raise UpstreamError(
             f"{name} has not been materialized yet: materialize it (or run the full refresh) "
