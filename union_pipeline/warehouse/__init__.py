@@ -140,7 +140,7 @@ class OutputStore:
             for name, query in queries.items():
                 con.execute(
                     f"COPY ({query}) TO {sql_path(partial / f'{name}.parquet')} "
-                    "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+                    "(FORMAT parquet, COMPRESSION zstd)"
                 )
             try:
                 os.rename(partial, final)
