@@ -125,7 +125,7 @@ LANG_ALIASES = {"zh-cn": "zh", "cn": "zh", "en-us": "en", "en-gb": "en"}
 
 def duckdb_memory_limit() -> str:
     """UNION_DUCKDB_MEMORY: DuckDB's memory limit; beyond it, it spills to disk."""
-    return _text(os.environ, "UNION_DUCKDB_MEMORY") or "3GB"
+    return _text(os.environ, "UNION_DUCKDB_MEMORY") or "2.5GB"
 
 
 CITY_DETAIL_ROWS = 20_000_000  # about twenty districts the size of the demo's

@@ -43,7 +43,7 @@ DISTRICT_COMMENT = (
 
 def duckdb_config() -> dict:
     """DuckDB takes 80% of RAM by default; a refresh that spills to disk beyond a few GB
-    leaves the machine to everything else (UNION_DUCKDB_MEMORY, default 3GB)."""
+    leaves the machine to everything else (UNION_DUCKDB_MEMORY, default 2.5GB)."""
     return {"memory_limit": duckdb_memory_limit()}
 
 
