@@ -109,3 +109,17 @@ def refreshed_district(district_state, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("UNION_AS_OF", raising=False)
     return district_state
+
+
+@pytest.fixture
+def macros_con():
+    """An in-memory DuckDB with the reader's SQL macros (keyed with a test key)."""
+    import duckdb
+
+    from union_pipeline.ingest import parse
+
+    con = duckdb.connect()
+    for sql in parse.macros_sql(b"test-key"):
+        con.execute(sql)
+    yield con
+    con.close()

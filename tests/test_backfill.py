@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
-from tests.test_recovery import _wait, start_daemon
+from tests.test_recovery import _wait, deployment, start_daemon
 
 pytestmark = pytest.mark.system  # daemon, SIGKILL, queue, browser: `./dev test -m system`
 
@@ -26,21 +26,8 @@ def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path
 
     raw = tmp_path / "raw"
     generate_city(raw, districts=3, scale=0.02, seed=5)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(ROOT),
-        "UNION_RAW_DIR": str(raw),
-        "UNION_PII_KEY": "test-key",
-        "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
-        "UNION_EXPORT_DIR": str(tmp_path / "exports"),
-        "UNION_AUTOMATION": "off",  # only the backfill's runs
-    }
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    env = deployment(raw, tmp_path, monkeypatch, automation="off")  # only the backfill's runs
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
         instance.add_dynamic_partitions("district", CODES)
     daemon = start_daemon(env)
     try:
@@ -66,7 +53,7 @@ def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path
             timeout=300,
         )
         assert submitted.returncode == 0, submitted.stderr[-2000:]
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
             most_at_once = 0
 
             def all_done():

@@ -17,7 +17,7 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from tests.runs import warehouse_state
-from tests.test_recovery import ROOT, _wait, start_daemon
+from tests.test_recovery import ROOT, _wait, deployment, start_daemon
 
 pytestmark = pytest.mark.system  # daemon: `./dev test -m system`
 
@@ -29,27 +29,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
 ]
 REFRESH = [sys.executable, "-m", "union_pipeline.refresh"]
-
-
-def deployment(raw: Path, folder: Path, monkeypatch) -> dict:
-    """The environment of a deployment in `folder` (its instance, warehouse and exports)
-    over the drop `raw`, its instance made and the test's DAGSTER_HOME."""
-    home = folder / "dagster_home"
-    home.mkdir(parents=True)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
-    (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
-    # the storage is made here first: two processes creating it at once collide
-    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(ROOT),
-        "UNION_RAW_DIR": str(raw),
-        "UNION_PII_KEY": "test-key",
-        "UNION_WAREHOUSE": str(folder / "warehouse" / "union.duckdb"),
-        "UNION_EXPORT_DIR": str(folder / "exports"),
-        "UNION_AUTOMATION": "on",
-    }
 
 
 def failed_runs(instance: dg.DagsterInstance) -> list[tuple]:

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import hmac
 
-import duckdb
 import pytest
 
 from tests.drops import id_number
@@ -17,12 +16,8 @@ TODAY = dt.date(2020, 9, 30)
 
 
 @pytest.fixture
-def con():
-    con = duckdb.connect()
-    for sql in parse.macros_sql(b"test-key"):
-        con.execute(sql)
-    yield con
-    con.close()
+def con(macros_con):
+    return macros_con
 
 
 def typed(con, col: Column, raw: str | None):

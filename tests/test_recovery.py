@@ -14,11 +14,36 @@ import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from tests.conftest import TEST_PII_KEY
 from union_pipeline.defs.automation.sensors import worker_pid
 
 pytestmark = pytest.mark.system  # daemon, SIGKILL, queue, browser: `./dev test -m system`
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def deployment(raw: Path, folder: Path, monkeypatch, automation: str | None = "on") -> dict:
+    """The environment of a deployment in `folder` (its instance, warehouse and exports)
+    over the drop `raw`, its instance made and the test's DAGSTER_HOME; `automation`:
+    UNION_AUTOMATION (None: the default)."""
+    home = folder / "dagster_home"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
+    (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
+    # the storage is made here first: two processes creating it at once collide
+    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "UNION_RAW_DIR": str(raw),
+        "UNION_PII_KEY": TEST_PII_KEY,
+        "UNION_WAREHOUSE": str(folder / "warehouse" / "union.duckdb"),
+        "UNION_EXPORT_DIR": str(folder / "exports"),
+    }
+    if automation is not None:
+        env["UNION_AUTOMATION"] = automation
+    return env
 
 
 def _wait(what: str, seconds: float, probe):
@@ -45,25 +70,11 @@ def start_daemon(env: dict) -> subprocess.Popen:
 
 
 def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
-    (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(ROOT),
-        "UNION_RAW_DIR": str(demo_drop),
-        "UNION_PII_KEY": "test-key",
-        "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
-        "UNION_EXPORT_DIR": str(tmp_path / "exports"),
-    }
-    # the storage is made here first: two processes creating it at once collide
-    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
+    env = deployment(demo_drop, tmp_path, monkeypatch, automation=None)
     # the daemon runs the sensors: the file sensor's first tick requests a refresh
     daemon = start_daemon(env)
     try:
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
 
             def started_with_worker():
                 for record in instance.get_run_records(
@@ -132,26 +143,14 @@ def test_a_killed_headless_refresh_is_marked_failed_by_the_next(tmp_path, monkey
     """`python -m union_pipeline.refresh` runs its runs in its own process: killed (as the
     out-of-memory killer would), its run stays STARTED until the next refresh marks it
     failed and runs the district again."""
-    import shutil
     import signal
     import sys
 
-    from tests.conftest import TEST_PII_KEY
     from union_demo import generate
 
     root = Path(__file__).resolve().parent.parent
     generate(tmp_path / "raw", scale=0.02, seed=7)
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(root / "deploy" / "dagster.yaml", home)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "UNION_RAW_DIR": str(tmp_path / "raw"),
-        "UNION_WAREHOUSE": str(tmp_path / "warehouse" / "union.duckdb"),
-        "UNION_EXPORT_DIR": str(tmp_path / "exports"),
-        "UNION_PII_KEY": TEST_PII_KEY,
-    }
+    env = deployment(tmp_path / "raw", tmp_path, monkeypatch, automation=None)
     command = [sys.executable, "-m", "union_pipeline.refresh"]
     refresh = subprocess.Popen(
         [*command, "--verbose"],  # Dagster's events on the terminal: where to kill it
@@ -169,8 +168,7 @@ def test_a_killed_headless_refresh_is_marked_failed_by_the_next(tmp_path, monkey
             break
     refresh.wait(timeout=60)
     assert refresh.returncode == -signal.SIGKILL
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance:  # the deployment's (DAGSTER_HOME)
         [killed] = instance.get_runs()
         assert killed.status == dg.DagsterRunStatus.STARTED  # nobody else will say it died
     again = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -62,13 +61,9 @@ def _cells(n: int, seed: int) -> list[str | None]:
     return cells
 
 
-@pytest.fixture(scope="module")
-def con():
-    con = duckdb.connect()
-    for sql in parse.macros_sql(b"test-key"):
-        con.execute(sql)
-    yield con
-    con.close()
+@pytest.fixture
+def con(macros_con):
+    return macros_con
 
 
 def test_arrow_cleaning_is_the_sql_cleaning(con):

@@ -123,12 +123,12 @@ class TablesIOManager(dg.ConfigurableIOManager):
             else None
         )
         optional = name.removeprefix(ALL_DISTRICTS).startswith(OPTIONAL)
-        every_district = district is None and is_district_asset(context.asset_key)
-        if optional and not every_district:  # one lookup: whether it is there, and what
+        if optional:
             found = latest(context.instance, context.asset_key, district)
-            return None if found is None else fit_to_build_on(found, context.asset_key, district)
-        if optional and latest(context.instance, context.asset_key, district) is None:
-            return None
+            if found is None:
+                return None
+            if district is not None or not is_district_asset(context.asset_key):
+                return fit_to_build_on(found, context.asset_key, district)  # no second lookup
         return latest_tables(context.instance, context.asset_key, district)
 
 

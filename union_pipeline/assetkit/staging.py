@@ -2,6 +2,7 @@
 load checks."""
 
 import dataclasses
+import graphlib
 import hashlib
 import json
 import time
@@ -251,21 +252,24 @@ def _references(spec: SourceSpec) -> list[dg.AssetKey]:
 
 
 def staging_order(specs: dict[str, SourceSpec]) -> list[str]:
-    """The sources in an order where every source comes after those its rows reference."""
-    done: list[str] = []
-    pending = dict(specs)
-    while pending:
-        ready = [
-            name
-            for name, spec in pending.items()
-            if all(r.source in done or r.source not in specs for r in spec.references)
-        ]
-        if not ready:
-            raise ValueError(f"sources reference each other in a cycle: {sorted(pending)}")
-        for name in sorted(ready):
-            done.append(name)
-            del pending[name]
-    return done
+    """The sources in an order where every source comes after those its rows reference
+    (each round of ready sources by name, so the order is always the same)."""
+    sorter = graphlib.TopologicalSorter(
+        {
+            name: {r.source for r in spec.references if r.source in specs}
+            for name, spec in specs.items()
+        }
+    )
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as err:
+        raise ValueError(f"sources reference each other in a cycle: {err.args[1]}") from None
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order += ready
+        sorter.done(*ready)
+    return order
 
 
 def staging_description(spec: SourceSpec) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline import districts
-from union_pipeline.assetkit.outputs import DATE_SENSITIVE, latest
+from union_pipeline.assetkit.outputs import DATE_SENSITIVE, is_district_asset, latest
 from union_pipeline.settings import ASSETS_DIR, PROJECT_ROOT, Settings
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
@@ -155,8 +155,7 @@ REPORT_FILES = ("path", "summary_docx", "union/files")
 
 def _reports(instance: dg.DagsterInstance) -> list[dg.AssetKey]:
     """Every district report the instance knows (the city's are the city's refresh's)."""
-    keys = instance.get_asset_keys(prefix=["reports"])
-    return [k for k in keys if not k.path[-1].startswith("city_")]
+    return [k for k in instance.get_asset_keys(prefix=["reports"]) if is_district_asset(k)]
 
 
 def _exports_present(instance: dg.DagsterInstance, settings: Settings, code: str) -> bool:
