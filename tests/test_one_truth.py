@@ -221,6 +221,36 @@ def test_a_changed_file_reruns_only_its_chain(refreshed, refreshed_district):
     assert done["warehouse/union_duckdb"]["union/reused"] is False
 
 
+def test_a_members_file_checks_the_others_references_again_without_their_files(
+    refreshed, refreshed_district, tmp_path, monkeypatch
+):
+    """A new members file: members are staged from the files; the sources that reference
+    them only have their references checked again, over their last rows, unless a row that
+    passed fails now (its quarantine row needs its file). Either way the warehouse is what
+    a fresh refresh of the same files makes."""
+    live, demo_drop, _ = refreshed
+    members = sorted((demo_drop / "members").glob("*.csv"))[0]
+    lines = members.read_bytes().splitlines(keepends=True)
+    (demo_drop / "members" / "zz-update.csv").write_bytes(b"".join(lines[:51]))  # an update
+    referencing = ("mutual_aid_enrollments", "mutual_aid_claims", "loans")
+    with refreshed_district.instance() as instance:
+        assert (second := run(instance)).success
+        done = materializations(second)
+        assert done["staging/members"]["staged_from"] == "its files"
+        for source in referencing:
+            assert done[f"staging/{source}"]["staged_from"].startswith("its last output"), source
+        assert warehouse_state(live) == fresh_state(tmp_path, monkeypatch)
+
+        # members leave: rows that referenced them, and passed, are held back now
+        (demo_drop / "members" / "zz-update.csv").unlink()
+        members.write_bytes(b"".join(lines[:1] + lines[21:]))
+        assert (third := run(instance)).success
+        done = materializations(third)
+        assert done["staging/mutual_aid_enrollments"]["staged_from"] == "its files"
+        assert done["staging/mutual_aid_enrollments"]["quarantined_by_rule"]
+        assert warehouse_state(live) == fresh_state(tmp_path, monkeypatch, "fresh-after")
+
+
 @pytest.mark.system
 def test_a_killed_refresh_leaves_the_last_good_warehouse(env, demo_drop, tmp_path, monkeypatch):
     """SIGKILL mid-run (as the out-of-memory killer would): readers keep the last good

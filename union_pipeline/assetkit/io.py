@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -44,11 +45,12 @@ IO_MANAGER = "io_manager"
 
 @dataclass
 class Tables:
-    """The tables of one output, as SELECTs over the step's scratch DuckDB: `data` is the
-    asset's table; other parts (a staging source's quarantine) are written beside it."""
+    """The tables of one output, as SELECTs over the step's scratch DuckDB (or an earlier
+    output's file, when a part is that file unchanged): `data` is the asset's table; other
+    parts (a staging source's quarantine) are written beside it."""
 
     con: duckdb.DuckDBPyConnection
-    parts: Mapping[str, str]
+    parts: Mapping[str, str | Path]
     version: str  # names the output's folder
 
 

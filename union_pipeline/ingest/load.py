@@ -30,11 +30,14 @@ from union_pipeline.ingest.files import (
 )
 from union_pipeline.ingest.specs import SourceSpec
 from union_pipeline.settings import check_pii_key
+from union_pipeline.warehouse import sql_path
 
 QUARANTINE = "staging.quarantine"
 QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
     source VARCHAR, file VARCHAR, line INTEGER, rule VARCHAR, "column" VARCHAR,
     rules VARCHAR, values_masked VARCHAR)"""
+# the rows a reference rule held back, typed as staged (`held_back`; an output part)
+HELD = "held_back"
 # landed rows are typed at most this many at a time (see _land): a typing sorts its rows
 TYPE_ROWS = 1_000_000
 RULE_ORDER = (
@@ -71,6 +74,8 @@ class LoadResult:
     title_zh: str = ""
     # said once per file, for the log and the person who runs the refresh
     file_warnings: list[str] = field(default_factory=list)
+    # the output's parts that are the last output's files as they are (`recheck_references`)
+    kept: dict[str, Path] = field(default_factory=dict)
 
     @property
     def identity_holds(self) -> bool:
@@ -325,9 +330,10 @@ def _apply_row_rules(con, spec: SourceSpec, as_of: dt.date, today: dt.date) -> N
     )
 
 
-def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
+def _quarantine(con, spec: SourceSpec, failures_sql: str, hold: bool = False) -> None:
     """Move rows named by `failures_sql` (_row_id, rule, column) out of `typed`, into
-    `moved` with this pass's number; `_write_quarantine` makes their rows at the end."""
+    `moved` with this pass's number; `_write_quarantine` makes their rows at the end.
+    `hold`: the typed rows are kept aside in `held` (a reference may appear later)."""
     # evaluated once: the query may be a window or an anti-join over every typed row
     con.execute(f"CREATE OR REPLACE TEMP TABLE moving AS SELECT DISTINCT * FROM ({failures_sql})")
     if not con.execute("SELECT count(*) FROM moving").fetchall()[0][0]:
@@ -337,6 +343,8 @@ def _quarantine(con, spec: SourceSpec, failures_sql: str) -> None:
         """INSERT INTO moved SELECT (SELECT coalesce(max(pass), 0) + 1 FROM moved),
         _row_id, rule, "column" FROM moving"""
     )
+    if hold:
+        con.execute("INSERT INTO held FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
     con.execute("DELETE FROM typed WHERE _row_id IN (SELECT _row_id FROM moving)")
     con.execute("DROP TABLE moving")
 
@@ -413,25 +421,42 @@ def _resolve_repeats(con, spec: SourceSpec) -> tuple[int, int]:
     return collapsed, superseded
 
 
-def _apply_references(con, spec: SourceSpec) -> None:
+def _reference_passes(spec: SourceSpec, rows: str, ids: list[str]) -> list[str]:
+    """The reference rules in their order, each a query of (`ids`, rule, column) over the
+    relation `rows`: a referenced row that does not exist, a date before the referenced
+    row's. A row moved in one pass is not in the `rows` of the next."""
+    chosen = ", ".join(f't."{c}"' for c in ids)
+    passes = []
     for ref in spec.references:
         target = f"staging.{ref.source}"
-        _quarantine(
-            con,
-            spec,
-            f"""SELECT _row_id, '{ref.rule}' AS rule, '{ref.column}' AS "column" FROM typed t
+        passes.append(
+            f"""SELECT {chosen}, '{ref.rule}' AS rule, '{ref.column}' AS "column" FROM {rows} t
                 WHERE NOT EXISTS (SELECT 1 FROM {target} r
-                                  WHERE r."{ref.key}" = t."{ref.column}")""",
+                                  WHERE r."{ref.key}" = t."{ref.column}")"""
         )
         if ref.not_before:
             nb = ref.not_before
-            _quarantine(
-                con,
-                spec,
-                f"""SELECT _row_id, '{nb["rule"]}' AS rule, '{nb["column"]}' AS "column"
-                    FROM typed t JOIN {target} r ON r."{ref.key}" = t."{ref.column}"
-                    WHERE t."{nb["column"]}" < r."{nb["ref_column"]}" """,
+            passes.append(
+                f"""SELECT {chosen}, '{nb["rule"]}' AS rule, '{nb["column"]}' AS "column"
+                    FROM {rows} t JOIN {target} r ON r."{ref.key}" = t."{ref.column}"
+                    WHERE t."{nb["column"]}" < r."{nb["ref_column"]}" """
             )
+    return passes
+
+
+def reference_rules(spec: SourceSpec) -> set[str]:
+    return {r.rule for r in spec.references} | {
+        r.not_before["rule"] for r in spec.references if r.not_before
+    }
+
+
+def _apply_references(con, spec: SourceSpec) -> None:
+    """The reference rules over the typed rows; the rows they move are kept aside in
+    `held` as well, typed: a later refresh checks them again when only a referenced
+    source changed (`recheck_references`), without reading the files."""
+    con.execute("CREATE OR REPLACE TEMP TABLE held AS FROM typed LIMIT 0")
+    for failures in _reference_passes(spec, "typed", [rules.ROW_ID]):
+        _quarantine(con, spec, failures, hold=True)
 
 
 def staging_columns(spec: SourceSpec) -> list[str]:
@@ -496,19 +521,32 @@ def load_source(
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
     con.execute(f"INSERT INTO {QUARANTINE} FROM quarantined")
-    con.execute(
-        f"""CREATE OR REPLACE TABLE staging.{spec.name} AS
-        SELECT {columns}, {names}[_file_order + 1] AS _source_file, _line AS _source_line
-        FROM typed"""
-    )
+    staged = f"{columns}, {names}[_file_order + 1] AS _source_file, _line AS _source_line"
+    con.execute(f"CREATE OR REPLACE TABLE staging.{spec.name} AS SELECT {staged} FROM typed")
     con.execute("COMMIT")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {HELD} AS SELECT {staged} FROM held")
     for order, reason, n in con.execute(
         "SELECT _file_order, reason, count(*) FROM skipped GROUP BY ALL ORDER BY ALL"
     ).fetchall():
         skipped = files[order]["skipped"]
         skipped[reason] = skipped.get(reason, 0) + n
-    for temp in ("typed", "landing_files", "skipped", "quarantined"):
+    for temp in ("typed", "held", "landing_files", "skipped", "quarantined"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
+    return _result(con, spec, raw_dir, read, (collapsed, superseded), files, key_warning)
+
+
+def _result(
+    con,
+    spec: SourceSpec,
+    raw_dir: Path,
+    read: int,
+    repeats: tuple[int, int],
+    files: list[dict],
+    key_warning: str | None,
+    kept: dict[str, Path] | None = None,
+) -> LoadResult:
+    """The load's counts, from `staging.<source>` and the quarantine themselves."""
+    collapsed, superseded = repeats
     loaded = con.execute(f"SELECT count(*) FROM staging.{spec.name}").fetchall()[0][0]
     by_rule = dict(
         con.execute(
@@ -547,6 +585,123 @@ def load_source(
         pii_key_warning=key_warning,
         title_zh=spec.title_zh,
         file_warnings=warnings,
+        kept=kept or {},
+    )
+
+
+def _drop(con, relation: str) -> None:
+    """Drop the table or view `relation` (schema.name, or a temp name), if there is one."""
+    schema, _, name = relation.rpartition(".")
+    found = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = ? "
+        "AND (? = '' OR table_schema = ?)",
+        [name, schema, schema],
+    ).fetchall()
+    for (kind,) in found:
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {relation}")
+
+
+@dataclass(frozen=True)
+class StagedFiles:
+    """A source's last output: its rows, the rows only a reference rule held back (typed,
+    as staged) and its quarantine rows."""
+
+    data: Path
+    held: Path
+    quarantine: Path
+
+
+def recheck_references(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    raw_dir: Path,
+    staged: StagedFiles,
+    load: dict,
+    pii_key: bytes,
+) -> LoadResult | None:
+    """`staging.<source>` and its quarantine rows when only a source it references changed:
+    its reference rules run again over its last output's rows (its rows and the rows a
+    reference held back), and its files are not read. `load` is that output's summary
+    (`counts`, `skipped_by_reason`, `files`).
+
+    Returns None when a row that passed must now be held back: its masked values come from
+    its raw text, which only a load from the files has (the caller loads). When no row
+    moves either way, the result keeps the last output's files (`LoadResult.kept`).
+    """
+    key_warning = check_pii_key(pii_key, raw_dir)
+    ids = ["_source_file", "_source_line"]  # a row's identity among a source's rows
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW candidates AS
+        FROM read_parquet({sql_path(staged.data)})
+        UNION ALL FROM read_parquet({sql_path(staged.held)})"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE moved "
+        '(pass INTEGER, _source_file VARCHAR, _source_line INTEGER, rule VARCHAR, "column" VARCHAR)'
+    )
+    remaining = "(FROM candidates ANTI JOIN moved USING (_source_file, _source_line))"
+    for n, failures in enumerate(_reference_passes(spec, remaining, ids), 1):
+        con.execute(f"INSERT INTO moved SELECT DISTINCT {n}, * FROM ({failures})")
+    last = sql_path(staged.quarantine)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE last_quarantine AS FROM read_parquet({last})")
+    by_reference = ", ".join(f"'{r}'" for r in sorted(reference_rules(spec)))
+    # a held row's masked values are in the last quarantine; a row that passed has none
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE referenced AS
+        SELECT '{spec.name}' AS source, m._source_file AS file, m._source_line AS line, m.rule,
+               m."column", m.rule || '(' || m."column" || ')' AS rules, q.values_masked,
+               q.file IS NOT NULL AS known, m.pass
+        FROM moved m LEFT JOIN last_quarantine q
+          ON q.file = m._source_file AND q.line = m._source_line"""
+    )
+    if con.execute("SELECT count(*) FROM referenced WHERE NOT known").fetchall()[0][0]:
+        return None
+    unchanged = con.execute(
+        f"""SELECT count(*) = 0 FROM (
+            (SELECT file, line, rule, "column", rules FROM referenced
+             EXCEPT ALL SELECT file, line, rule, "column", rules FROM last_quarantine
+             WHERE rule IN ({by_reference}))
+            UNION ALL
+            (SELECT file, line, rule, "column", rules FROM last_quarantine
+             WHERE rule IN ({by_reference})
+             EXCEPT ALL SELECT file, line, rule, "column", rules FROM referenced))"""
+    ).fetchall()[0][0]
+    con.execute(QUARANTINE_DDL)
+    con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
+    con.execute(
+        f"""INSERT INTO {QUARANTINE}
+        FROM last_quarantine WHERE rule NOT IN ({by_reference})
+        UNION ALL (SELECT source, file, line, rule, "column", rules, values_masked
+                   FROM referenced ORDER BY pass, file, line)"""
+    )
+    for relation in (f"staging.{spec.name}", HELD):  # a load's tables, where one ran before
+        _drop(con, relation)
+    if unchanged:
+        data = sql_path(staged.data)
+        con.execute(f"CREATE OR REPLACE VIEW staging.{spec.name} AS FROM read_parquet({data})")
+        kept = {"data": staged.data, "held": staged.held, "quarantine": staged.quarantine}
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE VIEW staging.{spec.name} AS
+            FROM candidates ANTI JOIN moved USING (_source_file, _source_line)"""
+        )
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW {HELD} AS
+            FROM candidates SEMI JOIN moved USING (_source_file, _source_line)"""
+        )
+        kept = {}
+    counts = load["counts"]
+    files = [{**f, "skipped": dict(f.get("skipped", {}))} for f in load.get("files", [])]
+    return _result(
+        con,
+        spec,
+        raw_dir,
+        counts["rows_read"],
+        (counts["repeats_collapsed"], counts["rows_superseded"]),
+        files,
+        key_warning,
+        kept,
     )
 
 

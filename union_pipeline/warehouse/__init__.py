@@ -106,6 +106,15 @@ def create_views(
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
 
+def _link(existing: Path, new: Path) -> None:
+    """`new` as a hard link to `existing` (outputs are never rewritten, so they may share
+    their bytes), or a copy where the file system has no links."""
+    try:
+        os.link(existing, new)
+    except OSError:
+        shutil.copyfile(existing, new)
+
+
 class OutputStore:
     """Immutable output folders: `<root>/<layer>/<table>/<version>/<name>.parquet`."""
 
@@ -125,11 +134,12 @@ class OutputStore:
         layer: str,
         table: str,
         version: str,
-        queries: Mapping[str, str],
+        queries: Mapping[str, str | Path],
     ) -> dict[str, Path]:
         """Write each query's rows to `<name>.parquet` in the version's folder; return the
-        files. Written under a temporary name, then renamed: a crash leaves no folder that
-        looks complete, and a folder once there is never rewritten."""
+        files. A part given as a file (an earlier output's, unchanged) is linked, not
+        written again. Written under a temporary name, then renamed: a crash leaves no
+        folder that looks complete, and a folder once there is never rewritten."""
         final = self.folder(layer, table, version)
         files = {name: final / f"{name}.parquet" for name in queries}
         if self.complete(final):
@@ -138,6 +148,9 @@ class OutputStore:
         partial.mkdir(parents=True)
         try:
             for name, query in queries.items():
+                if isinstance(query, Path):
+                    _link(query, partial / f"{name}.parquet")
+                    continue
                 con.execute(
                     f"COPY ({query}) TO {sql_path(partial / f'{name}.parquet')} "
                     "(FORMAT parquet, COMPRESSION zstd)"
