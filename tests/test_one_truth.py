@@ -232,13 +232,19 @@ def test_a_members_file_checks_the_others_references_again_without_their_files(
     members = sorted((demo_drop / "members").glob("*.csv"))[0]
     lines = members.read_bytes().splitlines(keepends=True)
     (demo_drop / "members" / "zz-update.csv").write_bytes(b"".join(lines[:51]))  # an update
-    referencing = ("mutual_aid_enrollments", "mutual_aid_claims", "loans")
+    referencing = ("mutual_aid_enrollments", "loans")  # members' (claims: enrolments')
     with refreshed_district.instance() as instance:
         assert (second := run(instance)).success
         done = materializations(second)
         assert done["staging/members"]["staged_from"] == "its files"
         for source in referencing:
             assert done[f"staging/{source}"]["staged_from"].startswith("its last output"), source
+        # an update of known members moves no row: the others' rows are the same data, so
+        # what is built on them alone stands: the claims, and the marts of these sources
+        assert done["staging/mutual_aid_claims"]["union/reused"] is True
+        assert done["marts/mutual_aid_monthly"]["union/reused"] is True
+        assert done["marts/loans_monthly"]["union/reused"] is True
+        assert done["marts/kpi_yearly"]["union/reused"] is False
         assert warehouse_state(live) == fresh_state(tmp_path, monkeypatch)
 
         # members leave: rows that referenced them, and passed, are held back now

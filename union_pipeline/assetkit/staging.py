@@ -527,10 +527,13 @@ def stage(
         samples = samples.rename(columns={"rules": "规则 rules"})
         samples_md = samples.to_markdown(index=False) if len(samples) else "(none)"
         evidence, identity, under = _check_results(key, summary, samples_md, threshold, district)
+        # no row moved: the same rows as the last output, so the same data version, and
+        # what was built on them stands
+        data_version = previous.version if rechecked and "data" in result.kept else version
         # the IO manager writes the rows and the quarantine while the scratch DuckDB is open
         yield dg.MaterializeResult(
             asset_key=key,
-            data_version=dg.DataVersion(version),
+            data_version=dg.DataVersion(data_version),
             metadata={
                 **district_metadata(district),
                 **metadata,
@@ -546,7 +549,7 @@ def stage(
                     if result.file_warnings
                     else {}
                 ),
-                **output_metadata(version, publishable=under.passed),
+                **output_metadata(data_version, publishable=under.passed, inputs=version),
                 RAW_STATE: dg.MetadataValue.json(state),
                 BASE: dg.MetadataValue.text(base),
                 LOAD: dg.MetadataValue.text(json.dumps(summary, ensure_ascii=False)),
