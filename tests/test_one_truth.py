@@ -245,6 +245,10 @@ def test_a_members_file_checks_the_others_references_again_without_their_files(
         assert done["marts/mutual_aid_monthly"]["union/reused"] is True
         assert done["marts/loans_monthly"]["union/reused"] is True
         assert done["marts/kpi_yearly"]["union/reused"] is False
+        # the district's file is the last one with the changed tables written again
+        district_file = done["warehouse/district_duckdb"]
+        assert 0 < district_file["tables_written"] < len(district_file["union/published_from"])
+        assert "staging.mutual_aid_enrollments" in district_file["union/published_from"]
         assert warehouse_state(live) == fresh_state(tmp_path, monkeypatch)
 
         # members leave: rows that referenced them, and passed, are held back now

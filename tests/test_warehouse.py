@@ -131,3 +131,46 @@ def test_publish_describes_the_district_column_it_adds_and_nothing_else(tmp_path
         assert con.execute(
             "SELECT comment FROM duckdb_columns() WHERE column_name = 'district'"
         ).fetchall() == [(DISTRICT_COMMENT,)]
+
+
+def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(tmp_path):
+    """Given what the live file holds, a publish starts from a copy of it: a table whose
+    output file is the same is kept as it is (not read again), one whose output changed is
+    written again, one no longer published is gone, and the file does not grow with every
+    publish."""
+    live = tmp_path / "union.duckdb"
+    warehouse = Warehouse(live)
+    rows = "SELECT i AS x, md5(i::VARCHAR) AS h FROM range({n}) r(i)"
+    with duckdb.connect() as con:
+        write = warehouse.outputs.write
+        big = write(con, "staging", "big", "a", {"data": rows.format(n=300_000)})["data"]
+        small = [
+            write(con, "marts", "t", f"v{i}", {"data": rows.format(n=100_000 + i)})["data"]
+            for i in range(6)
+        ]
+        gone = write(con, "marts", "gone", "a", {"data": "SELECT 1 AS x"})["data"]
+    first = {"staging.big": big, "marts.t": small[0], "marts.gone": gone}
+    warehouse.publish(first, {"staging.big": "大表 — big"})
+    big.rename(big.with_suffix(".moved"))  # a publish that read it again would fail
+    sizes, holds = [], first
+    for i in range(1, 6):
+        tables = {"staging.big": big, "marts.t": small[i]}
+        warehouse.publish(tables, {"staging.big": "大表 — big"}, holds=holds)
+        holds = tables
+        sizes.append(live.stat().st_size)
+        with duckdb.connect(str(live), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM marts.t").fetchall() == [(100_000 + i,)]
+            assert con.execute("SELECT count(*), sum(x) FROM staging.big").fetchall() == [
+                (300_000, sum(range(300_000)))
+            ]
+            assert con.execute(
+                "SELECT table_name, comment FROM duckdb_tables() ORDER BY 1"
+            ).fetchall() == [("big", "大表 — big"), ("t", None)]
+    assert max(sizes) <= 1.5 * sizes[0], f"the file grows with each publish: {sizes}"
+    # a table whose recorded source is not its source now is written again
+    warehouse.publish({"staging.big": small[0]}, holds={"staging.big": big})
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM staging.big").fetchall() == [(100_000,)]
+        assert con.execute(
+            "SELECT schema_name FROM duckdb_schemas() WHERE NOT internal"
+        ).fetchall() == [("staging",)]

@@ -106,6 +106,17 @@ def create_views(
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
 
+def same_source(held: Source | None, source: Source) -> bool:
+    """Whether a table published from `held` is the table `source` makes."""
+    if held is None:
+        return False
+    if isinstance(source, Mapping) or isinstance(held, Mapping):
+        if not (isinstance(source, Mapping) and isinstance(held, Mapping)):
+            return False
+        return {k: str(v) for k, v in held.items()} == {k: str(v) for k, v in source.items()}
+    return str(held) == str(source)
+
+
 def _link(existing: Path, new: Path) -> None:
     """`new` as a hard link to `existing` (outputs are never rewritten, so they may share
     their bytes), or a copy where the file system has no links."""
@@ -203,24 +214,45 @@ class Warehouse:
         column_comments: Mapping[tuple[str, str], str] | None = None,
         derived: Mapping[str, str] | None = None,
         live: Path | None = None,
+        holds: Mapping[str, Source] | None = None,
     ) -> Path:
         """Compose a new live file from Parquet outputs (`schema.table` -> file, or
         {district: file}: the districts' rows with a `district` column), plus `derived`
         tables (`schema.table` -> SELECT over `published.*`), and swap it in atomically
         over `live` (a district's file; default the city's). Readers keep the old file
         until they reconnect. `comments` and `column_comments` become the tables' and
-        columns' DuckDB comments; a `district` column without one gets DISTRICT_COMMENT."""
+        columns' DuckDB comments; a `district` column without one gets DISTRICT_COMMENT.
+
+        `holds`: what the live file is known to hold (`schema.table` -> its source). The new
+        file then starts as a copy of it and only the tables whose source changed are
+        written again: outputs are never rewritten, so the same file is the same rows."""
         live = Path(live or self.live)
         live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds(live)
         # the writer's pid in the name: a later publish removes the leftovers of a dead one
         build = live.with_name(f".{live.stem}.build-{os.getpid()}-{uuid.uuid4().hex[:12]}.duckdb")
+        kept = set()
+        if holds is not None and live.is_file():
+            shutil.copyfile(live, build)  # a published file has no WAL: it is complete
+            kept = {n for n, source in tables.items() if same_source(holds.get(n), source)}
         try:
             with scratch(self.spill_dir) as con:
                 con.execute(
                     f"ATTACH {sql_path(build)} AS published (STORAGE_VERSION '{STORAGE_VERSION}')"
                 )
+                for name, kind in con.execute(
+                    "SELECT schema_name || '.' || table_name, 'TABLE' FROM duckdb_tables() "
+                    "WHERE database_name = 'published' UNION ALL "
+                    "SELECT schema_name || '.' || view_name, 'VIEW' FROM duckdb_views() "
+                    "WHERE database_name = 'published' AND NOT internal"
+                ).fetchall():
+                    if name not in kept:
+                        con.execute(f"DROP {kind} published.{name}")
+                if holds is not None:
+                    con.execute("CHECKPOINT published")  # the dropped tables' blocks reused
                 for name, source in sorted(tables.items()):
+                    if name in kept:
+                        continue
                     schema, table = name.split(".")
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS published."{schema}"')
                     con.execute(
@@ -250,6 +282,12 @@ class Warehouse:
                         con.execute(
                             f'COMMENT ON COLUMN published.{name}."{column}" IS {sql_path(text)}'
                         )
+                for (schema,) in con.execute(
+                    "SELECT schema_name FROM duckdb_schemas() WHERE database_name = 'published' "
+                    "AND NOT internal AND schema_name NOT IN (SELECT schema_name FROM "
+                    "duckdb_tables() WHERE database_name = 'published')"
+                ).fetchall():
+                    con.execute(f'DROP SCHEMA published."{schema}"')  # a copy's emptied one
                 con.execute("DETACH published")
             os.replace(build, live)
         finally:

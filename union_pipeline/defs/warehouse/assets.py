@@ -30,8 +30,16 @@ from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import describe
 from union_pipeline.settings import ASSETS_DIR, city_detail_rows
-from union_pipeline.warehouse import sql_path
+from union_pipeline.warehouse import same_source, sql_path
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
+
+# what the live file was composed of: table -> its output file(s)
+SOURCES = "union/published_from"
+
+
+def _plain(source) -> str | dict[str, str]:
+    return {k: str(v) for k, v in source.items()} if isinstance(source, dict) else str(source)
+
 
 KEY = dg.AssetKey(["warehouse", "union_duckdb"])
 DISTRICT_KEY = dg.AssetKey(["warehouse", "district_duckdb"])
@@ -300,6 +308,10 @@ def _publish(
     names = ", ".join(
         f"({sql_path(c)}, {sql_path(known[c].name if c in known else c)})" for c in codes
     )
+    # the live file this step wrote last: its tables whose outputs did not change stay
+    holds = None
+    if previous is not None and live.is_file() and previous.get(LIVE_FILE) == live_stat(live):
+        holds = previous.get(SOURCES)
     store.publish(
         tables,
         table_comments,
@@ -326,6 +338,7 @@ def _publish(
             ),
         },
         live=live,
+        holds=holds,
     )
     with store.reading(live) as con:
         rows = dict(
@@ -352,6 +365,13 @@ def _publish(
             "pii_key": dg.MetadataValue.text(("⚠ " if warnings else "") + pii_note),
             VERSION: dg.MetadataValue.text(version),
             LIVE_FILE: dg.MetadataValue.json(live_stat(live)),
+            SOURCES: dg.MetadataValue.json({n: _plain(src) for n, src in tables.items()}),
+            # of the outputs' tables, those written again (the others were the live file's)
+            "tables_written": dg.MetadataValue.int(
+                sum(not same_source((holds or {}).get(n), src) for n, src in tables.items())
+                if holds is not None
+                else len(tables)
+            ),
             REUSED: dg.MetadataValue.bool(False),
         },
     )
