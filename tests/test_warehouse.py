@@ -155,7 +155,8 @@ def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(
     sizes, holds = [], first
     for i in range(1, 6):
         tables = {"staging.big": big, "marts.t": small[i]}
-        warehouse.publish(tables, {"staging.big": "大表 — big"}, holds=holds)
+        written = warehouse.publish(tables, {"staging.big": "大表 — big"}, holds=holds)
+        assert written == ["marts.t"]
         holds = tables
         sizes.append(live.stat().st_size)
         with duckdb.connect(str(live), read_only=True) as con:
@@ -174,3 +175,18 @@ def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(
         assert con.execute(
             "SELECT schema_name FROM duckdb_schemas() WHERE NOT internal"
         ).fetchall() == [("staging",)]
+
+
+def test_a_table_whose_output_is_a_link_to_the_published_one_is_kept(tmp_path):
+    """An output that kept its last rows links their file into its own folder: the
+    publish sees the same rows and does not read them again."""
+    warehouse = Warehouse(tmp_path / "union.duckdb")
+    with duckdb.connect() as con:
+        first = warehouse.outputs.write(con, "staging", "e", "a", {"data": "SELECT 1 AS x"})
+        linked = warehouse.outputs.write(con, "staging", "e", "b", {"data": first["data"]})
+    warehouse.publish({"staging.e": first["data"]})
+    assert linked["data"] != first["data"] and linked["data"].samefile(first["data"])
+    written = warehouse.publish({"staging.e": linked["data"]}, holds={"staging.e": first["data"]})
+    assert written == []
+    with warehouse.reading() as con:
+        assert con.execute("SELECT x FROM staging.e").fetchall() == [(1,)]

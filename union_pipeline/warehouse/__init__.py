@@ -107,14 +107,25 @@ def create_views(
 
 
 def same_source(held: Source | None, source: Source) -> bool:
-    """Whether a table published from `held` is the table `source` makes."""
+    """Whether a table published from `held` is the table `source` makes: the same output
+    files (outputs are never rewritten), by name or as links to one file (an output that
+    kept its last rows links them)."""
     if held is None:
         return False
     if isinstance(source, Mapping) or isinstance(held, Mapping):
         if not (isinstance(source, Mapping) and isinstance(held, Mapping)):
             return False
-        return {k: str(v) for k, v in held.items()} == {k: str(v) for k, v in source.items()}
-    return str(held) == str(source)
+        return held.keys() == source.keys() and all(_same_file(held[k], source[k]) for k in source)
+    return _same_file(held, source)
+
+
+def _same_file(held: Path | str, source: Path | str) -> bool:
+    if str(held) == str(source):
+        return True
+    try:
+        return os.path.samefile(held, source)
+    except OSError:  # the earlier output is gone: nothing to compare with
+        return False
 
 
 def _link(existing: Path, new: Path) -> None:
@@ -215,7 +226,7 @@ class Warehouse:
         derived: Mapping[str, str] | None = None,
         live: Path | None = None,
         holds: Mapping[str, Source] | None = None,
-    ) -> Path:
+    ) -> list[str]:
         """Compose a new live file from Parquet outputs (`schema.table` -> file, or
         {district: file}: the districts' rows with a `district` column), plus `derived`
         tables (`schema.table` -> SELECT over `published.*`), and swap it in atomically
@@ -225,7 +236,8 @@ class Warehouse:
 
         `holds`: what the live file is known to hold (`schema.table` -> its source). The new
         file then starts as a copy of it and only the tables whose source changed are
-        written again: outputs are never rewritten, so the same file is the same rows."""
+        written again: outputs are never rewritten, so the same file is the same rows.
+        Returns the tables of `tables` written (the others were the live file's)."""
         live = Path(live or self.live)
         live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds(live)
@@ -295,7 +307,7 @@ class Warehouse:
                 build.unlink()
             with contextlib.suppress(FileNotFoundError):
                 Path(str(build) + ".wal").unlink()
-        return live
+        return sorted(set(tables) - kept)
 
     def _remove_stale_builds(self, live: Path) -> None:
         """Build files (and their .wal) of a publish whose process died; of any publish

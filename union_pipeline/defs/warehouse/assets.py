@@ -30,7 +30,7 @@ from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import describe
 from union_pipeline.settings import ASSETS_DIR, city_detail_rows
-from union_pipeline.warehouse import same_source, sql_path
+from union_pipeline.warehouse import sql_path
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
 # what the live file was composed of: table -> its output file(s)
@@ -312,7 +312,7 @@ def _publish(
     holds = None
     if previous is not None and live.is_file() and previous.get(LIVE_FILE) == live_stat(live):
         holds = previous.get(SOURCES)
-    store.publish(
+    written = store.publish(
         tables,
         table_comments,
         column_comments,
@@ -367,11 +367,7 @@ def _publish(
             LIVE_FILE: dg.MetadataValue.json(live_stat(live)),
             SOURCES: dg.MetadataValue.json({n: _plain(src) for n, src in tables.items()}),
             # of the outputs' tables, those written again (the others were the live file's)
-            "tables_written": dg.MetadataValue.int(
-                sum(not same_source((holds or {}).get(n), src) for n, src in tables.items())
-                if holds is not None
-                else len(tables)
-            ),
+            "tables_written": dg.MetadataValue.int(len(written)),
             REUSED: dg.MetadataValue.bool(False),
         },
     )
