@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.instance.ref import InstanceRef
 
 from tests.test_recovery import _wait, deployment, start_daemon
 
@@ -27,7 +26,7 @@ def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path
     raw = tmp_path / "raw"
     generate_city(raw, districts=3, scale=0.02, seed=5)
     env = deployment(raw, tmp_path, monkeypatch, automation="off")  # only the backfill's runs
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.add_dynamic_partitions("district", CODES)
     daemon = start_daemon(env)
     try:
@@ -53,7 +52,7 @@ def test_backfill_of_every_district_runs_side_by_side_through_the_queue(tmp_path
             timeout=300,
         )
         assert submitted.returncode == 0, submitted.stderr[-2000:]
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             most_at_once = 0
 
             def all_done():

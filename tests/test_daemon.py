@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster._core.instance.ref import InstanceRef
 
 from tests.runs import warehouse_state
 from tests.test_recovery import ROOT, _wait, deployment, start_daemon
@@ -46,7 +45,7 @@ def test_a_daemon_on_a_fresh_instance_publishes_both_files(demo_drop, tmp_path, 
     daemon = start_daemon(env)
     district = warehouse.parent / "districts" / "330211.duckdb"
     try:
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
 
             def settled() -> bool:
                 if not (warehouse.exists() and district.exists()):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.instance.ref import InstanceRef
 
 from tests.conftest import TEST_PII_KEY
 from union_pipeline.defs.automation.sensors import worker_pid
@@ -20,6 +19,7 @@ from union_pipeline.defs.automation.sensors import worker_pid
 pytestmark = pytest.mark.system  # daemon, SIGKILL, queue, browser: `./dev test -m system`
 
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtualenv's commands
 
 
 def deployment(raw: Path, folder: Path, monkeypatch, automation: str | None = "on") -> dict:
@@ -31,7 +31,7 @@ def deployment(raw: Path, folder: Path, monkeypatch, automation: str | None = "o
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's storage is under it
     (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     # the storage is made here first: two processes creating it at once collide
-    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
+    dg.DagsterInstance.from_config(str(home)).dispose()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -60,7 +60,7 @@ def start_daemon(env: dict) -> subprocess.Popen:
     """`dagster-daemon run` on the project's definitions, in a session of its own (so the
     test can stop it with its children)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-m", "union_pipeline.definitions"],
+        [str(BIN / "dagster-daemon"), "run", "-m", "union_pipeline.definitions"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -74,7 +74,7 @@ def test_a_killed_run_worker_frees_the_queue(demo_drop, tmp_path, monkeypatch):
     # the daemon runs the sensors: the file sensor's first tick requests a refresh
     daemon = start_daemon(env)
     try:
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
 
             def started_with_worker():
                 for record in instance.get_run_records(

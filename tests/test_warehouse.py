@@ -8,7 +8,13 @@ from pathlib import Path
 
 import duckdb
 
-from union_pipeline.warehouse import DISTRICT_COMMENT, OutputStore, Warehouse, scratch
+from union_pipeline.warehouse import DISTRICT_COMMENT, OutputStore, Start, Warehouse, scratch
+from union_pipeline.warehouse.versions import live_stat
+
+
+def known(file: Path, holds: dict, district: str | None = None) -> Start:
+    """`file` as a publish's start, known to hold `holds`."""
+    return Start(file, holds, live_stat(file), district)
 
 
 def uncommented(path: Path) -> list[str]:
@@ -155,7 +161,7 @@ def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(
     sizes, holds = [], first
     for i in range(1, 6):
         tables = {"staging.big": big, "marts.t": small[i]}
-        written = warehouse.publish(tables, {"staging.big": "大表 — big"}, holds=holds)
+        written = warehouse.publish(tables, {"staging.big": "大表 — big"}, start=known(live, holds))
         assert written == ["marts.t"]
         holds = tables
         sizes.append(live.stat().st_size)
@@ -169,7 +175,7 @@ def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(
             ).fetchall() == [("big", "大表 — big"), ("t", None)]
     assert max(sizes) <= 1.5 * sizes[0], f"the file grows with each publish: {sizes}"
     # a table whose recorded source is not its source now is written again
-    warehouse.publish({"staging.big": small[0]}, holds={"staging.big": big})
+    warehouse.publish({"staging.big": small[0]}, start=known(live, {"staging.big": big}))
     with duckdb.connect(str(live), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM staging.big").fetchall() == [(100_000,)]
         assert con.execute(
@@ -186,7 +192,48 @@ def test_a_table_whose_output_is_a_link_to_the_published_one_is_kept(tmp_path):
         linked = warehouse.outputs.write(con, "staging", "e", "b", {"data": first["data"]})
     warehouse.publish({"staging.e": first["data"]})
     assert linked["data"] != first["data"] and linked["data"].samefile(first["data"])
-    written = warehouse.publish({"staging.e": linked["data"]}, holds={"staging.e": first["data"]})
+    written = warehouse.publish(
+        {"staging.e": linked["data"]}, start=known(warehouse.live, {"staging.e": first["data"]})
+    )
     assert written == []
     with warehouse.reading() as con:
         assert con.execute("SELECT x FROM staging.e").fetchall() == [(1,)]
+
+
+def test_a_city_of_one_district_starts_from_its_file_and_adds_the_district_column(tmp_path):
+    """The city's file of a one-district drop is that district's file with a `district`
+    column: its tables are not written again; a file replaced since it was recorded is not
+    started from."""
+    warehouse = Warehouse(tmp_path / "union.duckdb")
+    district = tmp_path / "districts" / "330211.duckdb"
+    with duckdb.connect() as con:
+        rows = warehouse.outputs.write(con, "staging", "m", "a", {"data": "SELECT 7 AS x"})
+        city = warehouse.outputs.write(con, "marts", "c", "a", {"data": "SELECT 1 AS y"})
+    warehouse.publish({"staging.m": rows["data"]}, live=district)
+    tables = {"staging.m": {"330211": rows["data"]}, "marts.c": city["data"]}
+    expected = [("staging", "m", "x", "INTEGER"), ("staging", "m", "district", "VARCHAR")]
+    start = known(district, {"staging.m": rows["data"]}, "330211")
+    assert warehouse.publish(tables, start=start) == ["marts.c"]
+    with warehouse.reading() as con:
+        assert con.execute("SELECT x, district FROM staging.m").fetchall() == [(7, "330211")]
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE table_name = 'm' ORDER BY column_index"
+        ).fetchall()
+        assert columns == expected
+        assert con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE column_name = 'district'"
+        ).fetchall() == [(DISTRICT_COMMENT,)]
+    # the same tables composed from the outputs: the same columns, in the same order
+    fresh = Warehouse(tmp_path / "fresh.duckdb")
+    assert fresh.publish(tables) == ["marts.c", "staging.m"]
+    with fresh.reading() as con:
+        assert (
+            con.execute(
+                "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                "WHERE table_name = 'm' ORDER BY column_index"
+            ).fetchall()
+            == expected
+        )
+    os.utime(district)  # replaced since (its identity differs): not started from
+    assert warehouse.publish(tables, start=start) == ["marts.c", "staging.m"]

@@ -21,6 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -80,8 +81,9 @@ def select_sql(source: Source, district_column: bool = False, prefixed: Sequence
         code = sql_path(district)
         replace = ", ".join(f'{code} || \'/\' || "{c}" AS "{c}"' for c in prefixed)
         star = f"* REPLACE ({replace})" if replace else "*"
-        tag = f"{code} AS district, " if district_column else ""
-        parts.append(f"SELECT {tag}{star} FROM read_parquet({sql_path(path)})")
+        # last: a district's own table gains it in place (`Warehouse.publish`, `Start`)
+        tag = f", {code} AS district" if district_column else ""
+        parts.append(f"SELECT {star}{tag} FROM read_parquet({sql_path(path)})")
     return " UNION ALL BY NAME ".join(parts)
 
 
@@ -117,6 +119,39 @@ def same_source(held: Source | None, source: Source) -> bool:
             return False
         return held.keys() == source.keys() and all(_same_file(held[k], source[k]) for k in source)
     return _same_file(held, source)
+
+
+@dataclass(frozen=True)
+class Start:
+    """A published file a publish may start from: what it holds (`schema.table` -> its
+    source) and its identity when that was recorded (`live_stat`). A district's own file
+    (`district`) holds that district's tables without the city's `district` column."""
+
+    file: Path
+    holds: Mapping[str, Source]
+    identity: list[int]
+    district: str | None = None
+
+    def keeps(self, tables: Mapping[str, Source]) -> set[str]:
+        """The tables of `tables` the start file holds as they are."""
+        held = self.holds
+        if self.district is not None:
+            held = {name: {self.district: source} for name, source in held.items()}
+        return {name for name, source in tables.items() if same_source(held.get(name), source)}
+
+    def copy_to(self, target: Path) -> bool:
+        """Copy the file to `target` when it is still the file recorded (another publish
+        may have replaced it since); False when it is not."""
+        try:
+            with open(self.file, "rb") as f:
+                found = os.fstat(f.fileno())
+                if [found.st_ino, found.st_size, found.st_mtime_ns] != list(self.identity):
+                    return False
+                with open(target, "wb") as out:  # a published file has no WAL: complete
+                    shutil.copyfileobj(f, out, 16 << 20)
+            return True
+        except FileNotFoundError:
+            return False
 
 
 def _same_file(held: Path | str, source: Path | str) -> bool:
@@ -225,7 +260,7 @@ class Warehouse:
         column_comments: Mapping[tuple[str, str], str] | None = None,
         derived: Mapping[str, str] | None = None,
         live: Path | None = None,
-        holds: Mapping[str, Source] | None = None,
+        start: Start | None = None,
     ) -> list[str]:
         """Compose a new live file from Parquet outputs (`schema.table` -> file, or
         {district: file}: the districts' rows with a `district` column), plus `derived`
@@ -234,20 +269,18 @@ class Warehouse:
         until they reconnect. `comments` and `column_comments` become the tables' and
         columns' DuckDB comments; a `district` column without one gets DISTRICT_COMMENT.
 
-        `holds`: what the live file is known to hold (`schema.table` -> its source). The new
-        file then starts as a copy of it and only the tables whose source changed are
-        written again: outputs are never rewritten, so the same file is the same rows.
-        Returns the tables of `tables` written (the others were the live file's)."""
+        `start`: a published file whose content is known (the live file this publish wrote
+        last, or for a city of one district that district's file). The new file is then a
+        copy of it in which only the tables whose source changed are written again:
+        outputs are never rewritten, so the same file is the same rows. Returns the tables
+        of `tables` written (the others were the start file's)."""
         live = Path(live or self.live)
         live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds(live)
         # the writer's pid in the name: a later publish removes the leftovers of a dead one
         build = live.with_name(f".{live.stem}.build-{os.getpid()}-{uuid.uuid4().hex[:12]}.duckdb")
-        kept = set()
-        if holds is not None and live.is_file():
-            shutil.copyfile(live, build)  # a published file has no WAL: it is complete
-            kept = {n for n, source in tables.items() if same_source(holds.get(n), source)}
         try:
+            kept = start.keeps(tables) if start is not None and start.copy_to(build) else set()
             with scratch(self.spill_dir) as con:
                 con.execute(
                     f"ATTACH {sql_path(build)} AS published (STORAGE_VERSION '{STORAGE_VERSION}')"
@@ -260,8 +293,15 @@ class Warehouse:
                 ).fetchall():
                     if name not in kept:
                         con.execute(f"DROP {kind} published.{name}")
-                if holds is not None:
+                if kept:
                     con.execute("CHECKPOINT published")  # the dropped tables' blocks reused
+                for name in sorted(kept) if start is not None and start.district else []:
+                    # a district's table in the city: every row is that district's
+                    con.execute(
+                        f"ALTER TABLE published.{name} ADD COLUMN district VARCHAR "
+                        f"DEFAULT {sql_path(start.district)}"
+                    )
+                    con.execute(f"ALTER TABLE published.{name} ALTER COLUMN district DROP DEFAULT")
                 for name, source in sorted(tables.items()):
                     if name in kept:
                         continue

@@ -30,7 +30,7 @@ from union_pipeline.defs.quality.assets import KEY as QUARANTINE
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.kpis import describe
 from union_pipeline.settings import ASSETS_DIR, city_detail_rows
-from union_pipeline.warehouse import sql_path
+from union_pipeline.warehouse import Start, sql_path
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
 # what the live file was composed of: table -> its output file(s)
@@ -237,6 +237,27 @@ def _keep(instance: dg.DagsterInstance) -> set[Path]:
     return folders
 
 
+def _start(
+    instance: dg.DagsterInstance,
+    tables: dict,
+    previous: Latest | None,
+    live: Path,
+    city_of: list[str],
+) -> Start | None:
+    """The published file a publish starts from, the one that holds more of `tables` as
+    they are: the live file this step wrote last (`previous`), or, for a city of one
+    district (`city_of`), that district's own file: then its rows are written once."""
+    starts = []
+    if previous is not None and previous.get(SOURCES) and previous.get(LIVE_FILE):
+        starts.append(Start(live, previous.get(SOURCES), previous.get(LIVE_FILE)))
+    if len(city_of) == 1:
+        own = latest(instance, DISTRICT_KEY, city_of[0])
+        if own is not None and own.get(SOURCES) and own.get(LIVE_FILE):
+            file = Path(own.get("path"))
+            starts.append(Start(file, own.get(SOURCES), own.get(LIVE_FILE), city_of[0]))
+    return max(starts, key=lambda s: len(s.keeps(tables)), default=None)
+
+
 def _publish(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -308,10 +329,8 @@ def _publish(
     names = ", ".join(
         f"({sql_path(c)}, {sql_path(known[c].name if c in known else c)})" for c in codes
     )
-    # the live file this step wrote last: its tables whose outputs did not change stay
-    holds = None
-    if previous is not None and live.is_file() and previous.get(LIVE_FILE) == live_stat(live):
-        holds = previous.get(SOURCES)
+    city_of = codes if district is None and not detail else []
+    start = _start(context.instance, tables, previous, live, city_of)
     written = store.publish(
         tables,
         table_comments,
@@ -338,7 +357,7 @@ def _publish(
             ),
         },
         live=live,
-        holds=holds,
+        start=start,
     )
     with store.reading(live) as con:
         rows = dict(
