@@ -161,8 +161,8 @@ def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(
     sizes, holds = [], first
     for i in range(1, 6):
         tables = {"staging.big": big, "marts.t": small[i]}
-        written = warehouse.publish(tables, {"staging.big": "大表 — big"}, start=known(live, holds))
-        assert written == ["marts.t"]
+        done = warehouse.publish(tables, {"staging.big": "大表 — big"}, start=known(live, holds))
+        assert done.written == ["marts.t"] and done.identity == live_stat(live)
         holds = tables
         sizes.append(live.stat().st_size)
         with duckdb.connect(str(live), read_only=True) as con:
@@ -174,6 +174,20 @@ def test_publish_over_a_known_file_writes_only_the_tables_whose_outputs_changed(
                 "SELECT table_name, comment FROM duckdb_tables() ORDER BY 1"
             ).fetchall() == [("big", "大表 — big"), ("t", None)]
     assert max(sizes) <= 1.5 * sizes[0], f"the file grows with each publish: {sizes}"
+    # a kept table's comment the new ones no longer give is gone
+    warehouse.publish(holds, {}, start=known(live, holds))
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE table_name = 'big'"
+        ).fetchall() == [(None,)]
+    # nothing kept: nothing copied, and the file is no bigger than one composed anew
+    moved = {"staging.big": small[1], "marts.t": small[2]}
+    assert warehouse.publish(moved).written == ["marts.t", "staging.big"]
+    anew = live.stat().st_size
+    warehouse.publish(
+        {"staging.big": small[3], "marts.t": small[4]}, start=known(live, moved | {"marts.t": big})
+    )
+    assert live.stat().st_size <= 1.1 * anew
     # a table whose recorded source is not its source now is written again
     warehouse.publish({"staging.big": small[0]}, start=known(live, {"staging.big": big}))
     with duckdb.connect(str(live), read_only=True) as con:
@@ -192,10 +206,10 @@ def test_a_table_whose_output_is_a_link_to_the_published_one_is_kept(tmp_path):
         linked = warehouse.outputs.write(con, "staging", "e", "b", {"data": first["data"]})
     warehouse.publish({"staging.e": first["data"]})
     assert linked["data"] != first["data"] and linked["data"].samefile(first["data"])
-    written = warehouse.publish(
+    done = warehouse.publish(
         {"staging.e": linked["data"]}, start=known(warehouse.live, {"staging.e": first["data"]})
     )
-    assert written == []
+    assert done.written == []
     with warehouse.reading() as con:
         assert con.execute("SELECT x FROM staging.e").fetchall() == [(1,)]
 
@@ -213,7 +227,7 @@ def test_a_city_of_one_district_starts_from_its_file_and_adds_the_district_colum
     tables = {"staging.m": {"330211": rows["data"]}, "marts.c": city["data"]}
     expected = [("staging", "m", "x", "INTEGER"), ("staging", "m", "district", "VARCHAR")]
     start = known(district, {"staging.m": rows["data"]}, "330211")
-    assert warehouse.publish(tables, start=start) == ["marts.c"]
+    assert warehouse.publish(tables, start=start).written == ["marts.c"]
     with warehouse.reading() as con:
         assert con.execute("SELECT x, district FROM staging.m").fetchall() == [(7, "330211")]
         columns = con.execute(
@@ -226,7 +240,7 @@ def test_a_city_of_one_district_starts_from_its_file_and_adds_the_district_colum
         ).fetchall() == [(DISTRICT_COMMENT,)]
     # the same tables composed from the outputs: the same columns, in the same order
     fresh = Warehouse(tmp_path / "fresh.duckdb")
-    assert fresh.publish(tables) == ["marts.c", "staging.m"]
+    assert fresh.publish(tables).written == ["marts.c", "staging.m"]
     with fresh.reading() as con:
         assert (
             con.execute(
@@ -236,4 +250,4 @@ def test_a_city_of_one_district_starts_from_its_file_and_adds_the_district_colum
             == expected
         )
     os.utime(district)  # replaced since (its identity differs): not started from
-    assert warehouse.publish(tables, start=start) == ["marts.c", "staging.m"]
+    assert warehouse.publish(tables, start=start).written == ["marts.c", "staging.m"]

@@ -457,7 +457,7 @@ def stage(
         )
         yield dg.MaterializeResult(
             asset_key=key,
-            data_version=dg.DataVersion(version),
+            data_version=dg.DataVersion(previous.version),  # its rows' (see the recheck)
             metadata=reused_metadata(previous, publishable=under.passed),
         )
         yield identity

@@ -667,13 +667,16 @@ def recheck_references(
              WHERE rule IN ({by_reference})
              EXCEPT ALL SELECT file, line, rule, "column", rules FROM referenced))"""
     ).fetchall()[0][0]
+    # reading order, as a load from the files has it: the files' order, then their lines
+    names = [f["file"] for f in load.get("files", [])]
+    listed = "[" + ", ".join(sql_path(n) for n in names) + "]::VARCHAR[]"
     con.execute(QUARANTINE_DDL)
     con.execute(f"DELETE FROM {QUARANTINE} WHERE source = ?", [spec.name])
+    con.execute(f"INSERT INTO {QUARANTINE} FROM last_quarantine WHERE rule NOT IN ({by_reference})")
     con.execute(
         f"""INSERT INTO {QUARANTINE}
-        FROM last_quarantine WHERE rule NOT IN ({by_reference})
-        UNION ALL (SELECT source, file, line, rule, "column", rules, values_masked
-                   FROM referenced ORDER BY pass, file, line)"""
+        SELECT source, file, line, rule, "column", rules, values_masked FROM referenced
+        ORDER BY pass, list_position({listed}, file), line"""
     )
     for relation in (f"staging.{spec.name}", HELD):  # a load's tables, where one ran before
         _drop(con, relation)
@@ -684,7 +687,8 @@ def recheck_references(
     else:
         con.execute(
             f"""CREATE OR REPLACE VIEW staging.{spec.name} AS
-            FROM candidates ANTI JOIN moved USING (_source_file, _source_line)"""
+            FROM candidates ANTI JOIN moved USING (_source_file, _source_line)
+            ORDER BY list_position({listed}, _source_file), _source_line"""
         )
         con.execute(
             f"""CREATE OR REPLACE TEMP VIEW {HELD} AS

@@ -122,6 +122,32 @@ def same_source(held: Source | None, source: Source) -> bool:
 
 
 @dataclass(frozen=True)
+class Published:
+    """What a publish wrote of its tables (the others were its start file's) and the
+    identity (`live_stat`) of the file it swapped in."""
+
+    written: list[str]
+    identity: list[int]
+
+
+def _clear_comments(con, kept: set[str], comments: Mapping, column_comments: Mapping) -> None:
+    """A kept table's comments that the new ones no longer give are cleared: the file holds
+    what composing it anew would."""
+    for name, column, comment in con.execute(
+        "SELECT schema_name || '.' || table_name, NULL, comment FROM duckdb_tables() "
+        "WHERE database_name = 'published' UNION ALL "
+        "SELECT schema_name || '.' || table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE database_name = 'published'"
+    ).fetchall():
+        if name not in kept or comment is None:
+            continue
+        if column is None and name not in comments:
+            con.execute(f"COMMENT ON TABLE published.{name} IS NULL")
+        elif column not in (None, "district") and (name, column) not in column_comments:
+            con.execute(f'COMMENT ON COLUMN published.{name}."{column}" IS NULL')
+
+
+@dataclass(frozen=True)
 class Start:
     """A published file a publish may start from: what it holds (`schema.table` -> its
     source) and its identity when that was recorded (`live_stat`). A district's own file
@@ -261,7 +287,7 @@ class Warehouse:
         derived: Mapping[str, str] | None = None,
         live: Path | None = None,
         start: Start | None = None,
-    ) -> list[str]:
+    ) -> Published:
         """Compose a new live file from Parquet outputs (`schema.table` -> file, or
         {district: file}: the districts' rows with a `district` column), plus `derived`
         tables (`schema.table` -> SELECT over `published.*`), and swap it in atomically
@@ -272,15 +298,17 @@ class Warehouse:
         `start`: a published file whose content is known (the live file this publish wrote
         last, or for a city of one district that district's file). The new file is then a
         copy of it in which only the tables whose source changed are written again:
-        outputs are never rewritten, so the same file is the same rows. Returns the tables
-        of `tables` written (the others were the start file's)."""
+        outputs are never rewritten, so the same file is the same rows. Returns what was
+        written and the identity of the file swapped in (`Published`)."""
         live = Path(live or self.live)
         live.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_builds(live)
         # the writer's pid in the name: a later publish removes the leftovers of a dead one
         build = live.with_name(f".{live.stem}.build-{os.getpid()}-{uuid.uuid4().hex[:12]}.duckdb")
         try:
-            kept = start.keeps(tables) if start is not None and start.copy_to(build) else set()
+            kept = start.keeps(tables) if start is not None else set()
+            if kept and not start.copy_to(build):  # nothing kept: nothing to copy
+                kept = set()
             with scratch(self.spill_dir) as con:
                 con.execute(
                     f"ATTACH {sql_path(build)} AS published (STORAGE_VERSION '{STORAGE_VERSION}')"
@@ -295,6 +323,7 @@ class Warehouse:
                         con.execute(f"DROP {kind} published.{name}")
                 if kept:
                     con.execute("CHECKPOINT published")  # the dropped tables' blocks reused
+                    _clear_comments(con, kept, comments or {}, column_comments or {})
                 for name in sorted(kept) if start is not None and start.district else []:
                     # a district's table in the city: every row is that district's
                     con.execute(
@@ -341,13 +370,16 @@ class Warehouse:
                 ).fetchall():
                     con.execute(f'DROP SCHEMA published."{schema}"')  # a copy's emptied one
                 con.execute("DETACH published")
+            # taken before the swap (a rename keeps it): another publish may replace the
+            # live file right after, and its identity must not be recorded as this one's
+            done = os.stat(build)
             os.replace(build, live)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 build.unlink()
             with contextlib.suppress(FileNotFoundError):
                 Path(str(build) + ".wal").unlink()
-        return sorted(set(tables) - kept)
+        return Published(sorted(set(tables) - kept), [done.st_ino, done.st_size, done.st_mtime_ns])
 
     def _remove_stale_builds(self, live: Path) -> None:
         """Build files (and their .wal) of a publish whose process died; of any publish

@@ -35,6 +35,7 @@ from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
 
 # what the live file was composed of: table -> its output file(s)
 SOURCES = "union/published_from"
+PUBLISH_CODE = "union/publish_code"  # the code version that composed the file
 
 
 def _plain(source) -> str | dict[str, str]:
@@ -247,12 +248,22 @@ def _start(
     """The published file a publish starts from, the one that holds more of `tables` as
     they are: the live file this step wrote last (`previous`), or, for a city of one
     district (`city_of`), that district's own file: then its rows are written once."""
+
+    def known(found: Latest | None) -> bool:
+        # composed by this code (a table kept has the layout the code that wrote it gave)
+        return (
+            found is not None
+            and found.get(PUBLISH_CODE) == CODE_VERSION
+            and bool(found.get(SOURCES))
+            and bool(found.get(LIVE_FILE))
+        )
+
     starts = []
-    if previous is not None and previous.get(SOURCES) and previous.get(LIVE_FILE):
+    if known(previous):
         starts.append(Start(live, previous.get(SOURCES), previous.get(LIVE_FILE)))
     if len(city_of) == 1:
         own = latest(instance, DISTRICT_KEY, city_of[0])
-        if own is not None and own.get(SOURCES) and own.get(LIVE_FILE):
+        if known(own):
             file = Path(own.get("path"))
             starts.append(Start(file, own.get(SOURCES), own.get(LIVE_FILE), city_of[0]))
     return max(starts, key=lambda s: len(s.keeps(tables)), default=None)
@@ -331,7 +342,7 @@ def _publish(
     )
     city_of = codes if district is None and not detail else []
     start = _start(context.instance, tables, previous, live, city_of)
-    written = store.publish(
+    published = store.publish(
         tables,
         table_comments,
         column_comments,
@@ -383,10 +394,11 @@ def _publish(
             "outputs_removed": dg.MetadataValue.int(len(removed)),
             "pii_key": dg.MetadataValue.text(("⚠ " if warnings else "") + pii_note),
             VERSION: dg.MetadataValue.text(version),
-            LIVE_FILE: dg.MetadataValue.json(live_stat(live)),
+            LIVE_FILE: dg.MetadataValue.json(published.identity),
+            PUBLISH_CODE: dg.MetadataValue.text(CODE_VERSION),
             SOURCES: dg.MetadataValue.json({n: _plain(src) for n, src in tables.items()}),
             # of the outputs' tables, those written again (the others were the live file's)
-            "tables_written": dg.MetadataValue.int(len(written)),
+            "tables_written": dg.MetadataValue.int(len(published.written)),
             REUSED: dg.MetadataValue.bool(False),
         },
     )
