@@ -398,13 +398,17 @@ class Warehouse:
     def reading(
         self, live: Path | None = None, retry_seconds: float = 30.0
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection to the live warehouse (or a district's file)."""
+        """A read-only connection to the live warehouse (or a district's file).
+
+        DuckDB opens a file by its path three times while connecting: a publish that swaps
+        the file in between makes that one connection fail to read its catalog
+        (SerializationException). Nothing half-built is read; the connection is tried again."""
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
                 con = duckdb.connect(str(live or self.live), read_only=True, config=duckdb_config())
                 break
-            except duckdb.IOException:
+            except (duckdb.IOException, duckdb.SerializationException):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
