@@ -696,7 +696,7 @@ def recheck_references(
         )
         kept = {}
     counts = load["counts"]
-    files = [{**f, "skipped": dict(f.get("skipped", {}))} for f in load.get("files", [])]
+    files = [dict(f) for f in load.get("files", [])]  # `_result` sets their quarantined
     return _result(
         con,
         spec,

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from union_pipeline.settings import duckdb_memory_limit
+from union_pipeline.warehouse.versions import identity
 
 # what old readers of a replaced build may still need; a failed build's leftovers
 STALE_SECONDS = 3600
@@ -170,8 +171,7 @@ class Start:
         may have replaced it since); False when it is not."""
         try:
             with open(self.file, "rb") as f:
-                found = os.fstat(f.fileno())
-                if [found.st_ino, found.st_size, found.st_mtime_ns] != list(self.identity):
+                if identity(os.fstat(f.fileno())) != list(self.identity):
                     return False
                 with open(target, "wb") as out:  # a published file has no WAL: complete
                     shutil.copyfileobj(f, out, 16 << 20)
@@ -379,7 +379,7 @@ class Warehouse:
                 build.unlink()
             with contextlib.suppress(FileNotFoundError):
                 Path(str(build) + ".wal").unlink()
-        return Published(sorted(set(tables) - kept), [done.st_ino, done.st_size, done.st_mtime_ns])
+        return Published(sorted(set(tables) - kept), identity(done))
 
     def _remove_stale_builds(self, live: Path) -> None:
         """Build files (and their .wal) of a publish whose process died; of any publish

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 DIGEST_CHARS = 20
@@ -57,5 +58,9 @@ LIVE_FILE = "union/live_file"
 
 def live_stat(path: Path) -> list[int]:
     """A published file's identity: replaced or touched, it is another file."""
-    stat = path.stat()
+    return identity(path.stat())
+
+
+def identity(stat: os.stat_result) -> list[int]:
+    """`live_stat` of a file already stat'ed (or fstat'ed: an open file is that file)."""
     return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
