@@ -9,6 +9,8 @@ rendered again. The dashboard and the briefing are made from the chart assets' o
 import datetime as dt
 import inspect
 import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -114,6 +116,7 @@ CHART_DOCS = {
     marts.training_by_programme).""",
 }
 CHART_KEYS = {name: dg.AssetKey(["reports", name]) for name in BUILDERS}
+CHART_ASSETS = frozenset(CHART_KEYS.values())
 # the key a report step reads its district's marts as (every report is the district's)
 OWN = dg.AssetKey(["reports", "dashboard"])
 
@@ -189,10 +192,16 @@ def _pages(folder: Path, charts: list[dict]) -> dict[str, Path]:
     return {c["slug"]: folder / f"{c['slug']}.svg" for c in charts}
 
 
-def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict):
+def start_charts(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, upstream: dict
+) -> Callable[[], Iterator[dg.MaterializeResult]]:
     """Every chart from one read of the marts; a chart is rendered only when its figure
     changed or its files are gone. One batch for the browser: every PNG, the SVGs the
-    briefing prints from, and the metadata previews."""
+    briefing prints from, and the metadata previews.
+
+    The batch is drawn in a thread while the step goes on: the browser draws in processes
+    of its own, so the workbook and the problem lists (Python) are written meanwhile.
+    Returns what waits for it and gives the charts' results."""
     theme = _theme(context)
     store = warehouse.warehouse
     district = context.partition_key
@@ -231,72 +240,80 @@ def charts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, upst
     firsts = [
         records[0]["slug"] for _, records, _, _, previous in plans if previous is None and records
     ]
-    static = (
-        export_static(to_render, paths, theme, context.log, svgs=pages, previews=firsts)
-        if to_render
-        else None
-    )
-    for name, records, version, folder, previous in plans:
-        key = CHART_KEYS[name]
-        if previous is not None:
-            metadata = dict(previous.metadata)
-            metadata[REUSED] = dg.MetadataValue.bool(True)
-            metadata[MADE_IN_RUN] = dg.MetadataValue.text(
-                previous.get(MADE_IN_RUN, previous.run_id)
-            )
+    drawing = None
+    if to_render:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="union-static-export")
+        drawing = pool.submit(
+            export_static, to_render, paths, theme, context.log, svgs=pages, previews=firsts
+        )
+        pool.shutdown(wait=False)
+
+    def results() -> Iterator[dg.MaterializeResult]:
+        static = drawing.result() if drawing is not None else None
+        for name, records, version, folder, previous in plans:
+            key = CHART_KEYS[name]
+            if previous is not None:
+                metadata = dict(previous.metadata)
+                metadata[REUSED] = dg.MetadataValue.bool(True)
+                metadata[MADE_IN_RUN] = dg.MetadataValue.text(
+                    previous.get(MADE_IN_RUN, previous.run_id)
+                )
+                yield dg.MaterializeResult(
+                    asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
+                )
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            record_file = folder / "charts.json"
+            record_file.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+            group_charts = [c for c in built if c.group == name]
+            export_dir = warehouse.settings.export_dir  # paths as the analyst finds them there
+            metadata = {
+                **district_metadata(district),
+                "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
+                "charts": dg.MetadataValue.json([r["slug"] for r in records]),
+                "export_dir": dg.MetadataValue.path(in_export_folder(paths.charts, export_dir)),
+                "static_export": dg.MetadataValue.text(
+                    static.skipped
+                    if static and static.skipped
+                    else f"{len(records)} PNG files (and the briefing's SVG pages)"
+                ),
+                VERSION: dg.MetadataValue.text(version),
+                CHART_INPUTS: dg.MetadataValue.text(inputs),
+                CHART_FILE: dg.MetadataValue.path(str(record_file)),
+                FILES: dg.MetadataValue.json([str(p) for p in _exported(paths, records)]),
+                REUSED: dg.MetadataValue.bool(False),
+            }
+            if not records:
+                metadata["note"] = dg.MetadataValue.text(
+                    "no data for this chart in the marts; " + "; ".join(data.notes)
+                )
+            else:
+                image = static.previews.get(records[0]["slug"]) if static else None
+                metadata["preview"] = dg.MetadataValue.md(
+                    preview_markdown(group_charts[0], theme, image)
+                    + _table_markdown(group_charts[0])
+                )
+                if not static_export_problem():
+                    metadata["png"] = dg.MetadataValue.path(
+                        in_export_folder(paths.png(records[0]["slug"]), export_dir)
+                    )
+            if name == "street_comparison":
+                metadata["suppressed_cells"] = dg.MetadataValue.int(
+                    sum(r["suppressed"] for r in records)
+                )
             yield dg.MaterializeResult(
                 asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
             )
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        record_file = folder / "charts.json"
-        record_file.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-        group_charts = [c for c in built if c.group == name]
-        export_dir = warehouse.settings.export_dir  # paths as the analyst finds them there
-        metadata = {
-            **district_metadata(district),
-            "as_of": dg.MetadataValue.text(data.as_of.isoformat()),
-            "charts": dg.MetadataValue.json([r["slug"] for r in records]),
-            "export_dir": dg.MetadataValue.path(in_export_folder(paths.charts, export_dir)),
-            "static_export": dg.MetadataValue.text(
-                static.skipped
-                if static and static.skipped
-                else f"{len(records)} PNG files (and the briefing's SVG pages)"
-            ),
-            VERSION: dg.MetadataValue.text(version),
-            CHART_INPUTS: dg.MetadataValue.text(inputs),
-            CHART_FILE: dg.MetadataValue.path(str(record_file)),
-            FILES: dg.MetadataValue.json([str(p) for p in _exported(paths, records)]),
-            REUSED: dg.MetadataValue.bool(False),
-        }
-        if not records:
-            metadata["note"] = dg.MetadataValue.text(
-                "no data for this chart in the marts; " + "; ".join(data.notes)
-            )
-        else:
-            image = static.previews.get(records[0]["slug"]) if static else None
-            metadata["preview"] = dg.MetadataValue.md(
-                preview_markdown(group_charts[0], theme, image) + _table_markdown(group_charts[0])
-            )
-            if not static_export_problem():
-                metadata["png"] = dg.MetadataValue.path(
-                    in_export_folder(paths.png(records[0]["slug"]), export_dir)
-                )
-        if name == "street_comparison":
-            metadata["suppressed_cells"] = dg.MetadataValue.int(
-                sum(r["suppressed"] for r in records)
-            )
-        yield dg.MaterializeResult(
-            asset_key=key, data_version=dg.DataVersion(version), metadata=metadata
-        )
-        # earlier figures of this chart: nothing reads them once every district's latest
-        # is recorded
-        keep = {folder} | {
-            Path(found.get(CHART_FILE)).parent
-            for code in district_partitions(context.instance)
-            if (found := latest(context.instance, key, code)) and found.get(CHART_FILE)
-        }
-        store.outputs.cleanup(keep, pattern=f"reports/{name}/*")
+            # earlier figures of this chart: nothing reads them once every district's latest
+            # is recorded
+            keep = {folder} | {
+                Path(found.get(CHART_FILE)).parent
+                for code in district_partitions(context.instance)
+                if (found := latest(context.instance, key, code)) and found.get(CHART_FILE)
+            }
+            store.outputs.cleanup(keep, pattern=f"reports/{name}/*")
+
+    return results
 
 
 def _table_markdown(chart: Chart) -> str:
@@ -865,17 +882,22 @@ def _need(upstream: dict, keys) -> dict:
 def reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **inputs):
     """A district's reports in one step: the charts, then the workbook, the problem lists,
     the dashboard, the briefing and its delivery. Each keeps its last result when what it
-    is made from did not change."""
+    is made from did not change. The browser draws the charts while the workbook and the
+    problem lists are written (`start_charts`)."""
     upstream = by_key(REPORT_INS, inputs)
     selected = context.selected_asset_keys
     produced: set[dg.AssetKey] = set()
+    chart_results = None
     if selected & set(CHART_KEYS.values()):
-        for result in charts(context, warehouse, upstream):
-            produced.add(result.asset_key)
-            yield result
+        chart_results = start_charts(context, warehouse, upstream)
     for key, make, spec in REPORTS:
         if key not in selected:
             continue
+        if chart_results is not None and any(dep.asset_key in CHART_ASSETS for dep in spec.deps):
+            for result in chart_results():
+                produced.add(result.asset_key)
+                yield result
+            chart_results = None
         # as Dagster skips a step whose upstream was not made: a report whose upstream in
         # this step was selected but not made (no briefing without a browser) is not made
         if any(dep.asset_key in selected - produced for dep in spec.deps):
@@ -884,3 +906,5 @@ def reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource, **i
         for result in made if inspect.isgenerator(made) else [made] if made else []:
             produced.add(result.asset_key)
             yield result
+    for result in chart_results() if chart_results is not None else []:
+        yield result
