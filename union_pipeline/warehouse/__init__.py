@@ -310,6 +310,10 @@ class Warehouse:
             if kept and not start.copy_to(build):  # nothing kept: nothing to copy
                 kept = set()
             with scratch(self.spill_dir) as con:
+                # a table's rows have no order a reader may rely on; without keeping the
+                # files' order DuckDB writes in parallel, full row groups: at scale 10 the
+                # district's file took 7.1 s against 12.5 s, and 442 MB against 688 MB
+                con.execute("SET preserve_insertion_order = false")
                 con.execute(
                     f"ATTACH {sql_path(build)} AS published (STORAGE_VERSION '{STORAGE_VERSION}')"
                 )
