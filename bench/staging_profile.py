@@ -129,16 +129,16 @@ def _instrument(load, times: dict) -> None:
                 return
             yield batch
 
-    def quarantine(con, spec, failures_sql):
+    def quarantine(con, spec, failures_sql, **options):
         # the phase that calls it decides where its time counts; shape and rule
         # failures are moved by load_source itself
         phase = "shape" if "excel_number" in failures_sql or "oversized" in failures_sql else None
         if phase is None and "FROM failures" in failures_sql:
             phase = "quarantine"
         if phase is None:
-            return original_quarantine(con, spec, failures_sql)
+            return original_quarantine(con, spec, failures_sql, **options)
         with _timed(times, phase):
-            return original_quarantine(con, spec, failures_sql)
+            return original_quarantine(con, spec, failures_sql, **options)
 
     def type_(con, spec, today, *rows):
         ids = [c.name for c in spec.columns if c.type == "id_number"]
