@@ -82,11 +82,20 @@ def test_unchanged_drop_is_not_run_again(drop_env, capsys):
     assert not tick.run_requests
     assert "no district changed" in tick.skip_message
 
-    # a file touched (a new export of the same name) is a change: the district runs, and
-    # the schedule would launch it with what it was launched on
+    # the same export sent again (touched, same content), and a file no source reads:
+    # nothing to do
     members = next((drop_env / "members").glob("*.csv"))
     stat = members.stat()
     os.utime(members, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    (drop_env / "members" / "readme.txt").write_text("sent by the office", encoding="utf-8")
+    assert refresh.main([]) == 0
+    assert "its results stand" in capsys.readouterr().out
+    assert len(_runs()) == settled
+    assert not _schedule_tick().run_requests
+
+    # a new export whose content differs is a change: the district runs, and the schedule
+    # would launch it with what it was launched on
+    members.write_bytes(members.read_bytes() + b"\n")  # a blank line more
     tick = _schedule_tick()
     assert [r.partition_key for r in tick.run_requests] == ["330211"]
     assert "union/inputs" in tick.run_requests[0].tags

@@ -46,6 +46,8 @@ TABLES = "union/tables"
 # on it must not build on it, in this run or a later one.
 PUBLISHABLE = "union/publishable"
 REUSED = "union/reused"
+# a source's raw files as its step last took them: {name: [size, mtime_ns, sha256]}
+RAW_STATE = "union/raw_files"
 MADE_IN_RUN = "union/made_in_run"
 # a staging step held a row back for a date after the refresh date: a later day may admit it
 DATE_SENSITIVE = "union/date_sensitive"

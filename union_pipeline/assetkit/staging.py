@@ -24,6 +24,7 @@ from union_pipeline.assetkit.metadata import (
 from union_pipeline.assetkit.outputs import (
     DATE_SENSITIVE,
     DISTRICTS,
+    RAW_STATE,
     REUSED,
     Latest,
     latest,
@@ -34,7 +35,7 @@ from union_pipeline.assetkit.outputs import (
     versions_of,
 )
 from union_pipeline.assetkit.resources import WarehouseResource
-from union_pipeline.ingest.files import FileError, discover
+from union_pipeline.ingest.files import FileError, district_files
 from union_pipeline.ingest.load import HELD, StagedFiles, load_source, recheck_references
 from union_pipeline.ingest.specs import SourceSpec, load_specs
 from union_pipeline.settings import load_settings
@@ -44,7 +45,6 @@ from union_pipeline.warehouse.versions import digest, files_state, state_version
 OWNER = "team:data-platform"
 IDENTITY_CHECK = "rows_accounted_for"
 THRESHOLD_CHECK = "quarantine_under_threshold"
-RAW_STATE = "union/raw_files"
 LOAD = "union/load"
 QUARANTINE_FILE = part_file_key("quarantine")  # recorded by the IO manager
 HELD_FILE = part_file_key("held")  # the rows only a reference rule held back
@@ -84,15 +84,6 @@ def _descriptions(spec: SourceSpec) -> dict[str, str]:
         _source_line="line in the source file (header = line 1)",
     )
     return out
-
-
-def district_files(spec: SourceSpec, folder: Path) -> dict[str, Path]:
-    """The files the loader would read in one district's (or the city's) folder, by name
-    relative to it."""
-    try:
-        return {f.relative: f.path for f in discover(spec, folder)}
-    except FileError:
-        return {}  # the load itself says what is missing
 
 
 def raw_files(spec: SourceSpec, raw_dir: Path) -> dict[str, Path]:

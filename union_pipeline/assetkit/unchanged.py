@@ -2,9 +2,12 @@
 were at its last successful refresh is not run again: its results stand.
 
 Inside a run, each step already keeps its result when its inputs did not change; but a
-run still costs Dagster's per-step bookkeeping (tens of steps), which is most of a district
-that did not change. So the nightly schedule and the headless refresh ask first, cheaply
-(file sizes and times, no file read), and launch only what changed.
+run still costs Dagster's per-step bookkeeping (a dozen steps), which is most of a district
+that did not change. So the nightly schedule and the headless refresh ask first, cheaply,
+and launch only what changed. The files are taken as the staging steps take them
+(`files_state`, the one fingerprint of a raw file): by content, a file read only when its
+size or time moved since the source last staged it. An export sent again with the same
+content, or a file no source reads, launches nothing.
 
 A run records what it was launched on in its tags (`union/inputs`, and the rule date in
 `union/rule_date`). A district's run is skipped when the newest run of its partition
@@ -22,9 +25,17 @@ from pathlib import Path
 import dagster as dg
 
 from union_pipeline import districts
-from union_pipeline.assetkit.outputs import DATE_SENSITIVE, is_district_asset, latest
+from union_pipeline.assetkit.outputs import DATE_SENSITIVE, RAW_STATE, is_district_asset, latest
+from union_pipeline.ingest.files import district_files
+from union_pipeline.ingest.specs import SourceSpec, load_specs
 from union_pipeline.settings import ASSETS_DIR, PROJECT_ROOT, Settings
-from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
+from union_pipeline.warehouse.versions import (
+    LIVE_FILE,
+    digest,
+    files_state,
+    live_stat,
+    state_version,
+)
 
 INPUTS_TAG = "union/inputs"
 RULE_DATE_TAG = "union/rule_date"
@@ -48,16 +59,18 @@ def code_version() -> str:
     return sha.hexdigest()[:16]
 
 
-def _folder_state(folder: Path) -> dict[str, list[int]]:
-    """Every file under `folder` by size and modification time: a touched file counts as
-    changed (the run then compares contents and keeps what did not change)."""
-    if not folder.is_dir():
-        return {}
-    return {
-        str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+def _files_content(
+    instance: dg.DagsterInstance, sources: dict[str, SourceSpec], folder: Path, district
+) -> dict[str, str]:
+    """The content version of each staging source's files in `folder` (source name ->
+    spec), as its step takes them (`files_state`): the hashes it recorded are reused for
+    files whose size and time did not move, so only a touched file is read."""
+    out = {}
+    for name, spec in sorted(sources.items()):
+        found = latest(instance, dg.AssetKey(["staging", name]), district)
+        known = found.get(RAW_STATE) if found else None
+        out[name] = state_version(files_state(district_files(spec, folder), known))
+    return out
 
 
 def _settings_state(settings: Settings) -> dict:
@@ -79,8 +92,6 @@ def _settings_state(settings: Settings) -> dict:
 def _date_sensitive(instance: dg.DagsterInstance, code: str) -> bool:
     """Did the district's last load hold a row back for a date after the refresh date?
     Then a later day may admit it, and the day counts among the inputs."""
-    from union_pipeline.ingest.specs import load_specs
-
     for source in load_specs():
         found = latest(instance, dg.AssetKey(["staging", source]), code)
         if found is not None and found.get(DATE_SENSITIVE, False):
@@ -95,7 +106,7 @@ def district_inputs(instance: dg.DagsterInstance, settings: Settings, code: str)
         "code": code_version(),
         "district": code,
         "settings": _settings_state(settings),
-        "files": _folder_state(raw),
+        "files": _files_content(instance, load_specs(), raw, code),
     }
     if not districts.is_city_drop(settings.raw_dir):
         state["city"] = "single-district drop"  # refresh_all runs the city with it
@@ -122,7 +133,11 @@ def city_inputs(instance: dg.DagsterInstance, settings: Settings, codes: list[st
         {
             "code": code_version(),
             "settings": _settings_state(settings),
-            "targets": _folder_state(targets) if targets else {},
+            "targets": _files_content(
+                instance, {"city_targets": load_specs()["targets"]}, settings.raw_dir, None
+            )
+            if targets
+            else {},
             "districts": made,
         }
     )

@@ -529,3 +529,12 @@ def read_batches(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch
     if raw_file.path.suffix.lower() in EXCEL_SUFFIXES:
         return _read_excel(spec, raw_file)
     return _read_csv(spec, raw_file)
+
+
+def district_files(spec: SourceSpec, folder: Path) -> dict[str, Path]:
+    """The files the loader would read in one district's (or the city's) folder, by name
+    relative to it."""
+    try:
+        return {f.relative: f.path for f in discover(spec, folder)}
+    except FileError:
+        return {}  # the load itself says what is missing
