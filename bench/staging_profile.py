@@ -217,7 +217,7 @@ def one(raw: Path, source: str, outputs: Path, as_of: dt.date, profile: bool) ->
         with _timed(times, "output"):
             con.execute(
                 f"COPY staging.{source} TO '{outputs / source}.parquet' "
-                "(FORMAT parquet, COMPRESSION zstd)"
+                "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
             )
     out = {
         "source": source,

@@ -234,9 +234,11 @@ class OutputStore:
                 if isinstance(query, Path):
                     _link(query, partial / f"{name}.parquet")
                     continue
+                # zstd's fastest level: a quarter faster than DuckDB's default (3), and as
+                # small (2.6M members: 1.04 s and 107 MB against 1.38 s and 111 MB)
                 con.execute(
                     f"COPY ({query}) TO {sql_path(partial / f'{name}.parquet')} "
-                    "(FORMAT parquet, COMPRESSION zstd)"
+                    "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
                 )
             try:
                 os.rename(partial, final)
