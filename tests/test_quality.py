@@ -721,6 +721,41 @@ def test_one_gx_context_serves_every_validation(big, tmp_path):
     assert not context.validation_results_store.list_keys()
 
 
+def test_a_step_builds_its_data_docs_once_for_every_suite(big, tmp_path, monkeypatch):
+    """GX sets up its renderers anew in each build: a check step's suites are validated
+    first and their pages built in one call (DocsBatch), each page there, each suite in
+    the index, and the outcomes carrying their share of the time."""
+    from union_pipeline.quality.validate import DocsBatch, gx_context
+
+    suite = {s.table: s for s in load_suites()}["staging.members"]
+    frames = compute_frames(big, suite)
+    context = gx_context()
+    builds = []
+    original = type(context).build_data_docs
+
+    def counted(self, *args, **kwargs):
+        builds.append(kwargs.get("resource_identifiers"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(context), "build_data_docs", counted)
+    batch = DocsBatch()
+    # two validations, as of two suites: each adds its results to the batch
+    outcomes = [
+        outcome
+        for run_name in ("r1", "r2")
+        for outcome in validate(suite, frames, docs_dir=tmp_path, run_name=run_name, batch=batch)
+    ]
+    assert not builds and not (tmp_path / "index.html").exists()  # nothing before publish
+    batch.publish()
+    assert len(builds) == 1
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    pages = {outcome.page for outcome in outcomes}
+    assert len(pages) == len(outcomes) == 2 * len(suite.checks)
+    assert all(page is not None and page.exists() for page in pages)
+    assert all(outcome.gx_suite in index and outcome.seconds > 0 for outcome in outcomes)
+    assert not context.validation_results_store.list_keys()
+
+
 # ---------------------------------------------------------------- Data Docs, offline
 
 

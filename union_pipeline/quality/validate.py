@@ -252,13 +252,55 @@ def _run_one(context, suite: Suite, check: CheckDef, frame: Frame, run_id) -> tu
     return result, outcomes
 
 
+class DocsBatch:
+    """Validation results whose Data Docs pages are published together: GX builds its pages
+    in one call per site (each call sets up its renderers and templates again, which
+    cost more than a page), the index and the manifest are written once. Until
+    `publish`, the results stay in the GX context's store, which renders from it."""
+
+    def __init__(self) -> None:
+        self._sites: dict[Path, tuple[list[dict], dict[tuple, object], list[CheckOutcome]]] = {}
+
+    def add(self, docs_dir: Path, entries, results, outcomes) -> None:
+        site_entries, site_results, site_outcomes = self._sites.setdefault(
+            Path(docs_dir), ([], {}, [])
+        )
+        site_entries += entries
+        site_results.update(results)
+        site_outcomes += outcomes
+
+    def publish(self) -> None:
+        """Render every added result's page; each outcome with a page gets its share of the
+        time in `seconds`."""
+        from union_pipeline.quality.datadocs import Site
+
+        if not self._sites:  # every check stood: GX not even imported
+            return
+        with _LOCK:
+            context = gx_context()
+            for docs_dir, (entries, results, outcomes) in self._sites.items():
+                try:
+                    start = time.perf_counter()
+                    Site(docs_dir).publish(context, entries, results)
+                    share = (time.perf_counter() - start) / max(1, len(entries))
+                    for outcome in outcomes:
+                        if outcome.page is not None:
+                            outcome.seconds += share
+                finally:
+                    _forget(context, results)
+            self._sites.clear()
+
+
 def validate(
     suite: Suite,
     frames: dict[str, tuple[Frame, float]],
     docs_dir: Path | None = None,
     run_name: str | None = None,
+    batch: DocsBatch | None = None,
 ) -> list[CheckOutcome]:
-    """Validate each computed frame with GX; with docs_dir, record it in the Data Docs site."""
+    """Validate each computed frame with GX; with docs_dir, record it in the Data Docs site,
+    at once or, given a `batch`, when the batch is published (the outcomes' `seconds`
+    then get their pages' share there)."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     from union_pipeline.quality.datadocs import PageRef, Site
@@ -268,6 +310,8 @@ def validate(
     outcomes: list[CheckOutcome] = []
     entries: list[dict] = []
     results: dict[tuple, object] = {}
+    batch = batch if site is not None else None
+    handed = False  # the results to the batch, which forgets them once published
     with _LOCK:
         context = gx_context()
         try:
@@ -322,7 +366,10 @@ def validate(
                     )
                 outcome.seconds = seconds + time.perf_counter() - start
                 outcomes.append(outcome)
-            if site is not None:
+            if batch is not None:
+                batch.add(site.root, entries, results, outcomes)
+                handed = True
+            elif site is not None:
                 start = time.perf_counter()
                 site.publish(context, entries, results)
                 # the pages' share, spread over the checks that have one
@@ -331,7 +378,8 @@ def validate(
                     if outcome.page is not None:
                         outcome.seconds += share
         finally:
-            _forget(context, results)
+            if not handed:
+                _forget(context, results)
     return outcomes
 
 

@@ -14,6 +14,7 @@ with its evidence and Data Docs page, marked `union/reused` with the run that co
 (`union/made_in_run`); a failed blocking check stays failed and blocking.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from union_pipeline.assetkit.outputs import (
 from union_pipeline.assetkit.resources import WarehouseResource
 from union_pipeline.assetkit.staging import package_digest
 from union_pipeline.quality import CheckDef, Suite, load_suites
+from union_pipeline.quality.validate import DocsBatch
 from union_pipeline.settings import load_settings
 from union_pipeline.warehouse.versions import digest
 
@@ -192,10 +194,13 @@ class SuiteChecks:
         warehouse: WarehouseResource,
         stands: list[str],
         upstream: dict[dg.AssetKey, Latest | AllDistricts],
+        batch: DocsBatch,
     ):
         """The selected checks of this suite: each computed again only when what it reads
         or says changed, else its last evaluation stands (named in `stands`). `upstream`:
-        the latest of every table the step reads."""
+        the latest of every table the step reads. Yields the results that stand, and for
+        those computed again what makes their result once `batch` (their Data Docs
+        pages) is published."""
         suite, key = self.suite, self.key
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
         checks = [c for name, c in self.by_name.items() if name in selected]
@@ -224,31 +229,37 @@ class SuiteChecks:
 
         with reading(warehouse.warehouse, [upstream[k] for k in reads]) as con:
             frames = compute_frames(con, suite, todo, previous[0] if previous else None, district)
-        outcomes = validate(suite, frames, docs_dir=docs, run_name=context.run.run_id[:8])
+        outcomes = validate(
+            suite, frames, docs_dir=docs, run_name=context.run.run_id[:8], batch=batch
+        )
         for outcome in outcomes:
-            metadata = result_metadata(outcome)
-            if outcome.check.data.kind == "volume" and previous:
-                metadata["previous_refresh_run"] = dg.MetadataValue.text(previous[1])
-            failed = len(outcome.failures)
-            context.log.info(
-                f"{outcome.gx_suite}: {'passed' if outcome.passed else f'{failed} failed'} "
-                f"({outcome.note})"
-            )
-            yield dg.AssetCheckResult(
-                asset_key=key,
-                check_name=check_name(outcome.check),
-                passed=outcome.passed,
-                severity=dg.AssetCheckSeverity.ERROR
-                if outcome.check.blocking
-                else dg.AssetCheckSeverity.WARN,
-                metadata={
-                    **metadata,
-                    INPUTS: dg.MetadataValue.text(inputs[outcome.check.name]),
-                    REUSED: dg.MetadataValue.bool(False),
-                    MADE_IN_RUN: dg.MetadataValue.text(context.run.run_id),
-                },
-                description=outcome.skipped,
-            )
+            yield functools.partial(self._result, context, outcome, inputs, previous)
+
+    def _result(self, context, outcome, inputs: dict, previous) -> dg.AssetCheckResult:
+        """A check's result from its outcome (its Data Docs page published)."""
+        metadata = result_metadata(outcome)
+        if outcome.check.data.kind == "volume" and previous:
+            metadata["previous_refresh_run"] = dg.MetadataValue.text(previous[1])
+        failed = len(outcome.failures)
+        context.log.info(
+            f"{outcome.gx_suite}: {'passed' if outcome.passed else f'{failed} failed'} "
+            f"({outcome.note})"
+        )
+        return dg.AssetCheckResult(
+            asset_key=self.key,
+            check_name=check_name(outcome.check),
+            passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.ERROR
+            if outcome.check.blocking
+            else dg.AssetCheckSeverity.WARN,
+            metadata={
+                **metadata,
+                INPUTS: dg.MetadataValue.text(inputs[outcome.check.name]),
+                REUSED: dg.MetadataValue.bool(False),
+                MADE_IN_RUN: dg.MetadataValue.text(context.run.run_id),
+            },
+            description=outcome.skipped,
+        )
 
 
 @dataclass(frozen=True)
@@ -281,7 +292,7 @@ class SqlCheck:
         )
         return cls(spec, fn, (asset, *also_reads))
 
-    def run(self, context, warehouse: WarehouseResource, stands: list[str], upstream: dict):
+    def run(self, context, warehouse: WarehouseResource, stands: list[str], upstream: dict, batch):
         if self.spec.key not in context.selected_asset_check_keys:
             return
         with reading(warehouse.warehouse, [upstream[k] for k in self.reads]) as con:
@@ -317,8 +328,16 @@ def layer_checks(
     def _checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, **inputs):
         upstream = by_key(ins, inputs)
         stands: list[str] = []
-        for r in (*runs, *sql_checks):
-            yield from r.run(context, warehouse, stands, upstream)
+        # every suite validated first, then their Data Docs pages in one build (DocsBatch)
+        batch = DocsBatch()
+        made = [
+            item
+            for r in (*runs, *sql_checks)
+            for item in r.run(context, warehouse, stands, upstream, batch)
+        ]
+        batch.publish()
+        for item in made:
+            yield item() if callable(item) else item
         if stands:  # one line: every log line is an event the instance stores
             context.log.info(
                 f"tables and checks unchanged, Great Expectations not run again, the results "
