@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from union_pipeline.settings import ASSETS_DIR, ConfigError, district_override
+from union_pipeline.yamlfile import load_yaml
 
 DISTRICTS_DIR = ASSETS_DIR / "districts"
 # a district folder of a city drop is named by its administrative code (6 digits)
@@ -44,7 +43,7 @@ class City:
 
 def _read(path: Path) -> dict:
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+        return load_yaml(f) or {}
 
 
 @functools.cache

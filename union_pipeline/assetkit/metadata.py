@@ -12,9 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import yaml
 
 from union_pipeline.ingest.safety import truncate_cell_sql
+from union_pipeline.yamlfile import load_yaml
 
 PREVIEW_ROWS = 5
 # person_key is a pseudonym, not PII, but a full hash in a preview invites copy-and-join
@@ -90,7 +90,7 @@ def quarantine_rules() -> dict[str, dict]:
     """assets/quarantine_rules.yaml: rule code -> zh, en, fix_zh, fix_en."""
     from union_pipeline.settings import ASSETS_DIR
 
-    return yaml.safe_load((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
+    return load_yaml((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
 
 
 def rule_label(code: str) -> str:

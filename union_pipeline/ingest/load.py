@@ -25,9 +25,9 @@ from union_pipeline.ingest.files import (
     FIRST_CELL,
     LINE,
     discover,
-    read_batches,
     unread_files,
 )
+from union_pipeline.ingest.reading import read_batches
 from union_pipeline.ingest.specs import SourceSpec
 from union_pipeline.settings import check_pii_key
 from union_pipeline.warehouse import sql_path

@@ -16,6 +16,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 
 from union_pipeline.ingest.specs import Column, SourceSpec
+from union_pipeline.yamlfile import load_yaml
 
 BATCH_ROWS = 1_000_000
 ROW_ID = "_row_id"
@@ -24,11 +25,10 @@ ROW_ID = "_row_id"
 def _rules() -> dict[str, tuple[str, str]]:
     """Every quarantine rule: (meaning, how to fix it), in English, for messages; Chinese
     beside them in assets/quarantine_rules.yaml, the one list of rules."""
-    import yaml
 
     from union_pipeline.settings import ASSETS_DIR
 
-    data = yaml.safe_load((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((ASSETS_DIR / "quarantine_rules.yaml").read_text(encoding="utf-8"))
     return {code: (r["en"], r["fix_en"]) for code, r in data.items()}
 
 

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.yamlfile import load_yaml
 
 COLUMN_TYPES = {"text", "int", "decimal", "date", "bool", "id_number", "name", "phone"}
 PII_TYPES = {"id_number", "name", "phone"}
@@ -151,7 +150,7 @@ def _check_headers(file: str, columns: tuple[Column, ...]) -> None:
 
 
 def load_spec(path: Path) -> SourceSpec:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml(path.read_text(encoding="utf-8"))
     name = raw["name"]
     columns = tuple(_column(name, c) for c in raw["columns"])
     names = {c.name for c in columns}

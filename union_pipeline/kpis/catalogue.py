@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.yamlfile import load_yaml
 
 DEFAULT_CATALOGUE = ASSETS_DIR / "kpis.yaml"
 
@@ -21,7 +22,6 @@ COMPARATORS = (">=", "<=")
 NUMBER_STYLES = ("count", "万", "亿", "percent")
 ROUNDINGS = ("half_up", "down_yu")
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELDS = {
     "code", "name_zh", "name_en", "unit", "kind", "definition", "street", "rows", "where",
@@ -113,7 +113,7 @@ def load_catalogue(path: str | Path | None = None) -> list[Kpi]:
 def _load(path: str, mtime_ns: int) -> tuple[Kpi, ...]:
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.load(f, Loader=_YAML_LOADER)
+            doc = load_yaml(f)
     except OSError as err:
         raise CatalogueError(f"{path}: cannot read the KPI catalogue: {err}") from err
     except yaml.YAMLError as err:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.yamlfile import load_yaml
 
 EXPECTATIONS_DIR = ASSETS_DIR / "expectations"
 SEVERITIES = ("error", "warn")
@@ -221,7 +222,7 @@ def _expectations(where: str, raw) -> tuple[ExpectationDef, ...]:
 
 def load_suite(path: Path) -> Suite:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise QualityError(f"{path.name}: not valid YAML: {err}") from err
     if not isinstance(raw, dict) or not isinstance(raw.get("checks"), dict):

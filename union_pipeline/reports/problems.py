@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pandas as pd
 import xlsxwriter
-import yaml
 
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.reports.theme import Theme, load_theme
@@ -41,6 +40,7 @@ from union_pipeline.reports.workbook import (
     sheet_title,
 )
 from union_pipeline.settings import ASSETS_DIR
+from union_pipeline.yamlfile import load_yaml
 
 RULES_FILE = ASSETS_DIR / "quarantine_rules.yaml"
 UNION_COLUMN = "union_id"
@@ -62,7 +62,7 @@ CONSTANT_MEMORY_ROWS = 20_000  # past this, rows go to disk as written (a provin
 
 def load_rules(path: Path = RULES_FILE) -> dict[str, dict]:
     """rule code -> {zh, en, fix_zh, fix_en}."""
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return load_yaml(Path(path).read_text(encoding="utf-8"))
 
 
 def safe_file_stem(text: str, limit: int = NAME_LIMIT) -> str:

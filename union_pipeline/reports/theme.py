@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import yaml
 
 from union_pipeline.settings import ASSETS_DIR, report_lang
+from union_pipeline.yamlfile import load_yaml
 
 DEFAULT_THEME = ASSETS_DIR / "theme.yaml"
 LANGS = ("zh", "en")
@@ -269,7 +270,7 @@ def load_theme(path: str | Path | None = None, lang: str | None = None) -> Theme
     path = Path(path) if path is not None else DEFAULT_THEME
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            doc = load_yaml(f)
     except OSError as err:
         raise ThemeError(f"{path}: cannot read the theme: {err}") from err
     except yaml.YAMLError as err:

@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from union_pipeline import districts
 from union_pipeline.assetkit.io import by_key, table_ins
@@ -32,6 +31,7 @@ from union_pipeline.kpis import describe
 from union_pipeline.settings import ASSETS_DIR, city_detail_rows
 from union_pipeline.warehouse import Start, sql_path
 from union_pipeline.warehouse.versions import LIVE_FILE, digest, live_stat
+from union_pipeline.yamlfile import load_yaml
 
 # what the live file was composed of: table -> its output file(s)
 SOURCES = "union/published_from"
@@ -108,7 +108,7 @@ def mart_column_comments() -> dict[tuple[str, str], str]:
             if column.strip() and text.strip():
                 out[(f"marts.{path.stem}", column.strip())] = text.strip()
     with open(MARTS_DIR / "columns.yaml", encoding="utf-8") as f:
-        for table, columns in (yaml.safe_load(f) or {}).items():
+        for table, columns in (load_yaml(f) or {}).items():
             out.update({(table, column): text for column, text in columns.items()})
     return out
 
