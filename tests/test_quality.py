@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.drops import id_number, write_csv
 from tests.runs import materializations, with_district
 from union_pipeline.assetkit.outputs import INPUTS, MADE_IN_RUN, REUSED, latest, output_metadata
 from union_pipeline.definitions import defs
-from union_pipeline.defs.quality.checks import reusable_result, suite_checks
+from union_pipeline.defs.quality.checks import layer_checks, reusable_result, suite_checks
 from union_pipeline.ingest.specs import load_specs
 from union_pipeline.quality import QualityError, load_suites
 from union_pipeline.quality.frames import compute_frame
@@ -252,16 +253,17 @@ def refresh(raw: Path, monkeypatch, instance, definitions=None):
     )
 
 
-def run_checks_alone(instance, asset: str):
-    """Run the gx checks of one asset by themselves: they read its latest output."""
-    key = dg.AssetKey(asset.split("/"))
+def run_checks_alone(instance, *assets: str, definitions=None):
+    """Run the gx checks of these assets by themselves: they read their latest outputs."""
+    definitions = definitions or defs()
+    wanted = {dg.AssetKey(asset.split("/")) for asset in assets}
     keys = [
         k
-        for k in defs().resolve_asset_graph().asset_check_keys
-        if k.asset_key == key and k.name.startswith("gx_")
+        for k in definitions.resolve_asset_graph().asset_check_keys
+        if k.asset_key in wanted and k.name.startswith("gx_")
     ]
     job = dg.define_asset_job("gx_only", selection=dg.AssetSelection.checks(*keys))
-    merged = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job]))
+    merged = dg.Definitions.merge(definitions, dg.Definitions(jobs=[job]))
     # a checks-only job has no asset to take the partitions from: the run's tag says which
     return merged.resolve_job_def("gx_only").execute_in_process(
         instance=instance,
@@ -477,6 +479,38 @@ checks:
     (outcome,) = validate(suite, compute_frames(big, suite))
     assert not outcome.passed
     assert outcome.failures[0].error and "join_dat" in outcome.failures[0].error
+
+
+def test_a_check_changed_in_the_process_is_validated_as_it_now_reads(tmp_path):
+    """GX's definition of a check is made once per process, while the check stays as it
+    is written: a changed check (same name) is validated as changed, and back again."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.members AS SELECT range AS birth_year FROM range(1950, 2000)")
+
+    def suite_with(lowest: int):
+        path = tmp_path / str(lowest) / "staging.members.yaml"
+        path.parent.mkdir()
+        path.write_text(
+            f"""table: staging.members
+checks:
+  born_after:
+    severity: warn
+    data: {{extremes_of: [birth_year]}}
+    expect:
+      - expect_column_min_to_be_between: {{column: birth_year, min_value: {lowest}}}
+""",
+            encoding="utf-8",
+        )
+        return load_suite(path)
+
+    strict, lax = suite_with(1960), suite_with(1900)
+    for suite, passes in ((strict, False), (lax, True), (strict, False), (strict, False)):
+        (outcome,) = validate(suite, compute_frames(con, suite), docs_dir=tmp_path / "docs")
+        assert outcome.passed is passes
+    manifest = json.loads((tmp_path / "docs" / "gx" / "docs-manifest.json").read_text())
+    results = manifest["suites"]["staging.members.born_after"]["results"]
+    assert [r["success"] for r in results] == [False, False, True, False]  # newest first
 
 
 # ---------------------------------------------------------------- in Dagster, for real
@@ -696,6 +730,83 @@ def test_a_failed_blocking_result_is_reused_as_failed(steady, env, instance):
         )
         is None
     )
+
+
+def test_a_check_step_publishes_its_suites_pages_in_one_build(steady, env, instance, monkeypatch):
+    from union_pipeline.quality.validate import gx_context
+
+    site = env / "exports" / "data_docs"
+    shutil.rmtree(site)  # no page to link: every check is validated again
+    context = gx_context()
+    build, builds = context.build_data_docs, []
+
+    def counted(*args, **kwargs):
+        builds.append(kwargs)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(context, "build_data_docs", counted)
+    # two tables' suites in one step (staging_checks)
+    result = run_checks_alone(instance, "staging/members", "staging/unions")
+    assert result.success
+    checks = gx_evaluations(result)
+    assert {k.split(":")[0] for k in checks} == {"staging/members", "staging/unions"}
+    assert len(builds) == 1, "one Data Docs build for the step's suites"
+    manifest = json.loads((site / "gx" / "docs-manifest.json").read_text(encoding="utf-8"))
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for name, e in checks.items():
+        assert not reused(e) and e.passed, name
+        assert (env / "exports" / text(e, "validation_result")).is_file(), name
+        assert (env / "exports" / text(e, "data_docs")) == site / "index.html"
+        suite = text(e, "expectation_suite")
+        assert len(manifest["suites"][suite]["results"]) == 1
+        assert f'data-suite="{suite}"' in index
+        assert float(text(e, "seconds")) > 0
+
+
+def test_a_suite_that_cannot_be_validated_fails_its_step_after_the_others_report(
+    steady, env, instance, tmp_path
+):
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "staging.unions.yaml").write_text(
+        """table: staging.unions
+title: fine
+checks:
+  streets_named:
+    severity: warn
+    description: every union has a street
+    data: {distinct_of: [street]}
+    expect:
+      - expect_column_values_to_not_be_null: {column: street}
+""",
+        encoding="utf-8",
+    )
+    (suites / "staging.members.yaml").write_text(
+        """table: staging.members
+title: broken
+checks:
+  no_such_expectation:
+    severity: warn
+    description: an expectation GX does not have
+    data: {distinct_of: [gender]}
+    expect:
+      - expect_column_values_to_be_lovely: {column: gender}
+""",
+        encoding="utf-8",
+    )
+    fine, broken = (load_suite(suites / f"staging.{t}.yaml") for t in ("unions", "members"))
+    step = layer_checks("two_suites", "a fine suite, then a broken one", [fine, broken])
+    both = dg.Definitions.merge(defs(), dg.Definitions(asset_checks=[step]))
+    result = run_checks_alone(instance, "staging/unions", "staging/members", definitions=both)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "two_suites")
+    assert "not a GX expectation" in str(failure.event_specific_data.error)
+    # the suite validated before it reports, its page published
+    checks = evaluations(result)
+    assert "staging/members:gx_no_such_expectation" not in checks
+    fine_check = checks["staging/unions:gx_streets_named"]
+    assert fine_check.passed
+    assert (env / "exports" / text(fine_check, "validation_result")).is_file()
 
 
 def members_keys_check():

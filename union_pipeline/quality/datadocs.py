@@ -97,9 +97,9 @@ def make_offline(page: Path, root: Path) -> None:
 class Site:
     """The Data Docs site in `root`, built by the process's GX context (`gx_context`).
 
-    GX renders the pages (`build_data_docs`, one call per validated table); the results
-    are kept as JSON under gx/ (the site's source, bounded by KEEP_RESULTS per suite), the
-    index is ours.
+    GX renders the pages (`build_data_docs`, one call per check step: `validate.DocsBatch`);
+    the results are kept as JSON under gx/ (the site's source, bounded by KEEP_RESULTS per
+    suite), the index is ours.
     """
 
     def __init__(self, root: Path):

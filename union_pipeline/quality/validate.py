@@ -201,31 +201,48 @@ def _data_asset(context, name: str):
     )
 
 
-def _run_one(context, suite: Suite, check: CheckDef, frame: Frame, run_id) -> tuple:
+# Each check's GX validation definition (with its suite and batch definition), made once
+# per process while the check stays as written: GX saves them on every add_or_update, which
+# costs as much as validating a small frame, and a city's refresh validates the same checks
+# for each district in one process. Keyed by GX suite name: a changed check replaces its
+# entry, as it replaces the suite in GX's store.
+_DEFINITIONS: dict[str, tuple[CheckDef, object]] = {}
+
+
+def _definition(context, suite: Suite, check: CheckDef):
     import great_expectations as gx
 
     name = suite.gx_suite_name(check)
+    known = _DEFINITIONS.get(name)
+    if known is not None and known[0] == check:
+        return known[1]
     where = f"{suite.path.name}: check {check.name}"
     expectations = [_gx_expectation(e, i, where) for i, e in enumerate(check.expectations)]
-    gx_suite = context.suites.add_or_update(
-        gx.ExpectationSuite(
-            name=name,
-            expectations=expectations,
-            meta={
-                "notes": {
-                    "format": "markdown",
-                    "content": [
-                        f"**{check.severity}** — {check.description}",
-                        f"GX validates: {check.data.describe()}.",
-                        *([f"```sql\n{check.data.sql}\n```"] if check.data.sql else []),
-                    ],
-                }
-            },
-        )
+    gx_suite = gx.ExpectationSuite(
+        name=name,
+        expectations=expectations,
+        meta={
+            "notes": {
+                "format": "markdown",
+                "content": [
+                    f"**{check.severity}** — {check.description}",
+                    f"GX validates: {check.data.describe()}.",
+                    *([f"```sql\n{check.data.sql}\n```"] if check.data.sql else []),
+                ],
+            }
+        },
     )
+    # GX's add_or_update of a validation definition saves its suite too
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=name, data=_data_asset(context, name), suite=gx_suite)
     )
+    _DEFINITIONS[name] = (check, definition)
+    return definition
+
+
+def _run_one(context, suite: Suite, check: CheckDef, frame: Frame, run_id) -> tuple:
+    where = f"{suite.path.name}: check {check.name}"
+    definition = _definition(context, suite, check)
     result = definition.run(
         batch_parameters={"dataframe": frame.df}, result_format=RESULT_FORMAT, run_id=run_id
     )

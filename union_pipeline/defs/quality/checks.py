@@ -330,14 +330,17 @@ def layer_checks(
         stands: list[str] = []
         # every suite validated first, then their Data Docs pages in one build (DocsBatch)
         batch = DocsBatch()
-        made = [
-            item
-            for r in (*runs, *sql_checks)
-            for item in r.run(context, warehouse, stands, upstream, batch)
-        ]
+        made, failed = [], None
+        try:
+            for r in (*runs, *sql_checks):
+                made.extend(r.run(context, warehouse, stands, upstream, batch))
+        except Exception as err:  # the checks before it still report, with their pages
+            failed = err
         batch.publish()
         for item in made:
             yield item() if callable(item) else item
+        if failed is not None:
+            raise failed
         if stands:  # one line: every log line is an event the instance stores
             context.log.info(
                 f"tables and checks unchanged, Great Expectations not run again, the results "
