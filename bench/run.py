@@ -164,12 +164,16 @@ def _generate(raw: Path, scale: float) -> None:
     )
 
 
+def _update_file(raw: Path) -> Path:
+    return raw / "members" / "zz-bench-update.csv"
+
+
 def _new_members_file(raw: Path) -> Path:
     """An update export: the first rows of an existing members file, as a later file."""
     source = sorted((raw / "members").glob("*.csv"))[0]
     with open(source, "rb") as f:
         lines = f.read().splitlines(keepends=True)
-    target = raw / "members" / "zz-bench-update.csv"
+    target = _update_file(raw)
     target.write_bytes(b"".join(lines[: 1 + min(5000, len(lines) - 1)]))
     return target
 
@@ -178,6 +182,9 @@ def bench_scale(scale: float, workdir: Path) -> dict:
     work = workdir / f"scale-{scale:g}"
     raw = work / "raw"
     _generate(raw, scale)
+    # the update file of a benchmark that was stopped: the refresh would take it as part
+    # of the drop, and the same file written again later as no change (its content)
+    _update_file(raw).unlink(missing_ok=True)
     size = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file())
     for leftover in ("warehouse", "home", "exports", "floor.duckdb"):
         path = work / leftover
