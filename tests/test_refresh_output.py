@@ -105,3 +105,23 @@ def test_verbose_prints_dagsters_events(refreshes):
     assert done.returncode == 1
     assert "DEBUG" in done.stderr and "STEP_FAILURE" in done.stderr
     assert done.stdout.splitlines()[-1].startswith("FAILED refresh_all 330211: staging/members")
+
+
+def test_the_export_browsers_own_complaints_go_to_the_log_not_the_terminal(tmp_path, capsys):
+    """choreographer logs a message cut short as Chromium closes at exit ("JSONError
+    decoding message. Ignoring", with its traceback): Python would print it on the
+    terminal, after the refresh's last line."""
+    import logging
+
+    from union_pipeline.refresh import _libraries_logged_to
+
+    log_file = tmp_path / "refresh.log"
+    with open(log_file, "a", encoding="utf-8") as log, _libraries_logged_to(log):
+        try:
+            raise RuntimeError("cut short")
+        except RuntimeError:
+            logging.getLogger("choreographer.channels.pipe").exception("JSONError decoding")
+    out = capsys.readouterr()
+    assert "JSONError" not in out.out + out.err
+    assert "JSONError decoding" in log_file.read_text(encoding="utf-8")
+    assert logging.getLogger("choreographer").propagate  # as it was, after the refresh

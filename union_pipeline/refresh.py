@@ -18,6 +18,7 @@ the terminal too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -336,6 +337,31 @@ def _say_stands(job_name: str, code: str | None, run: dg.DagsterRun, started: fl
     )
 
 
+# the export browser's libraries log troubles of their own, such as a message cut short as
+# Chromium closes at exit ("JSONError decoding message. Ignoring"): the log file's, not
+# the console's
+BROWSER_LOGGERS = ("choreographer", "kaleido")
+
+
+@contextlib.contextmanager
+def _libraries_logged_to(log):
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in BROWSER_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        render = sys.modules.get("union_pipeline.reports.render")
+        if render is not None:  # closed while its libraries still log to the file
+            render.stop_server()
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.propagate = True
+
+
 def _open_log(instance) -> tuple[Path, object]:
     folder = Path(instance.root_directory) / "logs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -422,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: dict[str, None] = {}
     with dg.DagsterInstance.get() as instance:
         log_path, log = _open_log(instance)
-        with log:
+        with log, _libraries_logged_to(log):
             # imported after the warnings filter: the jobs' module warns about Dagster's APIs
             from union_pipeline.defs.automation.jobs import add_districts
 
