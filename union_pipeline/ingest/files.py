@@ -100,7 +100,7 @@ def _is_export(spec: SourceSpec, path: Path) -> bool:
     encodings = ("utf-16",) if head.startswith(UTF16_BOMS) else ("utf-8-sig", "gb18030")
     for encoding in encodings:
         lines = head.decode(encoding, "replace").splitlines(keepends=True)
-        if _sniff(spec, lines[:HEADER_SEARCH_ROWS])[2] is not None:
+        if sniff(spec, lines[:HEADER_SEARCH_ROWS])[2] is not None:
             return True
     return False
 
@@ -268,7 +268,7 @@ def find_header(spec: SourceSpec, rows: list[list]) -> int | None:
     return scores.index(best)
 
 
-def _canonical_names(spec: SourceSpec, raw_file: RawFile, headers: list) -> list[str]:
+def canonical_names(spec: SourceSpec, raw_file: RawFile, headers: list) -> list[str]:
     lookup = _header_lookup(spec)
     names, seen = [], {}
     for i, header in enumerate(headers):
@@ -306,7 +306,7 @@ def _where(raw_file: RawFile) -> str:
     return f"{sheet}, header row {row}" if row and row > 1 else sheet
 
 
-def _no_header(spec: SourceSpec, raw_file: RawFile, what: str) -> FileError:
+def no_header(spec: SourceSpec, raw_file: RawFile, what: str) -> FileError:
     return FileError(
         f"{raw_file.relative}: no header row found in the first {HEADER_SEARCH_ROWS} rows of "
         f"{what}; expected a row with the headers {expected_headers(spec)} (or the canonical "
@@ -317,7 +317,7 @@ def _no_header(spec: SourceSpec, raw_file: RawFile, what: str) -> FileError:
 # ----------------------------------------------------------------------- header rows
 
 
-def _head_lines(raw_file: RawFile, encoding: str) -> list[str]:
+def head_lines(raw_file: RawFile, encoding: str) -> list[str]:
     try:
         with open(raw_file.path, encoding=encoding, newline="") as f:
             return list(islice(f, HEADER_SEARCH_ROWS))
@@ -330,7 +330,7 @@ def _split(lines: list[str], delimiter: str) -> list[list[str]]:
     return [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
 
 
-def _sniff(spec: SourceSpec, lines: list[str]) -> tuple[str, list[list[str]], int | None]:
+def sniff(spec: SourceSpec, lines: list[str]) -> tuple[str, list[list[str]], int | None]:
     """(delimiter, head rows, header index): the delimiter under which a header row holds
     the most known headers. Offices save tab-separated text as .csv, and Europe-minded
     tools use semicolons; the comma wins ties."""

@@ -25,12 +25,12 @@ from union_pipeline.ingest.files import (
     LINE,
     FileError,
     RawFile,
-    _canonical_names,
-    _head_lines,
-    _no_header,
-    _sniff,
+    canonical_names,
     detect_encoding,
     find_header,
+    head_lines,
+    no_header,
+    sniff,
     undecodable,
 )
 from union_pipeline.ingest.specs import SourceSpec
@@ -62,16 +62,16 @@ _DELIMITER_NAMES = {"\t": "tab", ";": "semicolon", "|": "bar"}
 def _read_csv(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]:
     encoding = detect_encoding(raw_file.path, raw_file.relative)
     raw_file.encoding = encoding
-    head_text = _head_lines(raw_file, encoding)
+    head_text = head_lines(raw_file, encoding)
     if not any(line.strip(" \t\r\n,;|") for line in head_text):
         raise FileError(f"{raw_file.relative}: the file is empty (no header row)")
-    delimiter, head, index = _sniff(spec, head_text)
+    delimiter, head, index = sniff(spec, head_text)
     if index is None:
-        raise _no_header(spec, raw_file, "the file")
+        raise no_header(spec, raw_file, "the file")
     raw_file.header_row = index + 1
     if delimiter != ",":
         raw_file.encoding = f"{encoding}, {_DELIMITER_NAMES[delimiter]}-separated"
-    names = _canonical_names(spec, raw_file, head[index])
+    names = canonical_names(spec, raw_file, head[index])
     blank_lines: list[int] = []
     bad_rows = []
 
@@ -151,7 +151,7 @@ def _read_excel(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]
         raise FileError(f"{raw_file.relative}: not a readable {kind} workbook: {problem}") from err
     if not sheets:
         which = "any sheet" if len(book.sheet_names) > 1 else "the sheet"
-        raise _no_header(spec, raw_file, which)
+        raise no_header(spec, raw_file, which)
     if len(sheets) > 1:
         both = ", ".join(s[0] for s in sheets)
         raise FileError(
@@ -161,7 +161,7 @@ def _read_excel(spec: SourceSpec, raw_file: RawFile) -> Iterator[pa.RecordBatch]
     raw_file.sheet, index, table = sheets[0]
     raw_file.header_row = index + 1  # counted from the sheet's first non-empty row
     headers = [None if v is None else str(v) for v in table.slice(index, 1).to_pylist()[0].values()]
-    names = _canonical_names(spec, raw_file, headers)
+    names = canonical_names(spec, raw_file, headers)
     table = _mark_stored_numbers(spec, book, book.sheet_names.index(raw_file.sheet), table, names)
     body = table.slice(index + 1)
     for start in range(0, body.num_rows, 1_000_000):

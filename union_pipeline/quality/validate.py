@@ -327,7 +327,9 @@ def validate(
     outcomes: list[CheckOutcome] = []
     entries: list[dict] = []
     results: dict[tuple, object] = {}
-    batch = batch if site is not None else None
+    # without a batch of the caller's, the pages are published by one of this call's
+    own = batch is None and site is not None
+    batch = (DocsBatch() if own else batch) if site is not None else None
     handed = False  # the results to the batch, which forgets them once published
     with _LOCK:
         context = gx_context()
@@ -386,17 +388,11 @@ def validate(
             if batch is not None:
                 batch.add(site.root, entries, results, outcomes)
                 handed = True
-            elif site is not None:
-                start = time.perf_counter()
-                site.publish(context, entries, results)
-                # the pages' share, spread over the checks that have one
-                share = (time.perf_counter() - start) / max(1, len(entries))
-                for outcome in outcomes:
-                    if outcome.page is not None:
-                        outcome.seconds += share
         finally:
             if not handed:
                 _forget(context, results)
+    if own:
+        batch.publish()
     return outcomes
 
 

@@ -293,6 +293,7 @@ class SqlCheck:
         return cls(spec, fn, (asset, *also_reads))
 
     def run(self, context, warehouse: WarehouseResource, stands: list[str], upstream: dict, batch):
+        # `batch`: as a suite's run takes it; a SQL check has no Data Docs page
         if self.spec.key not in context.selected_asset_check_keys:
             return
         with reading(warehouse.warehouse, [upstream[k] for k in self.reads]) as con:

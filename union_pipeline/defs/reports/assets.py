@@ -252,7 +252,7 @@ def start_charts(
             REPORTS_CODE, THEME, theme.lang, theme.organisation, str(paths.root), records
         )
         folder = store.outputs.folder("reports", name, version)
-        previous = latest(context.instance, CHART_KEYS[name], district)
+        previous = last[name]
         files = _exported(paths, records) + list(_pages(folder, records).values())
         fresh = stands(previous, version, files=files) and bool(previous.get(CHART_FILE))
         plans.append((name, records, version, folder, previous if fresh else None))
